@@ -1,0 +1,114 @@
+//! The Internet checksum (RFC 1071) and the IPv4/IPv6 pseudo-headers (RFC 768, RFC 8200 §8.1).
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::IpProtocol;
+
+/// Adds `data` to a running one's-complement sum of 16-bit big-endian words (not yet folded).
+///
+/// An odd trailing byte is padded with zero, as RFC 1071 says.
+pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for pair in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(u16::from_be_bytes([*last, 0]));
+    }
+    // One fold keeps the running sum small enough to chain many calls: a call adds at most
+    // 32,768 words of 0xffff for a 64 KiB slice, well inside u32.
+    (sum & 0xffff) + (sum >> 16)
+}
+
+/// Folds a running sum to 16 bits and complements it: the value that goes on the wire.
+pub fn finish(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // The fold above leaves at most 16 significant bits.
+    #[expect(clippy::cast_possible_truncation, reason = "sum was folded to 16 bits")]
+    let folded = sum as u16;
+    !folded
+}
+
+/// The checksum of `data` alone (IPv4 header, ICMP).
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(accumulate(0, data))
+}
+
+/// The running sum of the IPv4 pseudo-header for an upper-layer packet of `length` bytes.
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, length: u32) -> u32 {
+    let mut sum = accumulate(0, &src.octets());
+    sum = accumulate(sum, &dst.octets());
+    sum += u32::from(protocol.0);
+    sum + (length >> 16) + (length & 0xffff)
+}
+
+/// The running sum of the IPv6 pseudo-header for an upper-layer packet of `length` bytes.
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: IpProtocol, length: u32) -> u32 {
+    let mut sum = accumulate(0, &src.octets());
+    sum = accumulate(sum, &dst.octets());
+    sum += u32::from(next_header.0);
+    sum + (length >> 16) + (length & 0xffff)
+}
+
+/// The addresses of the IP header that carries an upper-layer packet (UDP, TCP, ICMPv6), for
+/// the pseudo-header its checksum covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PseudoHeader {
+    /// Carried by IPv4.
+    V4 {
+        /// Source address.
+        src: Ipv4Addr,
+        /// Destination address.
+        dst: Ipv4Addr,
+    },
+    /// Carried by IPv6.
+    V6 {
+        /// Source address.
+        src: Ipv6Addr,
+        /// Destination address.
+        dst: Ipv6Addr,
+    },
+}
+
+impl PseudoHeader {
+    /// The running sum of this pseudo-header for an upper-layer packet of `length` bytes.
+    pub fn sum(&self, protocol: IpProtocol, length: u32) -> u32 {
+        match *self {
+            Self::V4 { src, dst } => pseudo_header_v4(src, dst, protocol, length),
+            Self::V6 { src, dst } => pseudo_header_v6(src, dst, protocol, length),
+        }
+    }
+
+    /// True for IPv4, where a zero UDP checksum means "none".
+    pub const fn is_v4(&self) -> bool {
+        matches!(self, Self::V4 { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2 (before complement).
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+    }
+
+    #[test]
+    fn data_with_its_checksum_sums_to_zero() {
+        let mut data = vec![0x45, 0x00, 0x00, 0x54, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0, 0];
+        data.extend_from_slice(&[10, 0, 5, 7, 10, 0, 5, 2]);
+        let sum = checksum(&data);
+        data[10..12].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(checksum(&data), 0);
+    }
+}
