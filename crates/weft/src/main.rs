@@ -1,2 +1,48 @@
-//! The `weft` binary.
-fn main() {}
+//! `weft`: the single binary of weft (multi-tenant network virtualization).
+//!
+//! Subcommands arrive with the crates that implement them; today: `weft decode`.
+
+mod decode;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// weft: multi-tenant network virtualization for data centres.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print every packet of a pcap or pcapng file on one line, outer headers to inner.
+    Decode {
+        /// The capture to read (pcap or pcapng; Ethernet, Linux cooked or raw IP link types).
+        file: PathBuf,
+        /// Also read this UDP destination port as VXLAN (4789 always is).
+        #[arg(long, value_name = "PORT")]
+        vxlan_port: Option<u16>,
+    },
+}
+
+/// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage (clap).
+const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode { file, vxlan_port } => {
+            decode::run(&file, vxlan_port, &mut std::io::stdout().lock())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("weft: {err:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

@@ -106,8 +106,13 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_strings() {
-        for bad in ["", "fa:16:3e:0a:bc", "fa:16:3e:0a:bc:01:02", "fa:16:3e:0a:bc:zz", "fa::3e:0a:bc:01"]
-        {
+        for bad in [
+            "",
+            "fa:16:3e:0a:bc",
+            "fa:16:3e:0a:bc:01:02",
+            "fa:16:3e:0a:bc:zz",
+            "fa::3e:0a:bc:01",
+        ] {
             assert_eq!(bad.parse::<MacAddr>(), Err(ParseMacError), "{bad}");
         }
     }

@@ -100,12 +100,17 @@ mod tests {
 
     #[test]
     fn odd_length_pads_with_zero() {
-        assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+        assert_eq!(
+            checksum(&[0x12, 0x34, 0x56]),
+            checksum(&[0x12, 0x34, 0x56, 0x00])
+        );
     }
 
     #[test]
     fn data_with_its_checksum_sums_to_zero() {
-        let mut data = vec![0x45, 0x00, 0x00, 0x54, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0, 0];
+        let mut data = vec![
+            0x45, 0x00, 0x00, 0x54, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x01, 0, 0,
+        ];
         data.extend_from_slice(&[10, 0, 5, 7, 10, 0, 5, 2]);
         let sum = checksum(&data);
         data[10..12].copy_from_slice(&sum.to_be_bytes());

@@ -66,7 +66,11 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Checks that the buffer holds a whole header, so no accessor can panic.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     /// Returns the underlying buffer.
@@ -148,7 +152,11 @@ impl Repr {
     /// Reads the header of a frame.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(frame: &Frame<&T>) -> Result<Self> {
         frame.check_len()?;
-        Ok(Self { src_addr: frame.src_addr(), dst_addr: frame.dst_addr(), ethertype: frame.ethertype() })
+        Ok(Self {
+            src_addr: frame.src_addr(),
+            dst_addr: frame.dst_addr(),
+            ethertype: frame.ethertype(),
+        })
     }
 
     /// The number of bytes `emit` writes.
@@ -204,7 +212,10 @@ mod tests {
     fn test_deconstruct() {
         let frame = Frame::new_checked(&FRAME_BYTES[..]).unwrap();
         assert_eq!(frame.dst_addr(), MacAddr::BROADCAST);
-        assert_eq!(frame.src_addr(), MacAddr([0xfa, 0x16, 0x3e, 0x0a, 0xbc, 0x01]));
+        assert_eq!(
+            frame.src_addr(),
+            MacAddr([0xfa, 0x16, 0x3e, 0x0a, 0xbc, 0x01])
+        );
         assert_eq!(frame.ethertype(), EtherType::ARP);
         assert_eq!(frame.payload(), &[0xaa, 0xbb, 0xcc, 0xdd]);
     }
@@ -216,7 +227,9 @@ mod tests {
         frame.set_dst_addr(MacAddr::BROADCAST);
         frame.set_src_addr(MacAddr([0xfa, 0x16, 0x3e, 0x0a, 0xbc, 0x01]));
         frame.set_ethertype(EtherType::ARP);
-        frame.payload_mut().copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
+        frame
+            .payload_mut()
+            .copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(bytes, FRAME_BYTES);
     }
 
@@ -236,7 +249,10 @@ mod tests {
 
     #[test]
     fn test_truncated() {
-        assert_eq!(Frame::new_checked(&FRAME_BYTES[..13]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Frame::new_checked(&FRAME_BYTES[..13]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]

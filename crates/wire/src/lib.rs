@@ -56,7 +56,11 @@ impl Vni {
 
     /// A VNI from a number, `None` if it does not fit in 24 bits.
     pub const fn new(value: u32) -> Option<Self> {
-        if value <= Self::MAX { Some(Self(value)) } else { None }
+        if value <= Self::MAX {
+            Some(Self(value))
+        } else {
+            None
+        }
     }
 
     /// A VNI from the low 24 bits of `value` (the upper 8 are dropped).

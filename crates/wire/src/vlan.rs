@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use crate::{EtherType, Error, Result, ethernet};
+use crate::{Error, EtherType, Result, ethernet};
 
 mod field {
     use crate::{Field, Rest};
@@ -44,7 +44,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks that the buffer holds a whole tag, so no accessor can panic.
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     /// Returns the underlying buffer.
@@ -119,7 +123,12 @@ impl Repr {
     /// Reads a tag.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Self> {
         packet.check_len()?;
-        Ok(Self { pcp: packet.pcp(), dei: packet.dei(), vid: packet.vid(), ethertype: packet.ethertype() })
+        Ok(Self {
+            pcp: packet.pcp(),
+            dei: packet.dei(),
+            vid: packet.vid(),
+            ethertype: packet.ethertype(),
+        })
     }
 
     /// The number of bytes `emit` writes.
@@ -289,7 +298,15 @@ mod tests {
     #[test]
     fn test_parse_emit() {
         let repr = Repr::parse(&Packet::new_checked(&QINQ[18..]).unwrap()).unwrap();
-        assert_eq!(repr, Repr { pcp: 0, dei: true, vid: 200, ethertype: EtherType::IPV4 });
+        assert_eq!(
+            repr,
+            Repr {
+                pcp: 0,
+                dei: true,
+                vid: 200,
+                ethertype: EtherType::IPV4
+            }
+        );
         let mut bytes = [0xa5; 4];
         repr.emit(&mut Packet::new_unchecked(&mut bytes[..]));
         assert_eq!(bytes, QINQ[18..22]);
@@ -316,7 +333,10 @@ mod tests {
     #[test]
     fn test_truncated() {
         assert_eq!(TagStack::parse(&QINQ[..20]).unwrap_err(), Error::Truncated);
-        assert_eq!(Packet::new_checked(&QINQ[..3]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&QINQ[..3]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]
@@ -332,8 +352,14 @@ mod tests {
         assert_eq!(eth.src_addr(), MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]));
         assert_eq!(eth.ethertype(), EtherType::VLAN);
         let (start, tag) = pop_tag(&mut buffer, 0).unwrap();
-        assert_eq!((start, tag.repr.vid, tag.repr.ethertype), (4, 5, EtherType::ARP));
+        assert_eq!(
+            (start, tag.repr.vid, tag.repr.ethertype),
+            (4, 5, EtherType::ARP)
+        );
         assert_eq!(buffer[4..], original[..]);
-        assert_eq!(push_tag(&mut buffer, 3, EtherType::VLAN, 5), Err(Error::NoRoom));
+        assert_eq!(
+            push_tag(&mut buffer, 3, EtherType::VLAN, 5),
+            Err(Error::NoRoom)
+        );
     }
 }

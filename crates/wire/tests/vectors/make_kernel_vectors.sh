@@ -9,7 +9,8 @@
 #   kernel_plain.pcap       untunnelled Ethernet/ARP/IPv4/ICMP between two
 #                           namespaces, plus one ping with the IPv4 Record
 #                           Route option (ping -R)
-# then (if /work/main/.venv or $PYTHON has scapy) regenerates MANIFEST.md and
+# and kernel_capture_env.txt (kernel/tool versions used), then (if the
+# repository's .venv or $PYTHON has scapy) regenerates MANIFEST.md and
 # manifest.json via make_manifest.py, since the kernel picks UDP source ports,
 # IP ids and ICMP ids that change from run to run.
 #
@@ -180,11 +181,18 @@ ip netns del wv-p1; ip netns del wv-p2
 ###########################################################################
 # Manifest (reads every pcap back; kernel-chosen values change per run)
 ###########################################################################
+{
+    echo "kernel: $(uname -sr)"
+    echo "iproute2: $(ip -V)"
+    echo "tcpdump: $(tcpdump --version 2>&1 | head -n 1)"
+    echo "$(tcpdump --version 2>&1 | sed -n 2p)"
+    echo "ping: $(ping -V 2>&1 | head -n 1)"
+} > "$OUT/kernel_capture_env.txt"
+
+# Python with scapy: $PYTHON, else the repository's .venv (four levels up).
 PYTHON="${PYTHON:-}"
-if [[ -z "$PYTHON" ]]; then
-    for cand in "$OUT/../../../../.venv/bin/python" /work/main/.venv/bin/python; do
-        [[ -x "$cand" ]] && { PYTHON="$cand"; break; }
-    done
+if [[ -z "$PYTHON" && -x "$OUT/../../../../.venv/bin/python" ]]; then
+    PYTHON="$OUT/../../../../.venv/bin/python"
 fi
 if [[ -n "$PYTHON" ]] && "$PYTHON" -c 'import scapy' 2>/dev/null; then
     "$PYTHON" "$OUT/make_manifest.py"

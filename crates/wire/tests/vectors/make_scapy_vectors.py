@@ -320,10 +320,17 @@ def malformed():
     frames.append(Ether(bytes(b)))
 
     # 2: IPv4 total length 200, but the frame carries only 20+8+8 bytes of IP
-    #    (header checksum is correct for len=200)
+    #    (header checksum is correct for len=200). The UDP length (16) and
+    #    checksum are those of the 16-byte datagram actually present; scapy
+    #    would otherwise derive the pseudo-header length from IP len (180),
+    #    so the checksum is taken from a well-formed twin.
+    twin = Ether(raw(Ether(src=HOST1, dst=HOST2)
+                     / IP(src="192.0.2.1", dst="192.0.2.2", id=0x5003, ttl=64)
+                     / UDP(sport=5000, dport=6000) / Raw(b"too long")))
     frames.append(Ether(src=HOST1, dst=HOST2)
                   / IP(src="192.0.2.1", dst="192.0.2.2", id=0x5003, ttl=64, len=200)
-                  / UDP(sport=5000, dport=6000, len=16) / Raw(b"too long"))
+                  / UDP(sport=5000, dport=6000, len=16, chksum=twin[UDP].chksum)
+                  / Raw(b"too long"))
 
     # 3: UDP checksum wrong (correct value with its low byte flipped)
     good = Ether(raw(Ether(src=HOST1, dst=HOST2)
