@@ -16,6 +16,8 @@ impl MacAddr {
     ///
     /// # Panics
     /// If `bytes` is shorter than six bytes.
+    // Non-generic and called from generic views in other crates: let them inline it.
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut octets = [0; 6];
         octets.copy_from_slice(&bytes[..6]);

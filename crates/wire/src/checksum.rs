@@ -6,21 +6,39 @@ use crate::IpProtocol;
 
 /// Adds `data` to a running one's-complement sum of 16-bit big-endian words (not yet folded).
 ///
-/// An odd trailing byte is padded with zero, as RFC 1071 says.
-pub fn accumulate(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+/// An odd trailing byte is padded with zero, as RFC 1071 says. The words are summed eight bytes
+/// at a time into a 64-bit accumulator (RFC 1071 §2(B): the sum is independent of the word size
+/// used, since 2^16 = 1 in one's-complement arithmetic), then folded.
+// Non-generic and called from generic views in other crates: let them inline it.
+#[inline]
+pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
+    let mut acc = u64::from(sum);
+    let mut chunks = data.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_be_bytes(word);
+        // Two 32-bit halves: each addition stays far below u64 overflow for any slice that
+        // fits in memory (2^32 additions of < 2^33).
+        acc += (word >> 32) + (word & 0xffff_ffff);
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(u16::from_be_bytes([*last, 0]));
+    let mut pairs = chunks.remainder().chunks_exact(2);
+    for pair in &mut pairs {
+        acc += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
     }
-    // One fold keeps the running sum small enough to chain many calls: a call adds at most
-    // 32,768 words of 0xffff for a 64 KiB slice, well inside u32.
-    (sum & 0xffff) + (sum >> 16)
+    if let [last] = pairs.remainder() {
+        acc += u64::from(u16::from_be_bytes([*last, 0]));
+    }
+    // Fold to 16 bits plus a carry, so callers can keep chaining sums in a u32.
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    // The loop leaves at most 16 significant bits.
+    u32::try_from(acc).unwrap_or(0xffff)
 }
 
 /// Folds a running sum to 16 bits and complements it: the value that goes on the wire.
+#[inline]
 pub fn finish(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -32,6 +50,7 @@ pub fn finish(mut sum: u32) -> u16 {
 }
 
 /// The checksum of `data` alone (IPv4 header, ICMP).
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     finish(accumulate(0, data))
 }
@@ -74,6 +93,7 @@ pub enum PseudoHeader {
 
 impl PseudoHeader {
     /// The running sum of this pseudo-header for an upper-layer packet of `length` bytes.
+    #[inline]
     pub fn sum(&self, protocol: IpProtocol, length: u32) -> u32 {
         match *self {
             Self::V4 { src, dst } => pseudo_header_v4(src, dst, protocol, length),
@@ -96,6 +116,27 @@ mod tests {
         // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2 (before complement).
         let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
         assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn wide_sum_matches_the_word_by_word_definition() {
+        // Every length 0..64 and both odd and even, against RFC 1071's plain 16-bit loop.
+        let data: Vec<u8> = (0..64u32)
+            .map(|i| u8::try_from((i * 37 + 11) % 256).unwrap())
+            .chain([0xff; 9])
+            .collect();
+        for len in 0..data.len() {
+            let mut plain: u32 = 0x1234;
+            for pair in data[..len].chunks(2) {
+                let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+                plain += u32::from(word);
+            }
+            assert_eq!(
+                finish(accumulate(0x1234, &data[..len])),
+                finish(plain),
+                "len {len}"
+            );
+        }
     }
 
     #[test]

@@ -179,12 +179,15 @@ impl fmt::Display for Repr {
 }
 
 /// Reads a big-endian `u16` from a two-byte field.
+// Non-generic and called from generic views in other crates: let them inline it.
+#[inline]
 pub(crate) fn read_u16(buffer: &[u8], field: Field) -> u16 {
     let bytes = &buffer[field];
     u16::from_be_bytes([bytes[0], bytes[1]])
 }
 
 /// Reads a big-endian `u32` from a four-byte field.
+#[inline]
 pub(crate) fn read_u32(buffer: &[u8], field: Field) -> u32 {
     let bytes = &buffer[field];
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])

@@ -376,6 +376,7 @@ impl Options {
     /// [`Error::BadLength`] if there are more than [`OPTIONS_MAX`] bytes or their number is not
     /// a multiple of 4 (the IHL counts 32-bit words, RFC 791 §3.1). The option kinds inside are
     /// not checked.
+    #[inline]
     pub fn new(bytes: &[u8]) -> Result<Self> {
         if bytes.len() > OPTIONS_MAX || !bytes.len().is_multiple_of(4) {
             return Err(Error::BadLength);
@@ -495,26 +496,30 @@ impl Repr {
     /// `payload_len` is the caller's bug and yields a wrong length, not a panic. `dscp`,
     /// `ecn` are masked to their widths and `frag_offset` is rounded down to a multiple of 8.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) {
-        let header_len = self.buffer_len();
+        // Built in a local array and copied once: this runs per packet on the encapsulation
+        // path, and a dozen bounds-checked read-modify-write setters cost more than the header.
+        let options = self.options.as_bytes();
+        let header_len = HEADER_LEN + options.len();
         let total_len = u16::try_from(header_len.saturating_add(self.payload_len));
-        packet.set_version(4);
-        packet.set_header_len(header_len);
-        packet.set_dscp(self.dscp);
-        packet.set_ecn(self.ecn);
-        packet.set_total_len(total_len.unwrap_or(u16::MAX));
-        packet.set_ident(self.ident);
-        packet.clear_flags();
-        packet.set_dont_frag(self.dont_frag);
-        packet.set_more_frags(self.more_frags);
-        packet.set_frag_offset(self.frag_offset);
-        packet.set_ttl(self.ttl);
-        packet.set_protocol(self.protocol);
-        packet.set_src_addr(self.src_addr);
-        packet.set_dst_addr(self.dst_addr);
-        packet
-            .options_mut()
-            .copy_from_slice(self.options.as_bytes());
-        packet.fill_checksum();
+        let flags =
+            if self.dont_frag { FLAG_DF } else { 0 } | if self.more_frags { FLAG_MF } else { 0 };
+        let mut header = [0u8; HEADER_LEN];
+        // Options are at most 40 bytes (whole words), so the IHL fits its 4 bits.
+        header[field::VER_IHL] = 0x40 | u8::try_from(header_len / 4).unwrap_or(0x0f);
+        header[field::DSCP_ECN] = (self.dscp << 2) | (self.ecn & 0x03);
+        header[field::LENGTH].copy_from_slice(&total_len.unwrap_or(u16::MAX).to_be_bytes());
+        header[field::IDENT].copy_from_slice(&self.ident.to_be_bytes());
+        let flg_off = flags | ((self.frag_offset / 8) & OFFSET_MASK);
+        header[field::FLG_OFF].copy_from_slice(&flg_off.to_be_bytes());
+        header[field::TTL] = self.ttl;
+        header[field::PROTOCOL] = self.protocol.0;
+        header[field::SRC_ADDR].copy_from_slice(&self.src_addr.octets());
+        header[field::DST_ADDR].copy_from_slice(&self.dst_addr.octets());
+        let sum = checksum::accumulate(checksum::accumulate(0, &header), options);
+        header[field::CHECKSUM].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+        let buffer = packet.buffer.as_mut();
+        buffer[..HEADER_LEN].copy_from_slice(&header);
+        buffer[HEADER_LEN..header_len].copy_from_slice(options);
     }
 }
 

@@ -282,32 +282,48 @@ fn read_u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
     }
 }
 
-/// A small deterministic hash: FNV-1a over the bytes, then a 64-bit avalanche finaliser.
+/// A small, fast, deterministic hash over flow fields.
 ///
-/// FNV-1a alone mixes its low bits poorly; the finaliser (the one MurmurHash3 ends with) spreads
-/// every input bit over the whole word, so any slice of the result is usable.
+/// Fields are absorbed eight bytes at a time (a multiply-rotate step, as FxHash does), and the
+/// MurmurHash3 finaliser then spreads every input bit over the whole word, so any slice of the
+/// result is usable. Not meant to resist chosen inputs: it only picks an entropy port.
 struct FlowHasher(u64);
 
 impl FlowHasher {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+    const K: u64 = 0x517c_c1b7_2722_0a95;
 
     const fn new() -> Self {
-        Self(Self::OFFSET_BASIS)
+        Self(Self::SEED)
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u8(byte);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            // Tag the tail with its length so "ab" and "ab\0" differ.
+            word[7] ^= u8::try_from(rest.len()).unwrap_or(0) << 4;
+            self.mix(u64::from_le_bytes(word));
         }
     }
 
     fn write_u8(&mut self, byte: u8) {
-        self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(Self::PRIME);
+        self.mix(u64::from(byte) | 0x100);
     }
 
     fn write_u16(&mut self, value: u16) {
-        self.write(&value.to_be_bytes());
+        self.mix(u64::from(value) | 0x1_0000);
     }
 
     fn finish(&self) -> u32 {
