@@ -60,25 +60,12 @@ pub const HEADER_LEN: usize = field::OPER.end;
 /// The length of an Ethernet/IPv4 ARP packet (Ethernet padding after it is ignored).
 pub const PACKET_LEN: usize = field::tpa(6, 4).end;
 
-/// A read/write view of an ARP packet with any address lengths.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read/write view of an ARP packet with any address lengths.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer after checking that it holds the fixed part and all four addresses.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the fixed part and the four addresses its lengths state,
     /// so no accessor can panic; [`Error::Truncated`] otherwise.
     pub fn check_len(&self) -> Result<()> {
@@ -88,11 +75,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The hardware type.

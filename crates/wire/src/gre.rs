@@ -47,25 +47,12 @@ const FLAGS_MASK: u16 = 0xfff8;
 /// Bits 13-15 of the first word, the low bits of its second byte: the version.
 const VERSION_MASK: u8 = 0x07;
 
-/// A read/write view of a GRE header and its payload.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read/write view of a GRE header and its payload.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer after checking that it holds the whole header its flags announce.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the fixed header and every optional field the flags
     /// announce, so no accessor can panic.
     pub fn check_len(&self) -> Result<()> {
@@ -75,11 +62,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The first 16-bit word: flags, reserved bits and version.

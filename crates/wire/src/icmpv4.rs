@@ -38,28 +38,15 @@ mod field {
 /// The length of an ICMP header (type, code, checksum and the type-specific word).
 pub const HEADER_LEN: usize = field::DATA.start;
 
-/// A read/write view of an ICMP message.
-///
-/// The buffer is the whole message: the checksum covers all of it, so pass the IPv4
-/// payload (which ends at the total length), not a frame with padding.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read/write view of an ICMP message.
+    ///
+    /// The buffer is the whole message: the checksum covers all of it, so pass the IPv4
+    /// payload (which ends at the total length), not a frame with padding.
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer after checking that it holds a whole header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds a whole header, so no accessor can panic.
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
@@ -67,11 +54,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The message type.

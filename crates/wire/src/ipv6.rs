@@ -31,25 +31,12 @@ const TRAFFIC_CLASS_MASK: u32 = 0x0ff0_0000;
 /// Where the traffic class starts in the first word.
 const TRAFFIC_CLASS_SHIFT: u32 = 20;
 
-/// A read/write view of an IPv6 packet (fixed header and payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A read/write view of an IPv6 packet (fixed header and payload).
+    Packet
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer after checking that it holds the header and the stated payload.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
     /// Checks that the buffer holds the fixed header and the payload length it states, so no
     /// accessor can panic; [`Error::Truncated`] otherwise.
     ///
@@ -62,11 +49,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The version field (6 for IPv6).

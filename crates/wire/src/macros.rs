@@ -67,3 +67,34 @@ macro_rules! code_point {
         }
     };
 }
+
+/// Declares a zero-copy view over a buffer with the lifecycle every format shares:
+/// `new_unchecked`, `new_checked` (which calls the format's own `check_len`) and `into_inner`.
+macro_rules! view {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking its length (for a buffer the caller sized).
+            pub const fn new_unchecked(buffer: T) -> Self {
+                Self { buffer }
+            }
+
+            /// Wraps a buffer after `check_len`: the way to read untrusted input.
+            pub fn new_checked(buffer: T) -> $crate::Result<Self> {
+                let view = Self::new_unchecked(buffer);
+                view.check_len()?;
+                Ok(view)
+            }
+
+            /// Returns the underlying buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}

@@ -138,7 +138,14 @@ impl Walker<'_, '_> {
             Some(4) => {
                 let packet = match ipv4::Packet::new_checked(bytes) {
                     Ok(packet) => packet,
-                    Err(err) => return self.fail("ipv4", err),
+                    Err(err) => {
+                        // A snapped capture still has the fixed header: show who talked.
+                        if bytes.len() >= ipv4::HEADER_LEN {
+                            let fixed = ipv4::Packet::new_unchecked(&bytes[..ipv4::HEADER_LEN]);
+                            write!(self.f, " ipv4 {} > {}", fixed.src_addr(), fixed.dst_addr())?;
+                        }
+                        return self.fail("ipv4", err);
+                    }
                 };
                 let repr = match ipv4::Repr::parse(&packet) {
                     Ok(repr) => repr,
