@@ -21,6 +21,8 @@ pub const CLIENT_PORT: u16 = 68;
 pub const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 /// The fixed BOOTP part before the options: op .. file (236 bytes) plus the magic cookie.
 pub const FIXED_LEN: usize = 240;
+/// The size of the `chaddr` field: `hlen` above it is malformed (RFC 2131 §2).
+pub const CHADDR_LEN: u8 = 16;
 /// The smallest BOOTP message some relays and clients accept (RFC 1542 §2.1); servers pad to it.
 pub const BOOTP_MIN_LEN: usize = 300;
 
@@ -35,7 +37,7 @@ impl Repr {
     /// Decodes a UDP payload as a DHCP message.
     ///
     /// Shorter than the fixed part is [`Error::Truncated`]; a missing magic cookie (plain BOOTP)
-    /// is [`Error::Unsupported`]; an option that runs past the end is [`Error::Truncated`] and one
+    /// is [`Error::Unsupported`]; a hardware address length over 16 is [`Error::BadLength`]; an option that runs past the end is [`Error::Truncated`] and one
     /// whose contents do not fit its kind is [`Error::BadLength`].
     pub fn parse(payload: &[u8]) -> Result<Self> {
         if payload.len() < FIXED_LEN {
@@ -43,6 +45,10 @@ impl Repr {
         }
         if payload[FIXED_LEN - 4..FIXED_LEN] != MAGIC_COOKIE {
             return Err(Error::Unsupported);
+        }
+        // dhcproto slices chaddr by hlen and panics past 16 (found by the dhcpv4 fuzz target).
+        if payload[2] > CHADDR_LEN {
+            return Err(Error::BadLength);
         }
         let wire = option_lengths(&payload[FIXED_LEN..])?;
         let message = Message::decode(&mut Decoder::new(payload)).map_err(decode_error)?;
@@ -124,6 +130,9 @@ fn option_lengths(options: &[u8]) -> Result<[u16; 256]> {
             [PAD, tail @ ..] => rest = tail,
             [code, len, tail @ ..] => {
                 let data = tail.get(..usize::from(*len)).ok_or(Error::Truncated)?;
+                if !length_fits(*code, *len) {
+                    return Err(Error::BadLength);
+                }
                 let slot = usize::from(*code);
                 present[slot] = true;
                 // At most 64 KiB of options fit in a UDP payload: no overflow in practice.
@@ -140,6 +149,21 @@ fn option_lengths(options: &[u8]) -> Result<[u16; 256]> {
         }
     }
     Ok(lengths)
+}
+
+/// False for an option length dhcproto would trip over: it `debug_assert!`s these lengths on
+/// untrusted input and computes `len - 3` (FQDN) and `len - 1` (BLQ status), so a debug build
+/// would panic. Found by the `pretty` and `dhcpv4` fuzz targets; the sizes are those of RFC 4039
+/// (80), RFC 4702 (81), RFC 4578 (94) and RFC 6926 (151-155).
+fn length_fits(code: u8, len: u8) -> bool {
+    match code {
+        80 => len == 0,
+        81 => len >= 3,
+        94 => len == 3,
+        151 => len >= 1,
+        152..=155 => len == 4,
+        _ => true,
+    }
 }
 
 /// Maps a `dhcproto` decoding failure onto the crate's drop reasons.
@@ -242,6 +266,13 @@ mod tests {
     fn test_truncated_and_not_dhcp() {
         let bytes = discover().to_bytes().unwrap();
         assert_eq!(Repr::parse(&bytes[..239]), Err(Error::Truncated));
+        // A client FQDN (option 81) needs three bytes of flags and codes before the name.
+        let mut fqdn = bytes[..FIXED_LEN].to_vec();
+        fqdn.extend_from_slice(&[53, 1, 1, 81, 2, 0, 0, 255]);
+        assert_eq!(Repr::parse(&fqdn), Err(Error::BadLength));
+        let mut long_hlen = bytes.clone();
+        long_hlen[2] = CHADDR_LEN + 1;
+        assert_eq!(Repr::parse(&long_hlen), Err(Error::BadLength));
         let mut bootp = bytes.clone();
         bootp[236] = 0;
         assert_eq!(Repr::parse(&bootp), Err(Error::Unsupported));
