@@ -1,0 +1,44 @@
+//! Port backends behind one trait: the only code in the switch that makes syscalls.
+//!
+//! A [`Device`] moves batches of [`PacketBuf`]s. What a buffer holds depends on the device's
+//! [`Medium`]: a whole Ethernet frame (TAP, AF_PACKET, memory), or a tunnel payload whose outer
+//! IP and UDP headers the kernel owns (a VXLAN UDP socket, a raw GRE socket), with the remote
+//! endpoint in [`PacketBuf::peer`]. [`capture::Capture`] wraps any device and writes what
+//! passes to a pcap file.
+
+pub mod capture;
+pub mod memory;
+
+use std::{io, os::fd::BorrowedFd};
+
+use crate::PacketBuf;
+
+/// What the buffers of a device hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Medium {
+    /// Whole Ethernet frames.
+    Ethernet,
+    /// A VXLAN header and the inner frame (UDP payload); `peer` is the remote endpoint.
+    Vxlan,
+    /// A GRE header and the inner frame (IP payload); `peer` is the remote endpoint.
+    Gre,
+}
+
+/// A port backend.
+///
+/// Both calls are non-blocking: `recv` returns `Ok(0)` when nothing is waiting, and the driver
+/// waits on [`fd`](Device::fd) for readability.
+pub trait Device: Send {
+    /// Fills up to `bufs.len()` buffers with received frames; returns how many.
+    fn recv(&mut self, bufs: &mut [PacketBuf]) -> io::Result<usize>;
+
+    /// Sends the frames in `bufs` (to each buffer's `peer` for tunnel media); returns how many
+    /// the kernel took. Frames not taken are the caller's to count as dropped.
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize>;
+
+    /// What the buffers hold.
+    fn medium(&self) -> Medium;
+
+    /// The descriptor that becomes readable when frames wait, if the device has one.
+    fn fd(&self) -> Option<BorrowedFd<'_>>;
+}
