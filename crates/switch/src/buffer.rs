@@ -24,7 +24,12 @@ pub struct PacketBuf {
 impl PacketBuf {
     /// An empty buffer.
     pub fn new() -> Self {
-        Self { data: vec![0; HEADROOM + MAX_FRAME].into_boxed_slice(), start: HEADROOM, end: HEADROOM, peer: None }
+        Self {
+            data: vec![0; HEADROOM + MAX_FRAME].into_boxed_slice(),
+            start: HEADROOM,
+            end: HEADROOM,
+            peer: None,
+        }
     }
 
     /// A buffer holding a copy of `frame` (tests and slow paths; `frame` is cut at
@@ -117,7 +122,10 @@ impl Default for PacketBuf {
 
 impl core::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PacketBuf").field("len", &self.len()).field("peer", &self.peer).finish()
+        f.debug_struct("PacketBuf")
+            .field("len", &self.len())
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 

@@ -10,3 +10,7 @@ pub mod buffer;
 pub mod device;
 
 pub use buffer::PacketBuf;
+pub mod mac;
+pub mod pipeline;
+pub mod switch;
+pub mod tables;

@@ -39,7 +39,8 @@ impl<W: Write> PcapWriter<W> {
         let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         let secs = u32::try_from(since_epoch.as_secs()).unwrap_or(u32::MAX);
         self.out.write_all(&secs.to_le_bytes())?;
-        self.out.write_all(&since_epoch.subsec_micros().to_le_bytes())?;
+        self.out
+            .write_all(&since_epoch.subsec_micros().to_le_bytes())?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(frame)
@@ -65,7 +66,10 @@ impl<D: Device, W: Write + Send> Capture<D, W> {
             Medium::Ethernet => LINKTYPE_ETHERNET,
             Medium::Vxlan | Medium::Gre => LINKTYPE_USER0,
         };
-        Ok(Self { inner, writer: PcapWriter::new(out, linktype)? })
+        Ok(Self {
+            inner,
+            writer: PcapWriter::new(out, linktype)?,
+        })
     }
 
     /// The wrapped device.
@@ -76,7 +80,9 @@ impl<D: Device, W: Write + Send> Capture<D, W> {
     fn record(&mut self, bufs: &[PacketBuf]) {
         // The capture's clock is the one place a backend reads the time.
         #[expect(clippy::disallowed_methods, reason = "backend code: pcap timestamps")]
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         for buf in bufs {
             // A failing capture file must not stop forwarding; the frame itself went through.
             if self.writer.write(now, buf.frame()).is_err() {

@@ -33,8 +33,18 @@ pub struct MemoryPeer {
 pub fn pair(medium: Medium) -> (MemoryDevice, MemoryPeer) {
     let to_switch = Queue::default();
     let from_switch = Queue::default();
-    let peer = MemoryPeer { to_switch: to_switch.clone(), from_switch: from_switch.clone() };
-    (MemoryDevice { medium, to_switch, from_switch }, peer)
+    let peer = MemoryPeer {
+        to_switch: to_switch.clone(),
+        from_switch: from_switch.clone(),
+    };
+    (
+        MemoryDevice {
+            medium,
+            to_switch,
+            from_switch,
+        },
+        peer,
+    )
 }
 
 impl MemoryPeer {
@@ -64,7 +74,9 @@ impl Device for MemoryDevice {
         let mut queue = lock(&self.to_switch);
         let mut filled = 0;
         for buf in bufs.iter_mut() {
-            let Some((frame, peer)) = queue.pop_front() else { break };
+            let Some((frame, peer)) = queue.pop_front() else {
+                break;
+            };
             buf.set_frame(&frame);
             buf.peer = peer;
             filled += 1;
@@ -100,7 +112,10 @@ mod tests {
         peer.inject(&[4]);
         let mut bufs = vec![PacketBuf::new(); 4];
         assert_eq!(device.recv(&mut bufs).unwrap(), 2);
-        assert_eq!((bufs[0].frame(), bufs[1].frame()), (&[1, 2, 3][..], &[4][..]));
+        assert_eq!(
+            (bufs[0].frame(), bufs[1].frame()),
+            (&[1, 2, 3][..], &[4][..])
+        );
         assert_eq!(device.recv(&mut bufs).unwrap(), 0);
         assert_eq!(device.send(&bufs[..1]).unwrap(), 1);
         assert_eq!(peer.drain(), vec![(vec![1, 2, 3], None)]);

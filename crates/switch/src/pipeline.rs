@@ -1,0 +1,414 @@
+//! The forwarding pipeline: a pure function from (tables, ingress port, frame, time) to a
+//! [`Verdict`]. It reads the immutable [`Tables`], updates the worker-owned [`MacTable`], and
+//! may rewrite the frame in its buffer (strip a tag or a tunnel header, write an ARP reply). It
+//! makes no syscalls, reads no clock and never allocates.
+
+use core::{net::IpAddr, time::Duration};
+
+use wire::{EtherType, IpProtocol, MacAddr, arp, encap, ethernet, ipv4, ipv6, vlan};
+
+use crate::{
+    PacketBuf,
+    mac::{Learned, MacTable},
+    tables::{
+        Location, LsId, PortId, PortKind, Segment, Tables, TunnelKey, TunnelProtocol, VmPort,
+    },
+};
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send out of one local port (a VM, or an uplink with the VLAN tag to push, if any).
+    Forward {
+        /// The port.
+        port: PortId,
+        /// The 802.1Q VLAN id to tag the frame with on the way out.
+        vlan: Option<u16>,
+    },
+    /// Send to every member of the logical switch but the ingress port and, for frames from a
+    /// local VM, to the segment's remote endpoints or uplink as well.
+    Flood {
+        /// The logical switch.
+        ls: LsId,
+    },
+    /// Encapsulate for one remote endpoint of the logical switch's segment.
+    Tunnel {
+        /// The logical switch (its segment says which tunnel header).
+        ls: LsId,
+        /// The remote endpoint.
+        remote: IpAddr,
+    },
+    /// The buffer now holds a reply (ARP): send it back out of the ingress port.
+    Hairpin,
+    /// Drop, and count why.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Why a frame was dropped. Every reason has a counter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order (index = counter slot).
+            pub const ALL: &[Self] = &[$(Self::$variant,)*];
+
+            /// The counter name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Shorter than the headers it claims to carry.
+    Truncated => "truncated",
+    /// A header with an impossible length, version, checksum or flags.
+    Malformed => "malformed",
+    /// A header variant weft does not handle (a GRE with routing, a tag stack deeper than two).
+    Unsupported => "unsupported",
+    /// Arrived on a port the current tables do not have.
+    UnknownPort => "unknown_port",
+    /// An 802.1Q/802.1ad tag on a VM access port, or inside a tunnel.
+    UnexpectedTag => "unexpected_tag",
+    /// A VLAN on an uplink that no logical switch uses.
+    UnknownVlan => "unknown_vlan",
+    /// A VNI / GRE key / VSID no logical switch uses.
+    UnknownTunnelId => "unknown_tunnel_id",
+    /// A tunnel packet from an underlay address this host was not told about.
+    UnknownEndpoint => "unknown_endpoint",
+    /// A VM sent with a source MAC that is not its own.
+    SpoofedMac => "spoofed_mac",
+    /// A VM sent with a source IP that is not its own.
+    SpoofedIp => "spoofed_ip",
+    /// A VM sent ARP claiming an address that is not its own.
+    SpoofedArp => "spoofed_arp",
+    /// A port-security VM port sent something other than IPv4, IPv6 or ARP.
+    DisallowedEthertype => "disallowed_ethertype",
+    /// The destination is where the frame came from.
+    Loopback => "loopback",
+    /// The frame could not be encapsulated (no headroom, too long for the outer headers).
+    EncapFailed => "encap_failed",
+    /// A device refused the frame (queue full, send error).
+    TxFailed => "tx_failed",
+}
+
+impl DropReason {
+    /// The drop reason for a header that failed to parse.
+    pub const fn from_wire(err: wire::Error) -> Self {
+        match err {
+            wire::Error::Truncated => Self::Truncated,
+            wire::Error::BadLength
+            | wire::Error::BadVersion
+            | wire::Error::BadChecksum
+            | wire::Error::BadFlags => Self::Malformed,
+            wire::Error::UnknownTlv | wire::Error::Unsupported | wire::Error::NoRoom => {
+                Self::Unsupported
+            }
+        }
+    }
+}
+
+impl From<wire::Error> for DropReason {
+    fn from(err: wire::Error) -> Self {
+        Self::from_wire(err)
+    }
+}
+
+/// Runs one frame through the pipeline.
+///
+/// `buf` holds the frame as the ingress port's device delivered it (a tunnel port's buffer
+/// starts at the tunnel header and carries the sender in `peer`); on return it holds the frame
+/// the verdict applies to.
+pub fn process(
+    tables: &Tables,
+    macs: &mut MacTable,
+    in_port: PortId,
+    buf: &mut PacketBuf,
+    now: Duration,
+) -> Verdict {
+    let Some(port) = tables.port(in_port) else {
+        return Verdict::Drop(DropReason::UnknownPort);
+    };
+    let result = match &port.kind {
+        PortKind::Vm(vm) => from_vm(tables, macs, in_port, vm, buf, now),
+        PortKind::Uplink { .. } => from_uplink(tables, macs, in_port, buf, now),
+        PortKind::Tunnel { protocol, .. } => from_tunnel(tables, macs, *protocol, buf, now),
+    };
+    result.unwrap_or_else(Verdict::Drop)
+}
+
+fn from_vm(
+    tables: &Tables,
+    macs: &mut MacTable,
+    in_port: PortId,
+    vm: &VmPort,
+    buf: &mut PacketBuf,
+    now: Duration,
+) -> Result<Verdict, DropReason> {
+    let frame = buf.frame();
+    let eth = ethernet::Frame::new_checked(frame)?;
+    let (src, dst, ethertype) = (eth.src_addr(), eth.dst_addr(), eth.ethertype());
+    if ethertype.is_vlan_tag() {
+        return Err(DropReason::UnexpectedTag);
+    }
+    if vm.port_security {
+        check_sender(vm, src, ethertype, eth.payload())?;
+    } else if src.is_multicast() {
+        return Err(DropReason::SpoofedMac);
+    }
+    let ls = vm.ls;
+    learn(tables, macs, ls, src, Location::Local(in_port), now);
+    if ethertype == EtherType::ARP && answer_arp(tables, ls, buf) {
+        return Ok(Verdict::Hairpin);
+    }
+    Ok(unicast_or_flood(tables, macs, ls, in_port, dst, now))
+}
+
+/// Port security (Neutron's anti-spoofing): the source MAC must be the port's or an allowed
+/// pair's, and IPv4/IPv6/ARP senders one of the addresses that MAC may use.
+fn check_sender(
+    vm: &VmPort,
+    src: MacAddr,
+    ethertype: EtherType,
+    payload: &[u8],
+) -> Result<(), DropReason> {
+    let own_mac = src == vm.mac;
+    if !own_mac && !vm.allowed_pairs.iter().any(|(mac, _)| *mac == src) {
+        return Err(DropReason::SpoofedMac);
+    }
+    let may_use = |ip: IpAddr| {
+        (own_mac && vm.ips.contains(&ip))
+            || vm
+                .allowed_pairs
+                .iter()
+                .any(|(mac, net)| *mac == src && net.contains(&ip))
+    };
+    match ethertype {
+        EtherType::IPV4 => {
+            let packet = ipv4::Packet::new_checked(payload)?;
+            let ip = packet.src_addr();
+            // A DHCP client has no address yet: 0.0.0.0:68 to 255.255.255.255:67 (RFC 2131 §4.1).
+            let dhcp = ip.is_unspecified()
+                && packet.protocol() == IpProtocol::UDP
+                && is_dhcp_request(packet.payload());
+            if dhcp || may_use(ip.into()) {
+                Ok(())
+            } else {
+                Err(DropReason::SpoofedIp)
+            }
+        }
+        EtherType::IPV6 => {
+            let packet = ipv6::Packet::new_checked(payload)?;
+            let ip = packet.src_addr();
+            // Duplicate address detection sends from ::, and link-local addresses are the
+            // host's own business (Neutron allows them too).
+            let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
+            if ip.is_unspecified() || link_local || may_use(ip.into()) {
+                Ok(())
+            } else {
+                Err(DropReason::SpoofedIp)
+            }
+        }
+        EtherType::ARP => {
+            let packet = arp::Packet::new_checked(payload)?;
+            let repr = arp::Repr::parse(&packet)?;
+            let probe = repr.source_protocol_addr.is_unspecified();
+            if repr.source_hardware_addr != src
+                || !(probe || may_use(repr.source_protocol_addr.into()))
+            {
+                return Err(DropReason::SpoofedArp);
+            }
+            Ok(())
+        }
+        _ => Err(DropReason::DisallowedEthertype),
+    }
+}
+
+fn is_dhcp_request(udp: &[u8]) -> bool {
+    udp.len() >= 4 && udp[..4] == [0, 68, 0, 67]
+}
+
+/// Answers an ARP request for an address the tables know (seed 004 scenario 4; Neutron's ARP
+/// responder) by rewriting the buffer into the reply. Returns false to let the request flood.
+fn answer_arp(tables: &Tables, ls: LsId, buf: &mut PacketBuf) -> bool {
+    let Ok(request) = arp::Packet::new_checked(&buf.frame()[ethernet::HEADER_LEN..])
+        .and_then(|p| arp::Repr::parse(&p))
+    else {
+        return false;
+    };
+    if request.operation != arp::Operation::REQUEST
+        || request.source_protocol_addr == request.target_protocol_addr
+    {
+        return false;
+    }
+    let Some(mac) = tables.mac_of(ls, request.target_protocol_addr.into()) else {
+        return false;
+    };
+    let reply = arp::Repr {
+        operation: arp::Operation::REPLY,
+        source_hardware_addr: mac,
+        source_protocol_addr: request.target_protocol_addr,
+        target_hardware_addr: request.source_hardware_addr,
+        target_protocol_addr: request.source_protocol_addr,
+    };
+    let eth = ethernet::Repr {
+        src_addr: mac,
+        dst_addr: request.source_hardware_addr,
+        ethertype: EtherType::ARP,
+    };
+    let len = ethernet::HEADER_LEN + arp::PACKET_LEN;
+    let start = buf.start();
+    buf.set_end(start + len);
+    let frame = buf.frame_mut();
+    if frame.len() < len {
+        return false;
+    }
+    eth.emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+    reply.emit(&mut arp::Packet::new_unchecked(
+        &mut frame[ethernet::HEADER_LEN..],
+    ));
+    true
+}
+
+fn learn(
+    tables: &Tables,
+    macs: &mut MacTable,
+    ls: LsId,
+    src: MacAddr,
+    at: Location,
+    now: Duration,
+) {
+    if src.is_multicast() || tables.location(ls, src).is_some() {
+        // Configured addresses (VM ports, records) are authoritative; never learn over them.
+        return;
+    }
+    let limit = tables.switch(ls).map_or(0, |s| s.mac_limit);
+    if let Learned::Full = macs.learn(ls, src, at, now, limit) {
+        // Nothing to do: unknown unicast to it keeps flooding, which is the safe failure.
+    }
+}
+
+fn unicast_or_flood(
+    tables: &Tables,
+    macs: &MacTable,
+    ls: LsId,
+    in_port: PortId,
+    dst: MacAddr,
+    now: Duration,
+) -> Verdict {
+    if dst.is_multicast() {
+        return Verdict::Flood { ls };
+    }
+    let location = tables
+        .location(ls, dst)
+        .or_else(|| macs.lookup(ls, dst, now));
+    match location {
+        Some(Location::Local(port)) | Some(Location::Uplink(port)) if port == in_port => {
+            Verdict::Drop(DropReason::Loopback)
+        }
+        Some(Location::Local(port)) => Verdict::Forward { port, vlan: None },
+        Some(Location::Uplink(port)) => Verdict::Forward {
+            port,
+            vlan: uplink_vlan(tables, ls),
+        },
+        Some(Location::Remote(remote)) => Verdict::Tunnel { ls, remote },
+        None => Verdict::Flood { ls },
+    }
+}
+
+fn uplink_vlan(tables: &Tables, ls: LsId) -> Option<u16> {
+    match tables.switch(ls).map(|s| &s.segment) {
+        Some(Segment::Vlan { vid, .. }) => Some(*vid),
+        _ => None,
+    }
+}
+
+fn from_uplink(
+    tables: &Tables,
+    macs: &mut MacTable,
+    in_port: PortId,
+    buf: &mut PacketBuf,
+    now: Duration,
+) -> Result<Verdict, DropReason> {
+    let (stack, _) = vlan::TagStack::parse(buf.frame())?;
+    let vid = match stack.outer() {
+        None => None,
+        Some(tag) if stack.len() == 1 && tag.tpid == EtherType::VLAN => Some(tag.repr.vid),
+        Some(_) => return Err(DropReason::UnexpectedTag),
+    };
+    let ls = tables
+        .switch_for_vlan(in_port, vid)
+        .ok_or(DropReason::UnknownVlan)?;
+    if vid.is_some() {
+        let (data, start, _) = buf.raw_mut();
+        let (start, _) = vlan::pop_tag(data, start)?;
+        buf.set_start(start);
+    }
+    let eth = ethernet::Frame::new_checked(buf.frame())?;
+    let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    learn(tables, macs, ls, src, Location::Uplink(in_port), now);
+    Ok(
+        match unicast_or_flood(tables, macs, ls, in_port, dst, now) {
+            // What came from the physical network goes back only to local ports.
+            Verdict::Tunnel { .. } => Verdict::Drop(DropReason::Loopback),
+            verdict => verdict,
+        },
+    )
+}
+
+fn from_tunnel(
+    tables: &Tables,
+    macs: &mut MacTable,
+    protocol: TunnelProtocol,
+    buf: &mut PacketBuf,
+    now: Duration,
+) -> Result<Verdict, DropReason> {
+    let remote = buf.peer.ok_or(DropReason::UnknownEndpoint)?;
+    if !tables.is_known_remote(remote) {
+        return Err(DropReason::UnknownEndpoint);
+    }
+    let (ls, inner) = match protocol {
+        TunnelProtocol::Vxlan => {
+            let (vni, inner) = encap::decapsulate_vxlan(buf.frame())?;
+            (tables.switch_for_tunnel(TunnelKey::Vxlan(vni.get())), inner)
+        }
+        TunnelProtocol::Gre => {
+            let (tunnel, inner) = encap::decapsulate_gre(buf.frame())?;
+            let ls = match tunnel {
+                // An NVGRE-shaped header may also be a GRE-key network's (the wire cannot tell).
+                encap::Tunnel::Nvgre { vsid, .. } => tables
+                    .switch_for_tunnel(TunnelKey::Nvgre(vsid.get()))
+                    .or_else(|| tables.switch_for_tunnel(TunnelKey::Gre(tunnel.wire_id().1))),
+                encap::Tunnel::Gre { key } => tables.switch_for_tunnel(TunnelKey::Gre(key)),
+                encap::Tunnel::Vxlan { .. } => None,
+            };
+            (ls, inner)
+        }
+    };
+    let ls = ls.ok_or(DropReason::UnknownTunnelId)?;
+    let start = buf.start();
+    buf.set_end(start + inner.end);
+    buf.set_start(start + inner.start);
+    let eth = ethernet::Frame::new_checked(buf.frame())?;
+    if eth.ethertype().is_vlan_tag() {
+        return Err(DropReason::UnexpectedTag);
+    }
+    let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    learn(tables, macs, ls, src, Location::Remote(remote), now);
+    Ok(
+        match unicast_or_flood(tables, macs, ls, PortId(u16::MAX), dst, now) {
+            // Split horizon: what came from the underlay never goes back into it.
+            Verdict::Tunnel { .. } | Verdict::Forward { vlan: Some(_), .. } => {
+                Verdict::Drop(DropReason::Loopback)
+            }
+            verdict => verdict,
+        },
+    )
+}

@@ -1,0 +1,376 @@
+//! The switch driver: moves batches from devices through the pipeline and out again.
+//!
+//! It owns the devices, the buffers, the learned MAC table and the counters; it reads the
+//! current [`Tables`] snapshot once per batch (an atomic load, no lock), so a control thread can
+//! swap tables at any time. Egress is where verdicts become copies (flooding with head-end
+//! replication to remote endpoints) and where tunnel headers are written into headroom.
+
+use std::{collections::HashMap, io, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use wire::{EtherType, gre, vlan, vxlan};
+
+use crate::{
+    PacketBuf,
+    device::{Device, Medium},
+    mac::MacTable,
+    pipeline::{self, DropReason, Verdict},
+    tables::{LsId, PortId, PortKind, Segment, Tables, TunnelProtocol},
+};
+
+/// Frames read from one device per round.
+pub const BATCH: usize = 32;
+/// How long a learned MAC address lives without being seen.
+pub const MAC_AGING: Duration = Duration::from_secs(300);
+
+/// Packet and byte counts of one port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// Everything the switch counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Per port, by port name.
+    pub ports: HashMap<String, PortCounters>,
+    /// Drops, indexed like [`DropReason::ALL`].
+    pub drops: Vec<u64>,
+}
+
+impl Counters {
+    /// How many frames were dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        let index = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.drops.get(index).copied().unwrap_or(0)
+    }
+}
+
+struct Attached {
+    name: String,
+    device: Box<dyn Device>,
+    tx: Vec<PacketBuf>,
+    counters: PortCounters,
+}
+
+/// One host's switch: devices, tables, learning and counters.
+pub struct Switch {
+    tables: Arc<ArcSwap<Tables>>,
+    devices: Vec<Attached>,
+    /// `PortId` → device index, for the generation in `generation`.
+    port_device: Vec<Option<usize>>,
+    generation: Option<u64>,
+    macs: MacTable,
+    drops: Vec<u64>,
+    rx: Vec<PacketBuf>,
+    pool: Vec<PacketBuf>,
+}
+
+impl Switch {
+    /// A switch reading its tables from `tables`.
+    pub fn new(tables: Arc<ArcSwap<Tables>>) -> Self {
+        Self {
+            tables,
+            devices: Vec::new(),
+            port_device: Vec::new(),
+            generation: None,
+            macs: MacTable::new(MAC_AGING),
+            drops: vec![0; DropReason::ALL.len()],
+            rx: (0..BATCH).map(|_| PacketBuf::new()).collect(),
+            // Enough spare buffers for a batch flooded to a few dozen destinations.
+            pool: (0..BATCH * 4).map(|_| PacketBuf::new()).collect(),
+        }
+    }
+
+    /// Attaches the device for the port named `name` (the port may appear in the tables later).
+    pub fn attach(&mut self, name: &str, device: Box<dyn Device>) {
+        self.devices.push(Attached {
+            name: name.to_owned(),
+            device,
+            tx: Vec::with_capacity(BATCH * 4),
+            counters: PortCounters::default(),
+        });
+        self.generation = None;
+    }
+
+    /// Detaches and returns the device of port `name`.
+    pub fn detach(&mut self, name: &str) -> Option<Box<dyn Device>> {
+        let index = self.devices.iter().position(|d| d.name == name)?;
+        self.generation = None;
+        Some(self.devices.remove(index).device)
+    }
+
+    /// A copy of the counters so far.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            ports: self
+                .devices
+                .iter()
+                .map(|d| (d.name.clone(), d.counters))
+                .collect(),
+            drops: self.drops.clone(),
+        }
+    }
+
+    /// The learned MAC table.
+    pub fn macs(&self) -> &MacTable {
+        &self.macs
+    }
+
+    /// The tables handle (for swapping in a new snapshot).
+    pub fn tables(&self) -> &Arc<ArcSwap<Tables>> {
+        &self.tables
+    }
+
+    /// Reads one batch from every device, forwards it, and flushes what is queued; returns how
+    /// many frames were received. `now` is the time since the switch started.
+    pub fn poll(&mut self, now: Duration) -> io::Result<usize> {
+        let tables = self.tables.load_full();
+        if self.generation != Some(tables.generation()) {
+            self.rebind(&tables);
+        }
+        let mut received = 0;
+        for index in 0..self.devices.len() {
+            let Some(port) = self.port_of(&tables, index) else {
+                continue;
+            };
+            let n = match self.devices[index].device.recv(&mut self.rx) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(err) => return Err(err),
+            };
+            received += n;
+            for i in 0..n {
+                // Swap a spare buffer into the receive ring; the pool only runs dry if egress
+                // queues hold more than it was sized for, and then a buffer is allocated.
+                let spare = self.pool.pop().unwrap_or_default();
+                let mut buf = std::mem::replace(&mut self.rx[i], spare);
+                let counters = &mut self.devices[index].counters;
+                counters.rx_packets += 1;
+                counters.rx_bytes += buf.len() as u64;
+                let verdict = pipeline::process(&tables, &mut self.macs, port, &mut buf, now);
+                self.egress(&tables, port, verdict, buf);
+            }
+        }
+        self.flush();
+        if received == 0 {
+            self.macs.expire(now);
+        }
+        Ok(received)
+    }
+
+    fn rebind(&mut self, tables: &Tables) {
+        let ports = &tables.config().ports;
+        self.port_device = ports
+            .iter()
+            .map(|p| self.devices.iter().position(|d| d.name == p.name))
+            .collect();
+        if self.generation.is_some() {
+            // Logical switch numbers may have changed meaning.
+            self.macs.clear();
+        }
+        self.generation = Some(tables.generation());
+    }
+
+    fn port_of(&self, tables: &Tables, device: usize) -> Option<PortId> {
+        let name = &self.devices[device].name;
+        tables
+            .config()
+            .ports
+            .iter()
+            .position(|p| p.name == *name)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(PortId)
+    }
+
+    fn device_of(&self, port: PortId) -> Option<usize> {
+        self.port_device.get(usize::from(port.0)).copied().flatten()
+    }
+
+    fn count_drop(&mut self, reason: DropReason, n: u64) {
+        if let Some(index) = DropReason::ALL.iter().position(|r| *r == reason) {
+            self.drops[index] += n;
+        }
+    }
+
+    fn drop(&mut self, reason: DropReason, buf: PacketBuf) {
+        self.count_drop(reason, 1);
+        self.recycle(buf);
+    }
+
+    fn recycle(&mut self, mut buf: PacketBuf) {
+        buf.clear();
+        self.pool.push(buf);
+    }
+
+    fn enqueue(&mut self, port: PortId, buf: PacketBuf) {
+        match self.device_of(port) {
+            Some(device) => self.devices[device].tx.push(buf),
+            None => self.drop(DropReason::TxFailed, buf),
+        }
+    }
+
+    fn copy_of(&mut self, buf: &PacketBuf) -> Option<PacketBuf> {
+        let mut copy = self.pool.pop()?;
+        copy.set_frame(buf.frame());
+        copy.peer = buf.peer;
+        Some(copy)
+    }
+
+    fn egress(&mut self, tables: &Tables, in_port: PortId, verdict: Verdict, mut buf: PacketBuf) {
+        match verdict {
+            Verdict::Drop(reason) => self.drop(reason, buf),
+            Verdict::Hairpin => self.enqueue(in_port, buf),
+            Verdict::Forward { port, vlan } => {
+                if let Some(vid) = vlan
+                    && let Err(reason) = push_vlan(&mut buf, vid)
+                {
+                    return self.drop(reason, buf);
+                }
+                self.enqueue(port, buf);
+            }
+            Verdict::Tunnel { ls, remote } => self.tunnel(tables, ls, remote, buf),
+            Verdict::Flood { ls } => self.flood(tables, ls, in_port, buf),
+        }
+    }
+
+    fn flood(&mut self, tables: &Tables, ls: LsId, in_port: PortId, buf: PacketBuf) {
+        let from_vm = matches!(tables.port(in_port).map(|p| &p.kind), Some(PortKind::Vm(_)));
+        for &member in tables.members(ls) {
+            if member == in_port {
+                continue;
+            }
+            match self.copy_of(&buf) {
+                Some(copy) => self.enqueue(member, copy),
+                None => self.count_drop(DropReason::TxFailed, 1),
+            }
+        }
+        if from_vm && let Some(switch) = tables.switch(ls) {
+            match &switch.segment {
+                Segment::Local => {}
+                Segment::Flat { physical_network }
+                | Segment::Vlan {
+                    physical_network, ..
+                } => {
+                    let vid = match switch.segment {
+                        Segment::Vlan { vid, .. } => Some(vid),
+                        _ => None,
+                    };
+                    if let (Some(uplink), Some(mut copy)) =
+                        (tables.uplink(physical_network), self.copy_of(&buf))
+                    {
+                        match vid.map(|vid| push_vlan(&mut copy, vid)) {
+                            Some(Err(reason)) => self.drop(reason, copy),
+                            _ => self.enqueue(uplink, copy),
+                        }
+                    }
+                }
+                Segment::Vxlan(_) | Segment::Gre(_) | Segment::Nvgre(_) => {
+                    for &remote in &switch.flood {
+                        match self.copy_of(&buf) {
+                            Some(copy) => self.tunnel(tables, ls, remote, copy),
+                            None => self.count_drop(DropReason::TxFailed, 1),
+                        }
+                    }
+                }
+            }
+        }
+        self.recycle(buf);
+    }
+
+    fn tunnel(&mut self, tables: &Tables, ls: LsId, remote: core::net::IpAddr, mut buf: PacketBuf) {
+        let Some(segment) = tables.switch(ls).map(|s| &s.segment) else {
+            return self.drop(DropReason::UnknownPort, buf);
+        };
+        let protocol = match segment {
+            Segment::Vxlan(_) => TunnelProtocol::Vxlan,
+            _ => TunnelProtocol::Gre,
+        };
+        let Some(port) = tables.tunnel_port(protocol) else {
+            return self.drop(DropReason::TxFailed, buf);
+        };
+        let medium = self
+            .device_of(port)
+            .map(|d| self.devices[d].device.medium());
+        match encapsulate(&mut buf, segment, medium) {
+            Ok(()) => {
+                buf.peer = Some(remote);
+                self.enqueue(port, buf);
+            }
+            Err(reason) => self.drop(reason, buf),
+        }
+    }
+
+    fn flush(&mut self) {
+        for index in 0..self.devices.len() {
+            if self.devices[index].tx.is_empty() {
+                continue;
+            }
+            let attached = &mut self.devices[index];
+            let sent = attached
+                .device
+                .send(&attached.tx)
+                .unwrap_or(0)
+                .min(attached.tx.len());
+            for buf in &attached.tx[..sent] {
+                attached.counters.tx_packets += 1;
+                attached.counters.tx_bytes += buf.len() as u64;
+            }
+            let failed = (attached.tx.len() - sent) as u64;
+            self.count_drop(DropReason::TxFailed, failed);
+            while let Some(mut buf) = self.devices[index].tx.pop() {
+                buf.clear();
+                self.pool.push(buf);
+            }
+        }
+    }
+}
+
+fn push_vlan(buf: &mut PacketBuf, vid: u16) -> Result<(), DropReason> {
+    let (data, start, _) = buf.raw_mut();
+    let start = vlan::push_tag(data, start, EtherType::VLAN, vid)?;
+    buf.set_start(start);
+    Ok(())
+}
+
+/// Writes the segment's tunnel header in front of the frame, as far as the tunnel device's
+/// medium wants it (a UDP socket takes the VXLAN header, a raw socket the GRE header).
+pub fn encapsulate(
+    buf: &mut PacketBuf,
+    segment: &Segment,
+    medium: Option<Medium>,
+) -> Result<(), DropReason> {
+    let (data, start, end) = buf.raw_mut();
+    let new_start = match (segment, medium) {
+        (Segment::Vxlan(vni), Some(Medium::Vxlan)) => {
+            wire::encap::push_vxlan(data, start, end, *vni)?
+        }
+        (Segment::Gre(key), Some(Medium::Gre)) => {
+            let repr = gre::Repr {
+                protocol: EtherType::TRANSPARENT_ETHERNET,
+                checksum: false,
+                key: Some(*key),
+                sequence: None,
+            };
+            wire::encap::push_gre(data, start, end, &repr)?
+        }
+        (Segment::Nvgre(vsid), Some(Medium::Gre)) => {
+            // RFC 7637 §3.2: the FlowID gives the underlay per-flow entropy.
+            let flow_id = (vxlan::source_port(&data[start..end]) & 0xff).to_be_bytes()[1];
+            wire::encap::push_gre(data, start, end, &gre::Repr::nvgre(*vsid, flow_id))?
+        }
+        _ => return Err(DropReason::EncapFailed),
+    };
+    buf.set_start(new_start);
+    Ok(())
+}

@@ -1,0 +1,488 @@
+//! The switch's configuration as an immutable snapshot: logical switches, ports, lookup records
+//! and flood lists, with the indexes the pipeline reads.
+//!
+//! A change builds a new [`Tables`] from a [`Config`] ([`Tables::build`]), which validates it
+//! and fails naming the field, and the switch swaps it in atomically. Readers never lock.
+
+use core::{fmt, net::IpAddr};
+
+use hashbrown::{HashMap, HashSet};
+use ipnet::IpNet;
+use wire::{MacAddr, Vni};
+
+/// Index of a port in the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortId(pub u16);
+
+/// Index of a logical switch in the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LsId(pub u16);
+
+/// How a logical switch's traffic leaves the host (Neutron's network types).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// Never leaves the host.
+    Local,
+    /// Untagged on the uplink of a physical network.
+    Flat {
+        /// The physical network (Neutron `provider:physical_network`).
+        physical_network: String,
+    },
+    /// 802.1Q-tagged with the segmentation id on the uplink of a physical network.
+    Vlan {
+        /// The physical network.
+        physical_network: String,
+        /// The VLAN id, 1-4094.
+        vid: u16,
+    },
+    /// VXLAN with this VNI to remote endpoints.
+    Vxlan(Vni),
+    /// GRE with this 32-bit key to remote endpoints.
+    Gre(u32),
+    /// NVGRE with this VSID to remote endpoints.
+    Nvgre(Vni),
+}
+
+impl Segment {
+    /// True for the overlay types, whose traffic goes through tunnels.
+    pub const fn is_tunnel(&self) -> bool {
+        matches!(self, Self::Vxlan(_) | Self::Gre(_) | Self::Nvgre(_))
+    }
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local => f.write_str("local"),
+            Self::Flat { physical_network } => write!(f, "flat:{physical_network}"),
+            Self::Vlan {
+                physical_network,
+                vid,
+            } => write!(f, "vlan:{physical_network}:{vid}"),
+            Self::Vxlan(vni) => write!(f, "vxlan:{vni}"),
+            Self::Gre(key) => write!(f, "gre:{key}"),
+            Self::Nvgre(vsid) => write!(f, "nvgre:{vsid}"),
+        }
+    }
+}
+
+/// A logical switch: one tenant network on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogicalSwitch {
+    /// The network's name or id (the controller's network UUID).
+    pub name: String,
+    /// The host-local VLAN id, as br-int's local VLAN in seed 003: it names the network inside
+    /// this host and is translated to the segment on the way out and back.
+    pub local_vlan: u16,
+    /// How traffic leaves the host.
+    pub segment: Segment,
+    /// Remote tunnel endpoints that get a copy of broadcast and unknown unicast (head-end
+    /// replication).
+    pub flood: Vec<IpAddr>,
+    /// The most MAC addresses learned on this network before learning stops.
+    pub mac_limit: usize,
+}
+
+/// What a port is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortKind {
+    /// A VM's NIC on a logical switch.
+    Vm(VmPort),
+    /// A physical uplink carrying flat and VLAN networks of one physical network.
+    Uplink {
+        /// The physical network it serves.
+        physical_network: String,
+    },
+    /// A tunnel endpoint socket (VXLAN over UDP, or GRE/NVGRE over raw IP).
+    Tunnel {
+        /// This host's underlay address.
+        local_ip: IpAddr,
+        /// Which tunnels the socket carries.
+        protocol: TunnelProtocol,
+    },
+}
+
+/// What a tunnel port carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelProtocol {
+    /// VXLAN networks (a UDP socket).
+    Vxlan,
+    /// GRE-key and NVGRE networks (a raw IP socket, protocol 47).
+    Gre,
+}
+
+/// A VM's NIC and what it may send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmPort {
+    /// The logical switch.
+    pub ls: LsId,
+    /// Its MAC address.
+    pub mac: MacAddr,
+    /// Its fixed IP addresses.
+    pub ips: Vec<IpAddr>,
+    /// Extra (MAC, prefix) pairs it may send from (Neutron `allowed_address_pairs`).
+    pub allowed_pairs: Vec<(MacAddr, IpNet)>,
+    /// Whether MAC/IP anti-spoofing applies (Neutron `port_security_enabled`).
+    pub port_security: bool,
+}
+
+/// A port of the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// The port's name (a TAP name, an interface, a socket label).
+    pub name: String,
+    /// What it is.
+    pub kind: PortKind,
+}
+
+/// A lookup record: tenant address on a logical switch → the underlay address of the host
+/// that has it (seed 004's CA/PA record; Neutron's L2 population entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// The logical switch.
+    pub ls: LsId,
+    /// The tenant (customer) IP address.
+    pub ip: IpAddr,
+    /// The tenant MAC address.
+    pub mac: MacAddr,
+    /// The provider (underlay) address of the host.
+    pub remote: IpAddr,
+}
+
+/// Everything a snapshot is built from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Logical switches; `LsId(i)` is the i-th.
+    pub switches: Vec<LogicalSwitch>,
+    /// Ports; `PortId(i)` is the i-th.
+    pub ports: Vec<Port>,
+    /// Lookup records.
+    pub records: Vec<Record>,
+}
+
+/// A configuration that cannot be built, naming what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A field holds a value it may not.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Where, e.g. `switches[2].local_vlan`.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What the pipeline knows about a tenant address it can answer ARP for or send to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// On a local port.
+    Local(PortId),
+    /// Behind a remote tunnel endpoint.
+    Remote(IpAddr),
+    /// Beyond an uplink.
+    Uplink(PortId),
+}
+
+/// The key a received tunnel header maps to a logical switch by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TunnelKey {
+    Vxlan(u32),
+    Gre(u32),
+    Nvgre(u32),
+}
+
+/// The immutable snapshot the pipeline reads.
+#[derive(Debug, Default)]
+pub struct Tables {
+    generation: u64,
+    config: Config,
+    /// Local VM ports of each logical switch, for flooding.
+    members: Vec<Vec<PortId>>,
+    /// The uplink serving each physical network.
+    uplinks: HashMap<String, PortId>,
+    /// Uplink-side VLAN (physical network, VID or None for flat) → logical switch.
+    by_vlan: HashMap<(PortId, Option<u16>), LsId>,
+    /// Tunnel header → logical switch.
+    by_tunnel: HashMap<TunnelKey, LsId>,
+    /// (logical switch, MAC) → where that MAC is, from records and VM ports.
+    macs: HashMap<(LsId, MacAddr), Location>,
+    /// (logical switch, IP) → MAC, from records and VM ports (the ARP responder's table).
+    ips: HashMap<(LsId, IpAddr), MacAddr>,
+    /// Every remote endpoint named anywhere: tunnel packets from others are dropped.
+    remotes: HashSet<IpAddr>,
+    /// The tunnel port of each protocol.
+    tunnel_ports: [Option<PortId>; 2],
+}
+
+impl Tables {
+    /// Validates `config` and builds its indexes; `generation` stamps the snapshot so caches
+    /// derived from an older one can tell.
+    pub fn build(config: Config, generation: u64) -> Result<Self, ConfigError> {
+        let mut tables = Self {
+            generation,
+            ..Self::default()
+        };
+        let mut local_vlans = HashSet::new();
+        let mut names = HashSet::new();
+        tables.members = vec![Vec::new(); config.switches.len()];
+        if config.switches.len() > usize::from(u16::MAX)
+            || config.ports.len() > usize::from(u16::MAX)
+        {
+            return Err(invalid("switches/ports", "at most 65535 of each"));
+        }
+        for (i, port) in config.ports.iter().enumerate() {
+            let field = |name: &str| format!("ports[{i}].{name}");
+            if port.name.is_empty() {
+                return Err(invalid(field("name"), "must not be empty"));
+            }
+            if !names.insert(port.name.clone()) {
+                return Err(invalid(
+                    field("name"),
+                    format!("{:?} is used by another port", port.name),
+                ));
+            }
+            let id = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+            match &port.kind {
+                PortKind::Vm(vm) => {
+                    let members =
+                        tables
+                            .members
+                            .get_mut(usize::from(vm.ls.0))
+                            .ok_or_else(|| {
+                                invalid(field("ls"), format!("no logical switch {}", vm.ls.0))
+                            })?;
+                    members.push(id);
+                    if !vm.mac.is_unicast() {
+                        return Err(invalid(
+                            field("mac"),
+                            format!("{} is not a unicast address", vm.mac),
+                        ));
+                    }
+                    tables.macs.insert((vm.ls, vm.mac), Location::Local(id));
+                    for ip in &vm.ips {
+                        tables.ips.insert((vm.ls, *ip), vm.mac);
+                    }
+                }
+                PortKind::Uplink { physical_network } => {
+                    if tables
+                        .uplinks
+                        .insert(physical_network.clone(), id)
+                        .is_some()
+                    {
+                        return Err(invalid(
+                            field("physical_network"),
+                            format!("{physical_network:?} already has an uplink"),
+                        ));
+                    }
+                }
+                PortKind::Tunnel { protocol, .. } => {
+                    let slot = &mut tables.tunnel_ports[*protocol as usize];
+                    if slot.replace(id).is_some() {
+                        return Err(invalid(
+                            field("protocol"),
+                            format!("a second {protocol:?} tunnel port"),
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, ls) in config.switches.iter().enumerate() {
+            let field = |name: &str| format!("switches[{i}].{name}");
+            let id = LsId(u16::try_from(i).unwrap_or(u16::MAX));
+            if !(1..=4094).contains(&ls.local_vlan) {
+                return Err(invalid(field("local_vlan"), "must be 1-4094"));
+            }
+            if !local_vlans.insert(ls.local_vlan) {
+                return Err(invalid(
+                    field("local_vlan"),
+                    format!("{} is used by another switch", ls.local_vlan),
+                ));
+            }
+            let uplink = |physical_network: &str| {
+                tables
+                    .uplinks
+                    .get(physical_network)
+                    .copied()
+                    .ok_or_else(|| {
+                        invalid(
+                            field("segment"),
+                            format!("no uplink serves physical network {physical_network:?}"),
+                        )
+                    })
+            };
+            let duplicate = || {
+                invalid(
+                    field("segment"),
+                    format!("{} is used by another switch", ls.segment),
+                )
+            };
+            match &ls.segment {
+                Segment::Local => {}
+                Segment::Flat { physical_network } => {
+                    let port = uplink(physical_network)?;
+                    if tables.by_vlan.insert((port, None), id).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                Segment::Vlan {
+                    physical_network,
+                    vid,
+                } => {
+                    if !(1..=4094).contains(vid) {
+                        return Err(invalid(field("segment"), "a VLAN id must be 1-4094"));
+                    }
+                    let port = uplink(physical_network)?;
+                    if tables.by_vlan.insert((port, Some(*vid)), id).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                Segment::Vxlan(vni) => {
+                    if tables
+                        .by_tunnel
+                        .insert(TunnelKey::Vxlan(vni.get()), id)
+                        .is_some()
+                    {
+                        return Err(duplicate());
+                    }
+                }
+                Segment::Gre(key) => {
+                    if tables.by_tunnel.insert(TunnelKey::Gre(*key), id).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                Segment::Nvgre(vsid) => {
+                    if tables
+                        .by_tunnel
+                        .insert(TunnelKey::Nvgre(vsid.get()), id)
+                        .is_some()
+                    {
+                        return Err(duplicate());
+                    }
+                }
+            }
+            let protocol = match ls.segment {
+                Segment::Vxlan(_) => Some(TunnelProtocol::Vxlan),
+                Segment::Gre(_) | Segment::Nvgre(_) => Some(TunnelProtocol::Gre),
+                _ => None,
+            };
+            if let Some(protocol) = protocol
+                && tables.tunnel_ports[protocol as usize].is_none()
+            {
+                return Err(invalid(
+                    field("segment"),
+                    format!("no {protocol:?} tunnel port"),
+                ));
+            }
+            if !ls.flood.is_empty() && !ls.segment.is_tunnel() {
+                return Err(invalid(
+                    field("flood"),
+                    "only tunnel segments have remote endpoints",
+                ));
+            }
+            tables.remotes.extend(ls.flood.iter().copied());
+        }
+        for (i, record) in config.records.iter().enumerate() {
+            let field = |name: &str| format!("records[{i}].{name}");
+            let ls = config
+                .switches
+                .get(usize::from(record.ls.0))
+                .ok_or_else(|| {
+                    invalid(field("ls"), format!("no logical switch {}", record.ls.0))
+                })?;
+            if !ls.segment.is_tunnel() {
+                return Err(invalid(
+                    field("ls"),
+                    format!("{} is not a tunnel network", ls.name),
+                ));
+            }
+            if !record.mac.is_unicast() {
+                return Err(invalid(
+                    field("mac"),
+                    format!("{} is not a unicast address", record.mac),
+                ));
+            }
+            if let Some(Location::Local(_)) = tables.macs.get(&(record.ls, record.mac)) {
+                return Err(invalid(
+                    field("mac"),
+                    format!("{} is a local port's address", record.mac),
+                ));
+            }
+            tables
+                .macs
+                .insert((record.ls, record.mac), Location::Remote(record.remote));
+            tables.ips.insert((record.ls, record.ip), record.mac);
+            tables.remotes.insert(record.remote);
+        }
+        tables.config = config;
+        Ok(tables)
+    }
+
+    /// The snapshot's generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The configuration the snapshot was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A port.
+    pub fn port(&self, id: PortId) -> Option<&Port> {
+        self.config.ports.get(usize::from(id.0))
+    }
+
+    /// A logical switch.
+    pub fn switch(&self, id: LsId) -> Option<&LogicalSwitch> {
+        self.config.switches.get(usize::from(id.0))
+    }
+
+    /// The local VM ports of a logical switch.
+    pub fn members(&self, id: LsId) -> &[PortId] {
+        self.members
+            .get(usize::from(id.0))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The uplink of a physical network.
+    pub fn uplink(&self, physical_network: &str) -> Option<PortId> {
+        self.uplinks.get(physical_network).copied()
+    }
+
+    /// Where a MAC is, by configuration (VM ports and records).
+    pub fn location(&self, ls: LsId, mac: MacAddr) -> Option<Location> {
+        self.macs.get(&(ls, mac)).copied()
+    }
+
+    /// The MAC a tenant IP has on a logical switch, by configuration.
+    pub fn mac_of(&self, ls: LsId, ip: IpAddr) -> Option<MacAddr> {
+        self.ips.get(&(ls, ip)).copied()
+    }
+
+    /// The logical switch a frame from an uplink belongs to.
+    pub fn switch_for_vlan(&self, uplink: PortId, vid: Option<u16>) -> Option<LsId> {
+        self.by_vlan.get(&(uplink, vid)).copied()
+    }
+
+    pub(crate) fn switch_for_tunnel(&self, key: TunnelKey) -> Option<LsId> {
+        self.by_tunnel.get(&key).copied()
+    }
+
+    /// The tunnel port that carries a logical switch's segment.
+    pub fn tunnel_port(&self, protocol: TunnelProtocol) -> Option<PortId> {
+        self.tunnel_ports[protocol as usize]
+    }
+
+    /// True when `ip` is a remote endpoint this host was told about.
+    pub fn is_known_remote(&self, ip: IpAddr) -> bool {
+        self.remotes.contains(&ip)
+    }
+}

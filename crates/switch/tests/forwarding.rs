@@ -1,0 +1,563 @@
+//! The switch end to end over in-memory devices: two hosts joined by a simulated underlay.
+//! Frames are built and checked with `wire`'s parsers; the real-device tests are in
+//! `backends.rs` and the namespace tests drive the `weft switch` binary.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use switch::{
+    device::{Medium, memory},
+    pipeline::DropReason,
+    switch::Switch,
+    tables::{
+        Config, LogicalSwitch, LsId, Port, PortKind, Record, Segment, Tables, TunnelProtocol,
+        VmPort,
+    },
+};
+use wire::{
+    EtherType, IpProtocol, MacAddr, Vni, arp, checksum::PseudoHeader, ethernet, ipv4, udp, vlan,
+    vxlan,
+};
+
+const UNDERLAY_A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+const UNDERLAY_B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+fn mac(last: u8) -> MacAddr {
+    MacAddr([0xfa, 0x16, 0x3e, 0, 0, last])
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+}
+
+fn vm(name: &str, ls: u16, mac: MacAddr, ip: IpAddr) -> Port {
+    Port {
+        name: name.into(),
+        kind: PortKind::Vm(VmPort {
+            ls: LsId(ls),
+            mac,
+            ips: vec![ip],
+            allowed_pairs: vec![],
+            port_security: true,
+        }),
+    }
+}
+
+fn ls(name: &str, local_vlan: u16, segment: Segment, flood: Vec<IpAddr>) -> LogicalSwitch {
+    LogicalSwitch {
+        name: name.into(),
+        local_vlan,
+        segment,
+        flood,
+        mac_limit: 1000,
+    }
+}
+
+/// One host: a switch with memory devices, and the test's ends of them.
+struct Host {
+    switch: Switch,
+    peers: Vec<(String, memory::MemoryPeer)>,
+    now: Duration,
+}
+
+impl Host {
+    fn new(config: Config) -> Self {
+        let tables = Tables::build(config.clone(), 1).expect("valid config");
+        let mut switch = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
+        let mut peers = Vec::new();
+        for port in &config.ports {
+            let medium = match port.kind {
+                PortKind::Tunnel {
+                    protocol: TunnelProtocol::Vxlan,
+                    ..
+                } => Medium::Vxlan,
+                PortKind::Tunnel {
+                    protocol: TunnelProtocol::Gre,
+                    ..
+                } => Medium::Gre,
+                _ => Medium::Ethernet,
+            };
+            let (device, peer) = memory::pair(medium);
+            switch.attach(&port.name, Box::new(device));
+            peers.push((port.name.clone(), peer));
+        }
+        Self {
+            switch,
+            peers,
+            now: Duration::ZERO,
+        }
+    }
+
+    fn peer(&self, name: &str) -> &memory::MemoryPeer {
+        &self
+            .peers
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("port exists")
+            .1
+    }
+
+    fn send(&mut self, port: &str, frame: &[u8]) {
+        self.peer(port).inject(frame);
+        self.poll();
+    }
+
+    fn poll(&mut self) {
+        self.now += Duration::from_millis(1);
+        while self.switch.poll(self.now).expect("poll") > 0 {}
+    }
+
+    fn take(&self, port: &str) -> Vec<Vec<u8>> {
+        self.peer(port)
+            .drain()
+            .into_iter()
+            .map(|(frame, _)| frame)
+            .collect()
+    }
+
+    fn dropped(&self, reason: DropReason) -> u64 {
+        self.switch.counters().dropped(reason)
+    }
+}
+
+/// Moves everything each host's tunnel port sent to the other host, as the underlay would.
+fn carry(a: &mut Host, b: &mut Host, tunnel: &str) -> usize {
+    let mut moved = 0;
+    for (frame, peer) in a.peer(tunnel).drain() {
+        assert_eq!(peer, Some(UNDERLAY_B), "A sends to B");
+        b.peer(tunnel).inject_from(&frame, Some(UNDERLAY_A));
+        moved += 1;
+    }
+    for (frame, peer) in b.peer(tunnel).drain() {
+        assert_eq!(peer, Some(UNDERLAY_A), "B sends to A");
+        a.peer(tunnel).inject_from(&frame, Some(UNDERLAY_B));
+        moved += 1;
+    }
+    a.poll();
+    b.poll();
+    moved
+}
+
+fn arp_request(src_mac: MacAddr, src_ip: IpAddr, target: IpAddr) -> Vec<u8> {
+    let (IpAddr::V4(spa), IpAddr::V4(tpa)) = (src_ip, target) else {
+        unreachable!()
+    };
+    let mut frame = vec![0; 42];
+    ethernet::Repr {
+        src_addr: src_mac,
+        dst_addr: MacAddr::BROADCAST,
+        ethertype: EtherType::ARP,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+    arp::Repr {
+        operation: arp::Operation::REQUEST,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: spa,
+        target_hardware_addr: MacAddr::ZERO,
+        target_protocol_addr: tpa,
+    }
+    .emit(&mut arp::Packet::new_unchecked(&mut frame[14..]));
+    frame
+}
+
+fn udp_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: IpAddr,
+    dst: IpAddr,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
+        unreachable!()
+    };
+    let mut frame = vec![0; 14 + 20 + 8 + payload.len()];
+    ethernet::Repr {
+        src_addr: src_mac,
+        dst_addr: dst_mac,
+        ethertype: EtherType::IPV4,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+    ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::UDP,
+        payload_len: 8 + payload.len(),
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        options: ipv4::Options::NONE,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+    frame[42..].copy_from_slice(payload);
+    udp::Repr {
+        src_port: 5000,
+        dst_port: 6000,
+        payload_len: payload.len(),
+    }
+    .emit(
+        &mut udp::Packet::new_unchecked(&mut frame[34..]),
+        Some(&PseudoHeader::V4 { src, dst }),
+    );
+    frame
+}
+
+/// Two hosts, two tenants with the same subnet (10.0.0.0/24, same IPs) on VNI 100 and 200,
+/// plus a second VM of tenant 1 on host A; host A knows where tenant 1's VM2 is (a record).
+fn two_hosts(segment_1: Segment, segment_2: Segment, protocol: TunnelProtocol) -> (Host, Host) {
+    let tunnel = |local_ip| Port {
+        name: "tun".into(),
+        kind: PortKind::Tunnel { local_ip, protocol },
+    };
+    let a = Config {
+        switches: vec![
+            ls("tenant1", 1, segment_1.clone(), vec![UNDERLAY_B]),
+            ls("tenant2", 2, segment_2.clone(), vec![UNDERLAY_B]),
+        ],
+        ports: vec![
+            vm("vm1", 0, mac(1), ip(1)),
+            vm("vm5", 0, mac(5), ip(5)),
+            vm("t2vm1", 1, mac(0x21), ip(1)),
+            tunnel(UNDERLAY_A),
+        ],
+        records: vec![Record {
+            ls: LsId(0),
+            ip: ip(2),
+            mac: mac(2),
+            remote: UNDERLAY_B,
+        }],
+    };
+    let b = Config {
+        switches: vec![
+            ls("tenant1", 7, segment_1, vec![UNDERLAY_A]),
+            ls("tenant2", 8, segment_2, vec![UNDERLAY_A]),
+        ],
+        ports: vec![
+            vm("vm2", 0, mac(2), ip(2)),
+            vm("t2vm2", 1, mac(0x22), ip(2)),
+            tunnel(UNDERLAY_B),
+        ],
+        records: vec![],
+    };
+    (Host::new(a), Host::new(b))
+}
+
+fn vxlan_hosts() -> (Host, Host) {
+    let vni = |n| Vni::new(n).unwrap();
+    two_hosts(
+        Segment::Vxlan(vni(100)),
+        Segment::Vxlan(vni(200)),
+        TunnelProtocol::Vxlan,
+    )
+}
+
+#[test]
+fn arp_for_a_known_record_is_answered_locally_and_never_flooded() {
+    let (mut a, _b) = vxlan_hosts();
+    a.send("vm1", &arp_request(mac(1), ip(1), ip(2)));
+    let replies = a.take("vm1");
+    assert_eq!(replies.len(), 1);
+    let reply = arp::Repr::parse(&arp::Packet::new_checked(&replies[0][14..]).unwrap()).unwrap();
+    assert_eq!(reply.operation, arp::Operation::REPLY);
+    assert_eq!(
+        (
+            reply.source_hardware_addr,
+            IpAddr::from(reply.source_protocol_addr)
+        ),
+        (mac(2), ip(2))
+    );
+    assert_eq!(reply.target_hardware_addr, mac(1));
+    assert!(a.take("tun").is_empty(), "nothing crossed the underlay");
+    assert!(a.take("vm5").is_empty(), "nothing flooded locally");
+    // The switch also answers for local VM ports' addresses.
+    a.send("vm1", &arp_request(mac(1), ip(1), ip(5)));
+    assert_eq!(a.take("vm1").len(), 1);
+    assert!(a.take("vm5").is_empty());
+}
+
+#[test]
+fn unknown_arp_floods_within_the_logical_switch_only() {
+    let (mut a, mut b) = vxlan_hosts();
+    a.send("vm1", &arp_request(mac(1), ip(1), ip(77)));
+    assert_eq!(a.take("vm5").len(), 1, "local member of the same network");
+    assert!(a.take("t2vm1").is_empty(), "never the other tenant");
+    assert_eq!(
+        carry(&mut a, &mut b, "tun"),
+        1,
+        "one copy per remote endpoint"
+    );
+    assert_eq!(b.take("vm2").len(), 1);
+    assert!(b.take("t2vm2").is_empty());
+}
+
+#[test]
+fn unicast_crosses_the_underlay_in_vxlan_and_arrives_unchanged() {
+    let (mut a, mut b) = vxlan_hosts();
+    let frame = udp_frame(mac(1), mac(2), ip(1), ip(2), b"hello vm2");
+    a.send("vm1", &frame);
+    let sent = a.peer("tun").drain();
+    assert_eq!(sent.len(), 1);
+    let (vxlan_payload, peer) = &sent[0];
+    assert_eq!(*peer, Some(UNDERLAY_B));
+    let header =
+        vxlan::Repr::parse(&vxlan::Packet::new_checked(&vxlan_payload[..]).unwrap()).unwrap();
+    assert_eq!(header.vni.get(), 100);
+    assert_eq!(&vxlan_payload[8..], &frame[..]);
+    b.peer("tun").inject_from(vxlan_payload, Some(UNDERLAY_A));
+    b.poll();
+    assert_eq!(b.take("vm2"), vec![frame.clone()]);
+    // VM2 answers; host B learned VM1 behind A from the tunnel and sends straight there.
+    let answer = udp_frame(mac(2), mac(1), ip(2), ip(1), b"hello vm1");
+    b.send("vm2", &answer);
+    assert_eq!(carry(&mut a, &mut b, "tun"), 1);
+    assert_eq!(a.take("vm1"), vec![answer]);
+    assert!(a.take("vm5").is_empty());
+}
+
+#[test]
+fn local_switching_learns_and_stops_flooding() {
+    let (mut a, _b) = vxlan_hosts();
+    // vm5 is a configured port, so vm1 reaches it directly; an unknown MAC floods.
+    let to_vm5 = udp_frame(mac(1), mac(5), ip(1), ip(5), b"x");
+    a.send("vm1", &to_vm5);
+    assert_eq!(a.take("vm5"), vec![to_vm5]);
+    assert!(a.take("tun").is_empty());
+    let unknown = udp_frame(mac(1), mac(0x99), ip(1), ip(9), b"y");
+    a.send("vm1", &unknown);
+    assert_eq!(a.take("vm5").len(), 1);
+    assert_eq!(a.take("tun").len(), 1);
+}
+
+#[test]
+fn overlapping_tenants_stay_apart() {
+    let (mut a, mut b) = vxlan_hosts();
+    // Both tenants use 10.0.0.1 -> 10.0.0.2.
+    let t2 = udp_frame(mac(0x21), MacAddr::BROADCAST, ip(1), ip(2), b"tenant2");
+    a.send("t2vm1", &t2);
+    assert!(a.take("vm1").is_empty() && a.take("vm5").is_empty());
+    let sent = a.peer("tun").drain();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        vxlan::Packet::new_checked(&sent[0].0[..])
+            .unwrap()
+            .vni()
+            .get(),
+        200
+    );
+    b.peer("tun").inject_from(&sent[0].0, Some(UNDERLAY_A));
+    b.poll();
+    assert_eq!(b.take("t2vm2"), vec![t2]);
+    assert!(b.take("vm2").is_empty(), "tenant 1 never sees tenant 2");
+}
+
+#[test]
+fn nvgre_and_gre_key_networks_carry_frames_too() {
+    for (seg1, seg2) in [
+        (
+            Segment::Nvgre(Vni::new(5001).unwrap()),
+            Segment::Nvgre(Vni::new(5002).unwrap()),
+        ),
+        (Segment::Gre(0x1234_5678), Segment::Gre(0x1234_5679)),
+    ] {
+        let (mut a, mut b) = two_hosts(seg1.clone(), seg2, TunnelProtocol::Gre);
+        let frame = udp_frame(mac(1), mac(2), ip(1), ip(2), b"over gre");
+        a.send("vm1", &frame);
+        let sent = a.peer("tun").drain();
+        assert_eq!(sent.len(), 1, "{seg1}");
+        let repr = wire::gre::Repr::parse(&wire::gre::Packet::new_checked(&sent[0].0[..]).unwrap())
+            .unwrap();
+        match seg1 {
+            Segment::Nvgre(vsid) => assert_eq!(repr.as_nvgre().map(|n| n.vsid), Some(vsid)),
+            Segment::Gre(key) => assert_eq!(repr.key, Some(key)),
+            _ => unreachable!(),
+        }
+        b.peer("tun").inject_from(&sent[0].0, Some(UNDERLAY_A));
+        b.poll();
+        assert_eq!(b.take("vm2"), vec![frame], "{seg1}");
+        assert!(b.take("t2vm2").is_empty());
+    }
+}
+
+#[test]
+fn spoofing_vm_gets_nothing_through() {
+    let (mut a, _b) = vxlan_hosts();
+    a.send(
+        "vm1",
+        &udp_frame(mac(9), mac(5), ip(1), ip(5), b"wrong mac"),
+    );
+    a.send("vm1", &udp_frame(mac(1), mac(5), ip(9), ip(5), b"wrong ip"));
+    // Gratuitous ARP claiming VM5's address.
+    let mut garp = arp_request(mac(1), ip(5), ip(5));
+    a.send("vm1", &garp);
+    // ARP whose sender MAC differs from the frame's source.
+    garp = arp_request(mac(1), ip(1), ip(77));
+    garp[22..28].copy_from_slice(&mac(5).0);
+    a.send("vm1", &garp);
+    assert!(a.take("vm5").is_empty() && a.take("tun").is_empty() && a.take("vm1").is_empty());
+    assert_eq!(a.dropped(DropReason::SpoofedMac), 1);
+    assert_eq!(a.dropped(DropReason::SpoofedIp), 1);
+    assert_eq!(a.dropped(DropReason::SpoofedArp), 2);
+}
+
+#[test]
+fn allowed_address_pairs_extend_what_a_port_may_send() {
+    let mut config = Config {
+        switches: vec![ls("net", 1, Segment::Local, vec![])],
+        ports: vec![vm("vm1", 0, mac(1), ip(1)), vm("vm2", 0, mac(2), ip(2))],
+        records: vec![],
+    };
+    if let PortKind::Vm(port) = &mut config.ports[0].kind {
+        port.allowed_pairs
+            .push((mac(1), "10.0.0.100/32".parse().unwrap()));
+    }
+    let mut host = Host::new(config);
+    host.send("vm1", &udp_frame(mac(1), mac(2), ip(100), ip(2), b"vip"));
+    assert_eq!(host.take("vm2").len(), 1);
+    host.send(
+        "vm1",
+        &udp_frame(mac(1), mac(2), ip(101), ip(2), b"not a vip"),
+    );
+    assert!(host.take("vm2").is_empty());
+}
+
+#[test]
+fn bad_tunnel_input_is_dropped_by_reason() {
+    let (mut a, mut b) = vxlan_hosts();
+    let frame = udp_frame(mac(1), mac(2), ip(1), ip(2), b"x");
+    a.send("vm1", &frame);
+    let good = a.peer("tun").drain().remove(0).0;
+    // From an underlay address nobody told B about.
+    b.peer("tun")
+        .inject_from(&good, Some("192.0.2.99".parse().unwrap()));
+    // A VNI no network uses.
+    let mut wrong_vni = good.clone();
+    wrong_vni[4..7].copy_from_slice(&[0, 0x03, 0xe7]);
+    b.peer("tun").inject_from(&wrong_vni, Some(UNDERLAY_A));
+    // The I flag clear.
+    let mut no_i = good.clone();
+    no_i[0] = 0;
+    b.peer("tun").inject_from(&no_i, Some(UNDERLAY_A));
+    // Cut in the middle of the inner Ethernet header.
+    b.peer("tun").inject_from(&good[..15], Some(UNDERLAY_A));
+    // Inner frame with a VLAN tag.
+    let mut tagged = good[..8].to_vec();
+    let mut inner = vec![0; 4];
+    inner.extend_from_slice(&frame);
+    let start = vlan::push_tag(&mut inner, 4, EtherType::VLAN, 5).unwrap();
+    tagged.extend_from_slice(&inner[start..]);
+    b.peer("tun").inject_from(&tagged, Some(UNDERLAY_A));
+    b.poll();
+    assert!(b.take("vm2").is_empty() && b.take("t2vm2").is_empty());
+    assert_eq!(b.dropped(DropReason::UnknownEndpoint), 1);
+    assert_eq!(b.dropped(DropReason::UnknownTunnelId), 1);
+    assert_eq!(b.dropped(DropReason::Malformed), 1);
+    assert_eq!(b.dropped(DropReason::Truncated), 1);
+    assert_eq!(b.dropped(DropReason::UnexpectedTag), 1);
+    // And the good one still goes through.
+    b.peer("tun").inject_from(&good, Some(UNDERLAY_A));
+    b.poll();
+    assert_eq!(b.take("vm2"), vec![frame]);
+}
+
+#[test]
+fn vlan_networks_tag_on_the_uplink_and_local_networks_stay_home() {
+    let config = Config {
+        switches: vec![
+            ls(
+                "vlan101",
+                1,
+                Segment::Vlan {
+                    physical_network: "physnet1".into(),
+                    vid: 101,
+                },
+                vec![],
+            ),
+            ls(
+                "flat",
+                2,
+                Segment::Flat {
+                    physical_network: "physnet1".into(),
+                },
+                vec![],
+            ),
+            ls("local", 3, Segment::Local, vec![]),
+        ],
+        ports: vec![
+            vm("vm1", 0, mac(1), ip(1)),
+            vm("vm2", 1, mac(2), ip(2)),
+            vm("vm3", 2, mac(3), ip(3)),
+            vm("vm4", 2, mac(4), ip(4)),
+            Port {
+                name: "eth1".into(),
+                kind: PortKind::Uplink {
+                    physical_network: "physnet1".into(),
+                },
+            },
+        ],
+        records: vec![],
+    };
+    let mut host = Host::new(config);
+    let broadcast = udp_frame(mac(1), MacAddr::BROADCAST, ip(1), ip(255), b"hi");
+    host.send("vm1", &broadcast);
+    let out = host.take("eth1");
+    assert_eq!(out.len(), 1);
+    let (stack, offset) = vlan::TagStack::parse(&out[0]).unwrap();
+    assert_eq!(
+        stack.outer().map(|t| (t.tpid, t.repr.vid)),
+        Some((EtherType::VLAN, 101))
+    );
+    assert_eq!(&out[0][offset..], &broadcast[14..]);
+    // Back from the physical network, tagged 101: untagged to vm1 only.
+    let reply = udp_frame(mac(0x50), mac(1), ip(50), ip(1), b"from outside");
+    let mut tagged = vec![0; 4];
+    tagged.extend_from_slice(&reply);
+    let start = vlan::push_tag(&mut tagged, 4, EtherType::VLAN, 101).unwrap();
+    host.send("eth1", &tagged[start..]);
+    assert_eq!(host.take("vm1"), vec![reply.clone()]);
+    assert!(host.take("vm2").is_empty());
+    // Untagged from the physical network belongs to the flat network.
+    let flat = udp_frame(mac(0x50), MacAddr::BROADCAST, ip(50), ip(255), b"flat");
+    host.send("eth1", &flat);
+    assert_eq!(host.take("vm2"), vec![flat]);
+    assert!(host.take("vm1").is_empty());
+    // A VLAN nobody uses.
+    let mut other = vec![0; 4];
+    other.extend_from_slice(&reply);
+    let start = vlan::push_tag(&mut other, 4, EtherType::VLAN, 999).unwrap();
+    host.send("eth1", &other[start..]);
+    assert_eq!(host.dropped(DropReason::UnknownVlan), 1);
+    // The local network: vm3's broadcast reaches vm4 and nothing else.
+    host.send(
+        "vm3",
+        &udp_frame(mac(3), MacAddr::BROADCAST, ip(3), ip(255), b"local"),
+    );
+    assert_eq!(host.take("vm4").len(), 1);
+    assert!(host.take("eth1").is_empty());
+    // VM ports refuse tagged frames.
+    host.send("vm1", &tagged[..]);
+    assert!(host.dropped(DropReason::UnexpectedTag) >= 1);
+}
+
+#[test]
+fn malformed_frames_from_vms_are_counted_not_forwarded() {
+    let (mut a, _b) = vxlan_hosts();
+    a.send("vm1", &[0u8; 10]);
+    assert_eq!(a.dropped(DropReason::Truncated), 1);
+    // An IPv4 header cut short is refused by port security's parse.
+    let cut = udp_frame(mac(1), mac(5), ip(1), ip(5), b"x");
+    a.send("vm1", &cut[..30]);
+    assert_eq!(a.dropped(DropReason::Truncated), 2);
+    // The switch is a layer-2 device: a wrong inner IPv4 checksum is the receiver's business,
+    // as on any switch; it forwards it untouched.
+    let mut bad_checksum = udp_frame(mac(1), mac(5), ip(1), ip(5), b"x");
+    bad_checksum[24] ^= 0xff;
+    a.send("vm1", &bad_checksum);
+    assert_eq!(a.take("vm5"), vec![bad_checksum]);
+}
