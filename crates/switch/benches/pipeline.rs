@@ -22,7 +22,7 @@ use switch::{
 };
 use wire::{EtherType, IpProtocol, MacAddr, Vni, checksum::PseudoHeader, ethernet, ipv4, udp};
 
-const BATCH: usize = 32;
+const BATCH: u32 = 32;
 const ENTRIES: u32 = 200_000;
 
 fn mac(n: u32) -> MacAddr {
@@ -137,7 +137,7 @@ fn bench(c: &mut Criterion) {
     let now = Duration::from_secs(1);
     let segment = Segment::Vxlan(Vni::new(100).unwrap());
     let mut group = c.benchmark_group("pipeline");
-    group.throughput(Throughput::Elements(BATCH as u64));
+    group.throughput(Throughput::Elements(u64::from(BATCH)));
 
     let mut local = batch(|_| frame(1, 2));
     group.bench_function("local switching, batch of 32 x 64 B", |b| {
