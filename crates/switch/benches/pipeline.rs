@@ -127,7 +127,7 @@ fn setup() -> (Tables, MacTable) {
 }
 
 fn batch(frames: impl Fn(u32) -> Vec<u8>) -> Vec<PacketBuf> {
-    (0..BATCH as u32)
+    (0..BATCH)
         .map(|i| PacketBuf::from_frame(&frames(i)))
         .collect()
 }
