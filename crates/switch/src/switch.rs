@@ -141,15 +141,19 @@ impl Switch {
         }
         let mut received = 0;
         for index in 0..self.devices.len() {
-            let Some(port) = self.port_of(&tables, index) else {
-                continue;
-            };
+            let port = self.port_of(&tables, index);
             let n = match self.devices[index].device.recv(&mut self.rx) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(err) => return Err(err),
             };
             received += n;
+            let Some(port) = port else {
+                // A device whose port the current tables do not have (being added or removed):
+                // read and count its frames rather than let its queue fill up.
+                self.count_drop(DropReason::UnknownPort, n as u64);
+                continue;
+            };
             for i in 0..n {
                 // Swap a spare buffer into the receive ring; the pool only runs dry if egress
                 // queues hold more than it was sized for, and then a buffer is allocated.
@@ -299,10 +303,12 @@ impl Switch {
         let Some(port) = tables.tunnel_port(protocol) else {
             return self.drop(DropReason::TxFailed, buf);
         };
-        let medium = self
-            .device_of(port)
-            .map(|d| self.devices[d].device.medium());
-        match encapsulate(&mut buf, segment, medium) {
+        // No device for the tunnel port (being replaced): nothing can send it.
+        let Some(device) = self.device_of(port) else {
+            return self.drop(DropReason::TxFailed, buf);
+        };
+        let medium = self.devices[device].device.medium();
+        match encapsulate(&mut buf, segment, Some(medium)) {
             Ok(()) => {
                 buf.peer = Some(remote);
                 self.enqueue(port, buf);
