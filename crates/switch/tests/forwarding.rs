@@ -577,7 +577,8 @@ fn every_drop_reason_is_produced_and_counted() {
     let mut wrong_vni = good.clone();
     wrong_vni[6] ^= 0x55;
     b.peer("tun").inject_from(&wrong_vni, Some(UNDERLAY_A));
-    b.peer("tun").inject_from(&good, Some("198.51.100.9".parse().unwrap()));
+    b.peer("tun")
+        .inject_from(&good, Some("198.51.100.9".parse().unwrap()));
     let mut tagged = good[..8].to_vec();
     let mut inner = vec![0; 4];
     inner.extend_from_slice(&good[8..]);
@@ -608,10 +609,23 @@ fn every_drop_reason_is_produced_and_counted() {
     a.send("vm1", &udp_frame(mac(1), mac(2), ip(1), ip(2), b"x"));
     // UnknownVlan and Unsupported (three tags) on an uplink.
     let mut host = Host::new(Config {
-        switches: vec![ls("vlan", 1, Segment::Vlan { physical_network: "p".into(), vid: 10 }, vec![])],
+        switches: vec![ls(
+            "vlan",
+            1,
+            Segment::Vlan {
+                physical_network: "p".into(),
+                vid: 10,
+            },
+            vec![],
+        )],
         ports: vec![
             vm("vm", 0, mac(1), ip(1)),
-            Port { name: "up".into(), kind: PortKind::Uplink { physical_network: "p".into() } },
+            Port {
+                name: "up".into(),
+                kind: PortKind::Uplink {
+                    physical_network: "p".into(),
+                },
+            },
         ],
         records: vec![],
     });
@@ -631,5 +645,8 @@ fn every_drop_reason_is_produced_and_counted() {
             missing.push(reason.as_str());
         }
     }
-    assert!(missing.is_empty(), "drop reasons never produced: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "drop reasons never produced: {missing:?}"
+    );
 }

@@ -8,6 +8,12 @@
 
 pub mod capture;
 pub mod memory;
+pub mod packet;
+pub mod rawip;
+pub mod tap;
+pub mod udp;
+
+mod sys;
 
 use std::{io, os::fd::BorrowedFd};
 

@@ -1,0 +1,686 @@
+//! The real I/O backends against real kernel devices, each test in network namespaces of its
+//! own (`wft-<tag>-<pid>`), removed again by a drop guard even when the test fails.
+//!
+//! They need root. CI runs them as root; without it (or without `ip`) each test prints why it
+//! skips and passes. Only documentation addresses (192.0.2.0/24, 2001:db8::/32) and 10.0.x
+//! tenant addresses are used, inside namespaces that have no route out.
+
+use std::{
+    fs::File,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    os::fd::AsFd,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+    sched::CloneFlags,
+};
+use switch::{
+    PacketBuf,
+    device::{
+        Device, Medium, packet::PacketDevice, rawip::GreSocket, tap::TapDevice, udp::VxlanSocket,
+    },
+};
+use wire::{EtherType, IpProtocol, MacAddr, Vni, arp, encap, ethernet, gre, icmpv4, ipv4, vxlan};
+
+// ---------------------------------------------------------------------------------------------
+// Namespaces and threads
+
+/// Whether these tests can run here; prints the reason when not.
+fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !root || !ip {
+        eprintln!("SKIP {test}: needs root and iproute2 (root: {root}, ip: {ip})");
+        return false;
+    }
+    true
+}
+
+/// A network namespace, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("wft-{tag}-{}", std::process::id());
+        // A leftover from a killed run of the same pid would make `add` fail.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        run("ip", &["netns", "add", &name]);
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `ip -n NAME args...`, panicking with its stderr on failure.
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// Runs `cmd args...` inside the namespace.
+    fn command(&self, cmd: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name, cmd]).args(args);
+        command
+    }
+
+    fn file(&self) -> File {
+        File::open(format!("/run/netns/{}", self.name)).expect("open netns")
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace, so sockets and devices it
+    /// creates belong here; the test's own thread never changes namespace.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let file = self.file();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test: setns only on a dedicated thread"
+        )]
+        let thread = std::thread::spawn(move || {
+            nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        });
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A child process killed on drop, so a failing test leaves no `ping` behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Interface names: at most 15 bytes, unique per test and process.
+fn ifname(tag: &str) -> String {
+    let name = format!("wft{tag}{}", std::process::id());
+    assert!(name.len() <= 15, "{name} is too long for an interface name");
+    name
+}
+
+fn now() -> Instant {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test: bounds the time a test may wait"
+    )]
+    Instant::now()
+}
+
+/// Waits (at most 50 ms) for `dev` to become readable.
+fn wait_readable(dev: &dyn Device) {
+    if let Some(fd) = dev.fd() {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(50u8));
+    }
+}
+
+/// Receives from `dev` for at most `timeout`, handing every frame to `each`; stops early when
+/// `each` returns true. Returns whether it did.
+fn receive_until(
+    dev: &mut dyn Device,
+    timeout: Duration,
+    mut each: impl FnMut(&PacketBuf) -> bool,
+) -> bool {
+    let deadline = now() + timeout;
+    let mut bufs = vec![PacketBuf::new(); 32];
+    while now() < deadline {
+        wait_readable(dev);
+        let n = dev.recv(&mut bufs).expect("recv");
+        if bufs[..n].iter().any(&mut each) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Serves `dev` for at most `timeout`: every received frame goes to `answer`, whose replies are
+/// sent back on `dev`; stops when `done` says so. Returns whether it did.
+fn serve(
+    dev: &mut dyn Device,
+    timeout: Duration,
+    mut answer: impl FnMut(&PacketBuf) -> Option<PacketBuf>,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = now() + timeout;
+    let mut bufs = vec![PacketBuf::new(); 32];
+    while now() < deadline {
+        if done() {
+            return true;
+        }
+        wait_readable(dev);
+        let n = dev.recv(&mut bufs).expect("recv");
+        let replies: Vec<PacketBuf> = bufs[..n].iter().filter_map(&mut answer).collect();
+        if !replies.is_empty() {
+            assert_eq!(dev.send(&replies).expect("send"), replies.len());
+        }
+    }
+    done()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny responder: the "other host" of a ping, built with `wire`
+
+const TEST_MAC: MacAddr = MacAddr([0x02, 0x00, 0x5e, 0x00, 0x00, 0x02]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    Arp,
+    Echo,
+}
+
+/// If `frame` is an ARP request for `ip` or an ICMP echo request to `ip`, the reply frame.
+fn respond(frame: &[u8], ip: Ipv4Addr) -> Option<(Answered, Vec<u8>)> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let eth_repr = ethernet::Repr::parse(&eth).ok()?;
+    match eth_repr.ethertype {
+        EtherType::ARP => {
+            let request = arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).ok()?).ok()?;
+            if request.operation != arp::Operation::REQUEST || request.target_protocol_addr != ip {
+                return None;
+            }
+            let reply = arp::Repr {
+                operation: arp::Operation::REPLY,
+                source_hardware_addr: TEST_MAC,
+                source_protocol_addr: ip,
+                target_hardware_addr: request.source_hardware_addr,
+                target_protocol_addr: request.source_protocol_addr,
+            };
+            let mut out = vec![0u8; 60];
+            let header = ethernet::Repr {
+                src_addr: TEST_MAC,
+                dst_addr: request.source_hardware_addr,
+                ethertype: EtherType::ARP,
+            };
+            header.emit(&mut ethernet::Frame::new_unchecked(&mut out[..]));
+            reply.emit(&mut arp::Packet::new_unchecked(
+                &mut out[ethernet::HEADER_LEN..],
+            ));
+            Some((Answered::Arp, out))
+        }
+        EtherType::IPV4 => {
+            let packet = ipv4::Packet::new_checked(eth.payload()).ok()?;
+            let ip_repr = ipv4::Repr::parse(&packet).ok()?;
+            if ip_repr.dst_addr != ip || ip_repr.protocol != IpProtocol::ICMP {
+                return None;
+            }
+            let icmp = icmpv4::Packet::new_checked(packet.payload()).ok()?;
+            let icmpv4::Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } = icmpv4::Repr::parse(&icmp).ok()?
+            else {
+                return None;
+            };
+            let echo = icmpv4::Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            };
+            let ip_reply = ipv4::Repr {
+                src_addr: ip,
+                dst_addr: ip_repr.src_addr,
+                protocol: IpProtocol::ICMP,
+                payload_len: echo.buffer_len(),
+                ttl: 64,
+                dscp: 0,
+                ecn: 0,
+                ident: 1,
+                dont_frag: false,
+                more_frags: false,
+                frag_offset: 0,
+                options: ipv4::Options::NONE,
+            };
+            let ip_start = ethernet::HEADER_LEN;
+            let icmp_start = ip_start + ip_reply.buffer_len();
+            let mut out = vec![0u8; (icmp_start + echo.buffer_len()).max(60)];
+            let header = ethernet::Repr {
+                src_addr: TEST_MAC,
+                dst_addr: eth_repr.src_addr,
+                ethertype: EtherType::IPV4,
+            };
+            header.emit(&mut ethernet::Frame::new_unchecked(&mut out[..]));
+            ip_reply.emit(&mut ipv4::Packet::new_unchecked(&mut out[ip_start..]));
+            echo.emit(&mut icmpv4::Packet::new_unchecked(&mut out[icmp_start..]));
+            Some((Answered::Echo, out))
+        }
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// a) TAP
+
+#[test]
+fn tap_answers_a_ping_from_a_namespace() {
+    if !can_run("tap_answers_a_ping_from_a_namespace") {
+        return;
+    }
+    let host = Netns::new("th");
+    let vm = Netns::new("tv");
+    // Two links in the VM namespace take the indexes after lo, so the TAP's index (the first
+    // after lo in the host namespace) is taken there and the kernel must give it a new one.
+    let (va, vb) = (ifname("tva"), ifname("tvb"));
+    vm.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+    let vm_file = vm.file();
+    let name = ifname("t");
+    let (mut tap, before) = host.run(move || {
+        let tap = TapDevice::create(&name).expect("create tap");
+        assert_eq!(tap.name(), name);
+        let before = tap.ifindex();
+        assert!(before > 0);
+        // Not a namespace: the kernel refuses, and the refusal comes back as an error.
+        let not_netns = File::open("/dev/null").expect("open /dev/null");
+        assert!(tap.move_to_netns(not_netns.as_fd(), "eth0").is_err());
+        assert!(
+            tap.move_to_netns(vm_file.as_fd(), "name-too-long-for-linux")
+                .is_err()
+        );
+        tap.move_to_netns(vm_file.as_fd(), "eth0")
+            .expect("move to vm netns");
+        (tap, before)
+    });
+    assert_eq!(tap.name(), "eth0");
+    assert_ne!(
+        tap.ifindex(),
+        before,
+        "the index was taken in the VM namespace"
+    );
+    assert_eq!(tap.medium(), Medium::Ethernet);
+    vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "eth0"]);
+    vm.ip(&["link", "set", "eth0", "up"]);
+    // The index the device reports is the one it has in the VM namespace.
+    let out = vm
+        .command("cat", &["/sys/class/net/eth0/ifindex"])
+        .output()
+        .expect("cat ifindex");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        tap.ifindex().to_string()
+    );
+
+    let ping = vm
+        .command("ping", &["-c1", "-W1", "10.0.0.2"])
+        .stdout(Stdio::null())
+        .spawn();
+    let mut ping = Reaped(ping.expect("spawn ping"));
+    let mut answered = Vec::new();
+    let mut exit = None;
+    let finished = serve(
+        &mut tap,
+        Duration::from_secs(5),
+        |buf| {
+            let (kind, reply) = respond(buf.frame(), Ipv4Addr::new(10, 0, 0, 2))?;
+            answered.push(kind);
+            Some(PacketBuf::from_frame(&reply))
+        },
+        || {
+            exit = exit.or_else(|| ping.0.try_wait().ok().flatten());
+            exit.is_some()
+        },
+    );
+    assert!(finished, "ping did not finish");
+    assert!(
+        answered.contains(&Answered::Arp),
+        "no ARP request for 10.0.0.2 seen: {answered:?}"
+    );
+    assert!(
+        answered.contains(&Answered::Echo),
+        "no echo request seen: {answered:?}"
+    );
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "ping failed: {exit:?}"
+    );
+    drop(tap);
+}
+
+// ---------------------------------------------------------------------------------------------
+// b) AF_PACKET
+
+/// A frame from `02:00:5e:00:0b:01` to `02:00:5e:00:0b:02` with `tags` (TPID, TCI) behind the
+/// addresses, EtherType 0x88b5 (local experimental) and a numbered payload.
+fn test_frame(tags: &[(u16, u16)], seq: u8) -> Vec<u8> {
+    let mut frame = vec![
+        0x02, 0x00, 0x5e, 0x00, 0x0b, 0x02, 0x02, 0x00, 0x5e, 0x00, 0x0b, 0x01,
+    ];
+    for &(tpid, tci) in tags {
+        frame.extend_from_slice(&tpid.to_be_bytes());
+        frame.extend_from_slice(&tci.to_be_bytes());
+    }
+    frame.extend_from_slice(&0x88b5u16.to_be_bytes());
+    frame.extend((0..50u8).map(|i| i.wrapping_mul(7) ^ seq));
+    frame
+}
+
+#[test]
+fn packet_socket_keeps_vlan_tags_byte_for_byte() {
+    if !can_run("packet_socket_keeps_vlan_tags_byte_for_byte") {
+        return;
+    }
+    let ns = Netns::new("pk");
+    let (a, b) = (ifname("pa"), ifname("pb"));
+    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    ns.ip(&["link", "set", &a, "up"]);
+    ns.ip(&["link", "set", &b, "up"]);
+    let (a2, b2) = (a.clone(), b.clone());
+    let (mut tx, mut rx) = ns.run(move || {
+        (
+            PacketDevice::open(&a2).expect("open a"),
+            PacketDevice::open(&b2).expect("open b"),
+        )
+    });
+    assert_eq!((tx.name(), rx.name()), (a.as_str(), b.as_str()));
+    assert_eq!(rx.medium(), Medium::Ethernet);
+
+    let frames = [
+        test_frame(&[], 1),
+        // 802.1Q, PCP 5, VID 100.
+        test_frame(&[(0x8100, 0xa064)], 2),
+        // 802.1ad S-tag VID 200 (DEI set) over 802.1Q C-tag VID 100.
+        test_frame(&[(0x88a8, 0x10c8), (0x8100, 0x0064)], 3),
+        // Priority-tagged: VID 0, PCP 3.
+        test_frame(&[(0x8100, 0x6000)], 4),
+    ];
+    let bufs: Vec<PacketBuf> = frames.iter().map(|f| PacketBuf::from_frame(f)).collect();
+    assert_eq!(tx.send(&bufs).expect("send"), frames.len());
+
+    let mut seen = Vec::new();
+    receive_until(&mut rx, Duration::from_secs(3), |buf| {
+        if buf.frame().get(6..12) == Some(&frames[0][6..12]) {
+            seen.push(buf.frame().to_vec());
+        }
+        seen.len() == frames.len()
+    });
+    assert_eq!(seen.len(), frames.len(), "frames received: {seen:02x?}");
+    for (got, sent) in seen.iter().zip(&frames) {
+        assert_eq!(got, sent, "frame changed on the way");
+    }
+    assert_eq!(rx.truncated() + rx.malformed(), 0);
+
+    // The sender does not see its own frames (PACKET_OUTGOING is ignored).
+    let echoed = receive_until(&mut tx, Duration::from_millis(200), |buf| {
+        buf.frame().get(6..12) == Some(&frames[0][6..12])
+    });
+    assert!(!echoed, "the sending socket received its own frame");
+}
+
+// ---------------------------------------------------------------------------------------------
+// c) VXLAN over UDP
+
+/// A VXLAN payload (header with `vni`, then a test frame numbered `seq`).
+fn vxlan_payload(vni: u32, seq: u8) -> PacketBuf {
+    let mut buf = PacketBuf::from_frame(&test_frame(&[], seq));
+    let (data, start, end) = buf.raw_mut();
+    let vni = Vni::new(vni).expect("vni");
+    let start = encap::push_vxlan(data, start, end, vni).expect("push vxlan");
+    buf.set_start(start);
+    buf
+}
+
+fn vxlan_batch_between(ns: &Netns, a: IpAddr, b: IpAddr) {
+    let (mut tx, mut rx) = ns.run(move || {
+        let tx = VxlanSocket::bind(SocketAddr::new(a, 4789)).expect("bind a");
+        let rx = VxlanSocket::bind(SocketAddr::new(b, 4789)).expect("bind b");
+        (tx, rx)
+    });
+    assert_eq!(rx.medium(), Medium::Vxlan);
+    assert_eq!(
+        (tx.local_addr(), tx.dst_port()),
+        (SocketAddr::new(a, 4789), 4789)
+    );
+    // 4 MiB asked for; the kernel reports double.
+    assert!(rx.recv_buffer_size().expect("rcvbuf") >= 4 << 20);
+
+    let batch: Vec<PacketBuf> = (0..32u8)
+        .map(|seq| {
+            let mut buf = vxlan_payload(5000 + u32::from(seq), seq);
+            buf.peer = Some(b);
+            buf
+        })
+        .collect();
+    assert_eq!(tx.send(&batch).expect("send"), 32);
+
+    let mut got = Vec::new();
+    receive_until(&mut rx, Duration::from_secs(3), |buf| {
+        got.push((buf.frame().to_vec(), buf.peer));
+        got.len() == batch.len()
+    });
+    assert_eq!(got.len(), 32, "datagrams received");
+    for (sent, (payload, peer)) in batch.iter().zip(&got) {
+        assert_eq!(payload.as_slice(), sent.frame());
+        assert_eq!(*peer, Some(a));
+    }
+
+    // A frame without a peer, or of the other family, is refused, not sent somewhere.
+    let mut stray = vxlan_payload(1, 0);
+    assert!(tx.send(std::slice::from_ref(&stray)).is_err());
+    stray.peer = Some(if a.is_ipv4() {
+        "2001:db8::9".parse().unwrap()
+    } else {
+        "192.0.2.9".parse().unwrap()
+    });
+    assert!(tx.send(std::slice::from_ref(&stray)).is_err());
+}
+
+#[test]
+fn vxlan_sockets_exchange_a_batch_over_ipv4_and_ipv6() {
+    if !can_run("vxlan_sockets_exchange_a_batch_over_ipv4_and_ipv6") {
+        return;
+    }
+    let ns = Netns::new("vx");
+    for addr in ["192.0.2.1/32", "192.0.2.2/32"] {
+        ns.ip(&["addr", "add", addr, "dev", "lo"]);
+    }
+    for addr in ["2001:db8::1/128", "2001:db8::2/128"] {
+        ns.ip(&["-6", "addr", "add", addr, "dev", "lo", "nodad"]);
+    }
+    vxlan_batch_between(
+        &ns,
+        "192.0.2.1".parse().unwrap(),
+        "192.0.2.2".parse().unwrap(),
+    );
+    vxlan_batch_between(
+        &ns,
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+    );
+}
+
+#[test]
+fn vxlan_socket_interoperates_with_a_kernel_vxlan_device() {
+    if !can_run("vxlan_socket_interoperates_with_a_kernel_vxlan_device") {
+        return;
+    }
+    // The switch's underlay namespace and a "remote host" whose kernel terminates VXLAN.
+    let sw = Netns::new("ks");
+    let remote = Netns::new("kr");
+    let (a, b) = (ifname("ka"), ifname("kb"));
+    sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    sw.ip(&["link", "set", &b, "netns", &remote.name]);
+    sw.ip(&["addr", "add", "192.0.2.1/24", "dev", &a]);
+    sw.ip(&["link", "set", &a, "up"]);
+    remote.ip(&["addr", "add", "192.0.2.2/24", "dev", &b]);
+    remote.ip(&["link", "set", &b, "up"]);
+    let vx = ifname("kv");
+    remote.ip(&[
+        "link",
+        "add",
+        &vx,
+        "type",
+        "vxlan",
+        "id",
+        "100",
+        "dstport",
+        "4789",
+        "remote",
+        "192.0.2.1",
+        "local",
+        "192.0.2.2",
+        "dev",
+        &b,
+    ]);
+    remote.ip(&["addr", "add", "10.0.9.1/24", "dev", &vx]);
+    remote.ip(&["link", "set", &vx, "up"]);
+    let mut socket = sw.run(|| VxlanSocket::bind("192.0.2.1:4789".parse().unwrap()).expect("bind"));
+
+    let ping = remote
+        .command("ping", &["-c1", "-W1", "10.0.9.2"])
+        .stdout(Stdio::null())
+        .spawn();
+    let mut ping = Reaped(ping.expect("spawn ping"));
+    let remote_ip: IpAddr = "192.0.2.2".parse().unwrap();
+    let mut answered = Vec::new();
+    let mut exit = None;
+    let finished = serve(
+        &mut socket,
+        Duration::from_secs(5),
+        |buf| {
+            assert_eq!(buf.peer, Some(remote_ip));
+            let packet = vxlan::Packet::new_checked(buf.frame()).expect("vxlan header");
+            let repr = vxlan::Repr::parse(&packet).expect("vxlan flags");
+            assert_eq!(repr.vni.get(), 100);
+            let inner = packet.payload();
+            if let Ok(eth) = ethernet::Frame::new_checked(inner)
+                && eth.ethertype() == EtherType::ARP
+            {
+                let arp = arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).expect("arp"));
+                assert!(arp.is_ok(), "ARP did not parse: {arp:?}");
+            }
+            let (kind, reply) = respond(inner, Ipv4Addr::new(10, 0, 9, 2))?;
+            answered.push(kind);
+            let mut out = PacketBuf::from_frame(&reply);
+            let (data, start, end) = out.raw_mut();
+            let start = encap::push_vxlan(data, start, end, repr.vni).expect("push vxlan");
+            out.set_start(start);
+            out.peer = Some(remote_ip);
+            Some(out)
+        },
+        || {
+            exit = exit.or_else(|| ping.0.try_wait().ok().flatten());
+            exit.is_some()
+        },
+    );
+    assert!(finished, "ping did not finish");
+    assert!(
+        answered.contains(&Answered::Arp),
+        "no VXLAN-encapsulated ARP: {answered:?}"
+    );
+    assert!(
+        answered.contains(&Answered::Echo),
+        "no VXLAN-encapsulated echo: {answered:?}"
+    );
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "ping over VXLAN failed: {exit:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// d) GRE over raw IP
+
+fn gre_between(ns: &Netns, a: IpAddr, b: IpAddr) {
+    let (mut tx, mut rx) = ns.run(move || {
+        (
+            GreSocket::bind(a).expect("bind a"),
+            GreSocket::bind(b).expect("bind b"),
+        )
+    });
+    assert_eq!(rx.medium(), Medium::Gre);
+    assert_eq!(tx.local_addr(), a);
+    let vsid = Vni::new(0x00_1234).expect("vsid");
+    let batch: Vec<PacketBuf> = (0..4u8)
+        .map(|seq| {
+            let mut buf = PacketBuf::from_frame(&test_frame(&[(0x8100, 0x0064)], seq));
+            let (data, start, end) = buf.raw_mut();
+            let start =
+                encap::push_gre(data, start, end, &gre::Repr::nvgre(vsid, seq)).expect("push gre");
+            buf.set_start(start);
+            buf.peer = Some(b);
+            buf
+        })
+        .collect();
+    assert_eq!(tx.send(&batch).expect("send"), batch.len());
+    let mut got = Vec::new();
+    receive_until(&mut rx, Duration::from_secs(3), |buf| {
+        got.push((buf.frame().to_vec(), buf.peer));
+        got.len() == batch.len()
+    });
+    assert_eq!(got.len(), batch.len(), "GRE packets received");
+    for (seq, (sent, (payload, peer))) in batch.iter().zip(&got).enumerate() {
+        assert_eq!(
+            payload.as_slice(),
+            sent.frame(),
+            "GRE header and inner frame, intact"
+        );
+        assert_eq!(*peer, Some(a));
+        let (tunnel, inner) = encap::decapsulate_gre(payload).expect("gre parses");
+        let flow_id = u8::try_from(seq).unwrap();
+        assert_eq!(tunnel, encap::Tunnel::Nvgre { vsid, flow_id });
+        assert_eq!(
+            &payload[inner],
+            test_frame(&[(0x8100, 0x0064)], flow_id).as_slice()
+        );
+    }
+    assert_eq!(rx.malformed() + rx.truncated(), 0);
+}
+
+#[test]
+fn gre_sockets_exchange_nvgre_over_ipv4_and_ipv6() {
+    if !can_run("gre_sockets_exchange_nvgre_over_ipv4_and_ipv6") {
+        return;
+    }
+    let ns = Netns::new("gr");
+    for addr in ["192.0.2.1/32", "192.0.2.2/32"] {
+        ns.ip(&["addr", "add", addr, "dev", "lo"]);
+    }
+    for addr in ["2001:db8::1/128", "2001:db8::2/128"] {
+        ns.ip(&["-6", "addr", "add", addr, "dev", "lo", "nodad"]);
+    }
+    gre_between(
+        &ns,
+        "192.0.2.1".parse().unwrap(),
+        "192.0.2.2".parse().unwrap(),
+    );
+    gre_between(
+        &ns,
+        "2001:db8::1".parse().unwrap(),
+        "2001:db8::2".parse().unwrap(),
+    );
+}
