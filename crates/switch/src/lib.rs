@@ -7,6 +7,7 @@
 //! syscalls.
 
 pub mod buffer;
+pub mod daemon;
 pub mod device;
 
 pub use buffer::PacketBuf;

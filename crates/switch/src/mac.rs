@@ -52,6 +52,11 @@ impl MacTable {
         }
     }
 
+    /// Changes how long entries live without being seen (existing entries keep their time).
+    pub fn set_aging(&mut self, aging: Duration) {
+        self.aging = aging;
+    }
+
     /// Learns that `mac` on `ls` was just seen at `location`, holding at most `limit` entries
     /// for that logical switch.
     pub fn learn(

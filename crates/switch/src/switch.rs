@@ -34,6 +34,10 @@ pub struct PortCounters {
     pub tx_packets: u64,
     /// Bytes sent.
     pub tx_bytes: u64,
+    /// Receive calls that failed (other than "nothing waiting").
+    pub rx_errors: u64,
+    /// Send calls that failed outright.
+    pub tx_errors: u64,
 }
 
 /// Everything the switch counts.
@@ -74,6 +78,8 @@ pub struct Switch {
     drops: Vec<u64>,
     rx: Vec<PacketBuf>,
     pool: Vec<PacketBuf>,
+    /// The latest device error, for the driver to report.
+    last_error: Option<(String, io::Error)>,
 }
 
 impl Switch {
@@ -89,6 +95,7 @@ impl Switch {
             rx: (0..BATCH).map(|_| PacketBuf::new()).collect(),
             // Enough spare buffers for a batch flooded to a few dozen destinations.
             pool: (0..BATCH * 4).map(|_| PacketBuf::new()).collect(),
+            last_error: None,
         }
     }
 
@@ -132,9 +139,23 @@ impl Switch {
         &self.tables
     }
 
+    /// Sets how long a learned MAC address lives without being seen.
+    pub fn set_mac_aging(&mut self, aging: Duration) {
+        self.macs.set_aging(aging);
+    }
+
+    /// The latest device error since the last call, with the port's name (a device error is
+    /// counted and skipped; the driver decides how loudly to report it).
+    pub fn take_error(&mut self) -> Option<(String, io::Error)> {
+        self.last_error.take()
+    }
+
     /// Reads one batch from every device, forwards it, and flushes what is queued; returns how
     /// many frames were received. `now` is the time since the switch started.
-    pub fn poll(&mut self, now: Duration) -> io::Result<usize> {
+    ///
+    /// A device that fails is counted (`rx_errors`/`tx_errors`) and skipped for this round;
+    /// the others carry on. [`take_error`](Self::take_error) returns the latest failure.
+    pub fn poll(&mut self, now: Duration) -> usize {
         let tables = self.tables.load_full();
         if self.generation != Some(tables.generation()) {
             self.rebind(&tables);
@@ -145,7 +166,13 @@ impl Switch {
             let n = match self.devices[index].device.recv(&mut self.rx) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(err) => return Err(err),
+                Err(err) => {
+                    // One failing device must not starve the others: count it and go on.
+                    let attached = &mut self.devices[index];
+                    attached.counters.rx_errors += 1;
+                    self.last_error = Some((attached.name.clone(), err));
+                    0
+                }
             };
             received += n;
             let Some(port) = port else {
@@ -170,7 +197,7 @@ impl Switch {
         if received == 0 {
             self.macs.expire(now);
         }
-        Ok(received)
+        received
     }
 
     fn rebind(&mut self, tables: &Tables) {
@@ -323,11 +350,14 @@ impl Switch {
                 continue;
             }
             let attached = &mut self.devices[index];
-            let sent = attached
-                .device
-                .send(&attached.tx)
-                .unwrap_or(0)
-                .min(attached.tx.len());
+            let sent = match attached.device.send(&attached.tx) {
+                Ok(sent) => sent.min(attached.tx.len()),
+                Err(err) => {
+                    attached.counters.tx_errors += 1;
+                    self.last_error = Some((attached.name.clone(), err));
+                    0
+                }
+            };
             for buf in &attached.tx[..sent] {
                 attached.counters.tx_packets += 1;
                 attached.counters.tx_bytes += buf.len() as u64;

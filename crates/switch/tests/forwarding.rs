@@ -108,7 +108,7 @@ impl Host {
 
     fn poll(&mut self) {
         self.now += Duration::from_millis(1);
-        while self.switch.poll(self.now).expect("poll") > 0 {}
+        while self.switch.poll(self.now) > 0 {}
     }
 
     fn take(&self, port: &str) -> Vec<Vec<u8>> {
@@ -649,4 +649,70 @@ fn every_drop_reason_is_produced_and_counted() {
         missing.is_empty(),
         "drop reasons never produced: {missing:?}"
     );
+}
+
+/// A device whose every call fails, as a yanked NIC does.
+struct Broken;
+
+impl switch::device::Device for Broken {
+    fn recv(&mut self, _: &mut [switch::PacketBuf]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(libc_enodev()))
+    }
+    fn send(&mut self, _: &[switch::PacketBuf]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(libc_enodev()))
+    }
+    fn medium(&self) -> Medium {
+        Medium::Ethernet
+    }
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+}
+
+/// ENODEV, "no such device".
+fn libc_enodev() -> i32 {
+    19
+}
+
+#[test]
+fn a_failing_device_does_not_stop_the_others() {
+    let config = Config {
+        switches: vec![ls("net", 1, Segment::Local, vec![])],
+        ports: vec![
+            vm("dead", 0, mac(9), ip(9)),
+            vm("vm1", 0, mac(1), ip(1)),
+            vm("vm2", 0, mac(2), ip(2)),
+        ],
+        records: vec![],
+    };
+    let tables = Tables::build(config, 1).unwrap();
+    let mut sw = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
+    sw.attach("dead", Box::new(Broken));
+    let (d1, p1) = memory::pair(Medium::Ethernet);
+    let (d2, p2) = memory::pair(Medium::Ethernet);
+    sw.attach("vm1", Box::new(d1));
+    sw.attach("vm2", Box::new(d2));
+    let frame = udp_frame(mac(1), mac(2), ip(1), ip(2), b"still here");
+    p1.inject(&frame);
+    assert_eq!(sw.poll(Duration::from_millis(1)), 1);
+    assert_eq!(
+        p2.drain().len(),
+        1,
+        "vm2 got its frame although the first device failed"
+    );
+    let (port, err) = sw.take_error().expect("the failure is reported");
+    assert_eq!((port.as_str(), err.raw_os_error()), ("dead", Some(19)));
+    assert_eq!(sw.counters().ports["dead"].rx_errors, 1);
+    // A broadcast also goes to the broken port: its send fails, is counted, and vm2 still gets it.
+    p1.inject(&udp_frame(
+        mac(1),
+        MacAddr::BROADCAST,
+        ip(1),
+        ip(255),
+        b"all",
+    ));
+    sw.poll(Duration::from_millis(2));
+    assert_eq!(p2.drain().len(), 1);
+    assert_eq!(sw.counters().ports["dead"].tx_errors, 1);
+    assert!(sw.counters().dropped(DropReason::TxFailed) >= 1);
 }

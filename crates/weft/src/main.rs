@@ -1,8 +1,10 @@
 //! `weft`: the single binary of weft (multi-tenant network virtualization).
 //!
-//! Subcommands arrive with the crates that implement them; today: `weft decode`.
+//! Subcommands arrive with the crates that implement them; today: `weft decode` and
+//! `weft switch` (with its client, `weft switch ctl`).
 
 mod decode;
+mod switch_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -26,6 +28,8 @@ enum Command {
         #[arg(long, value_name = "PORT")]
         vxlan_port: Option<u16>,
     },
+    /// Run the virtual switch daemon on this host, or talk to one (`weft switch ctl`).
+    Switch(Box<switch_cmd::SwitchArgs>),
 }
 
 /// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage (clap).
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Command::Decode { file, vxlan_port } => {
             decode::run(&file, vxlan_port, &mut std::io::stdout().lock())
         }
+        Command::Switch(args) => switch_cmd::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1062 @@
+//! The daemon's configuration by name: what the TOML file lists, what the control socket adds
+//! and removes, and what `list` returns. [`SwitchConfig::tables`] turns it into the
+//! index-based [`tables::Config`] (names become [`LsId`]s) and builds the snapshot.
+//!
+//! Every error names its field: `port[2].mac: ...` while reading a file, `switch "net1".segment:
+//! ...` or `port "vm1".switch: ...` once the item has a name, `record.mac: ...` for the body of a
+//! control request.
+//!
+//! ```toml
+//! [[switch]]
+//! name = "net1"
+//! local_vlan = 1
+//! # local | flat:PHYSNET | vlan:PHYSNET:VID | vxlan:VNI | gre:KEY | nvgre:VSID
+//! segment = "vxlan:100"
+//! flood = ["192.0.2.2"]
+//!
+//! [[port]]
+//! name = "wft-vm1"
+//! type = "tap"                    # tap | memory | uplink | vxlan | gre
+//! switch = "net1"
+//! mac = "fa:16:3e:00:00:01"
+//! ips = ["10.0.0.1"]
+//!
+//! [[port]]
+//! name = "vxlan0"
+//! type = "vxlan"
+//! local_ip = "192.0.2.1"
+//!
+//! [[record]]
+//! switch = "net1"
+//! ip = "10.0.0.2"
+//! mac = "fa:16:3e:00:00:02"
+//! remote = "192.0.2.2"
+//! ```
+
+use core::{fmt, net::IpAddr, str::FromStr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+use serde_json::{Map, Value, json};
+use wire::{MacAddr, Vni};
+
+use super::fields::{self, Object, invalid};
+use crate::{
+    switch::MAC_AGING,
+    tables::{
+        self, ConfigError, LogicalSwitch, LsId, Port, PortKind, Record, Segment, Tables,
+        TunnelProtocol, VmPort,
+    },
+};
+
+/// The most addresses a logical switch learns when its `mac_limit` is not given.
+pub const DEFAULT_MAC_LIMIT: usize = 8192;
+/// The VXLAN UDP port when a vxlan port's `port` is not given (IANA, RFC 7348 §5).
+pub const DEFAULT_VXLAN_PORT: u16 = wire::vxlan::PORT;
+/// The name a TAP gets inside its VM namespace when `netns_ifname` is not given.
+pub const DEFAULT_NETNS_IFNAME: &str = "eth0";
+
+/// Everything the daemon forwards with, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchConfig {
+    /// Seconds a learned MAC address lives unseen, 1-86400 (default [`MAC_AGING`]).
+    pub mac_aging_secs: u64,
+    /// Logical switches (`[[switch]]`).
+    pub switches: Vec<SwitchSpec>,
+    /// Ports (`[[port]]`).
+    pub ports: Vec<PortSpec>,
+    /// Lookup records (`[[record]]`).
+    pub records: Vec<RecordSpec>,
+}
+
+/// A logical switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchSpec {
+    /// Its name, unique; ports and records refer to it by this.
+    pub name: String,
+    /// The host-local VLAN id, 1-4094, unique.
+    pub local_vlan: u16,
+    /// How its traffic leaves the host.
+    pub segment: Segment,
+    /// Remote tunnel endpoints that get broadcast and unknown unicast.
+    pub flood: Vec<IpAddr>,
+    /// The most MAC addresses it learns.
+    pub mac_limit: usize,
+}
+
+/// A port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Its name, unique (for tap and uplink ports, the interface name).
+    pub name: String,
+    /// What it is and what backs it.
+    pub kind: PortType,
+}
+
+/// A port's type (the file's `type` key) and the fields that type has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortType {
+    /// A VM's NIC: a TAP device named like the port, optionally moved into a namespace.
+    Tap {
+        /// The VM side.
+        vm: VmSpec,
+        /// The namespace to move the TAP's netdev into, if any.
+        netns: Option<NetnsSpec>,
+    },
+    /// A VM's NIC backed by an in-memory queue pair (tests and simulations).
+    Memory {
+        /// The VM side.
+        vm: VmSpec,
+    },
+    /// A physical uplink: an `AF_PACKET` socket on the interface named like the port.
+    Uplink {
+        /// The physical network it serves.
+        physical_network: String,
+    },
+    /// The VXLAN tunnel endpoint: a UDP socket.
+    Vxlan {
+        /// This host's underlay address to bind.
+        local_ip: IpAddr,
+        /// The UDP port bound and sent to.
+        port: u16,
+    },
+    /// The GRE and NVGRE tunnel endpoint: a raw IP socket.
+    Gre {
+        /// This host's underlay address to bind.
+        local_ip: IpAddr,
+    },
+}
+
+impl PortType {
+    /// The file's name for the type.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Tap { .. } => "tap",
+            Self::Memory { .. } => "memory",
+            Self::Uplink { .. } => "uplink",
+            Self::Vxlan { .. } => "vxlan",
+            Self::Gre { .. } => "gre",
+        }
+    }
+
+    /// The VM side, for tap and memory ports.
+    pub const fn vm(&self) -> Option<&VmSpec> {
+        match self {
+            Self::Tap { vm, .. } | Self::Memory { vm } => Some(vm),
+            _ => None,
+        }
+    }
+}
+
+/// What a VM port connects to and may send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    /// The logical switch, by name.
+    pub switch: String,
+    /// The VM's MAC address.
+    pub mac: MacAddr,
+    /// Its fixed IP addresses.
+    pub ips: Vec<IpAddr>,
+    /// Extra (MAC, prefix) pairs it may send from.
+    pub allowed_pairs: Vec<(MacAddr, IpNet)>,
+    /// Whether anti-spoofing applies.
+    pub port_security: bool,
+}
+
+/// Where a TAP's netdev goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsSpec {
+    /// A named network namespace (`/run/netns/NAME`, as `ip netns add` makes).
+    pub name: String,
+    /// The netdev's name in there.
+    pub ifname: String,
+}
+
+/// A lookup record: a tenant address on a logical switch, behind a remote tunnel endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// The logical switch, by name (a tunnel network).
+    pub switch: String,
+    /// The tenant IP.
+    pub ip: IpAddr,
+    /// The tenant MAC.
+    pub mac: MacAddr,
+    /// The remote endpoint: the underlay address of the host that has the tenant address.
+    pub remote: IpAddr,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        Self {
+            mac_aging_secs: MAC_AGING.as_secs(),
+            switches: Vec::new(),
+            ports: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+}
+
+impl SwitchConfig {
+    /// Reads a TOML configuration file's text and checks its cross references.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let value: Value = toml::from_str(text).map_err(|err| {
+            let message = err.to_string();
+            invalid("config", message.trim_end())
+        })?;
+        Self::from_value(&value)
+    }
+
+    /// Reads a configuration in the file's shape (from TOML or JSON) and checks its cross
+    /// references.
+    pub fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let mut top = Object::new("", value)?;
+        let mac_aging_secs = top
+            .optional("mac_aging_secs", fields::integer::<u64>)?
+            .unwrap_or(MAC_AGING.as_secs());
+        // A day is already longer than any sane aging time; zero would forget every address
+        // at once and turn every unicast into a flood.
+        if !(1..=86_400).contains(&mac_aging_secs) {
+            return Err(invalid("mac_aging_secs", "must be 1-86400 seconds"));
+        }
+        let switches = top
+            .optional("switch", |f, v| fields::list(f, v, SwitchSpec::read))?
+            .unwrap_or_default();
+        let ports = top
+            .optional("port", |f, v| fields::list(f, v, PortSpec::read))?
+            .unwrap_or_default();
+        let records = top
+            .optional("record", |f, v| fields::list(f, v, RecordSpec::read))?
+            .unwrap_or_default();
+        top.finish()?;
+        let config = Self {
+            mac_aging_secs,
+            switches,
+            ports,
+            records,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The configuration in the file's shape, as JSON.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "mac_aging_secs": self.mac_aging_secs,
+            "switch": self.switches.iter().map(SwitchSpec::to_value).collect::<Vec<_>>(),
+            "port": self.ports.iter().map(PortSpec::to_value).collect::<Vec<_>>(),
+            "record": self.records.iter().map(RecordSpec::to_value).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The logical switch named `name`.
+    pub fn switch(&self, name: &str) -> Option<&SwitchSpec> {
+        self.switches.iter().find(|s| s.name == name)
+    }
+
+    /// The port named `name`.
+    pub fn port(&self, name: &str) -> Option<&PortSpec> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// Checks what refers to what by name: unique names, ports and records on switches that
+    /// exist, records that agree with each other and with the ports.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for (i, switch) in self.switches.iter().enumerate() {
+            if self.switches[..i].iter().any(|s| s.name == switch.name) {
+                return Err(invalid(
+                    format!("switch[{i}].name"),
+                    format!("{:?} is the name of another switch", switch.name),
+                ));
+            }
+        }
+        for (i, port) in self.ports.iter().enumerate() {
+            if self.ports[..i].iter().any(|p| p.name == port.name) {
+                return Err(invalid(
+                    format!("port[{i}].name"),
+                    format!("{:?} is the name of another port", port.name),
+                ));
+            }
+            if let Some(vm) = port.kind.vm()
+                && self.switch(&vm.switch).is_none()
+            {
+                return Err(invalid(
+                    format!("port {:?}.switch", port.name),
+                    format!("no switch named {:?}", vm.switch),
+                ));
+            }
+        }
+        for (i, record) in self.records.iter().enumerate() {
+            self.check_record(record, &format!("record[{i}]"), &self.records[..i])?;
+        }
+        Ok(())
+    }
+
+    /// Checks one record, called `label` in errors, against the switches, the ports and the
+    /// records `others`.
+    pub(crate) fn check_record(
+        &self,
+        record: &RecordSpec,
+        label: &str,
+        others: &[RecordSpec],
+    ) -> Result<(), ConfigError> {
+        let Some(switch) = self.switch(&record.switch) else {
+            return Err(invalid(
+                format!("{label}.switch"),
+                format!("no switch named {:?}", record.switch),
+            ));
+        };
+        if !switch.segment.is_tunnel() {
+            return Err(invalid(
+                format!("{label}.switch"),
+                format!(
+                    "switch {:?} is a {} network; only tunnel networks have records",
+                    switch.name, switch.segment
+                ),
+            ));
+        }
+        let local = self.ports.iter().find(|p| {
+            p.kind
+                .vm()
+                .is_some_and(|vm| vm.switch == record.switch && vm.mac == record.mac)
+        });
+        if let Some(port) = local {
+            return Err(invalid(
+                format!("{label}.mac"),
+                format!(
+                    "{} is the address of local port {:?}",
+                    record.mac, port.name
+                ),
+            ));
+        }
+        for other in others.iter().filter(|o| o.switch == record.switch) {
+            if other.ip == record.ip {
+                return Err(invalid(
+                    format!("{label}.ip"),
+                    format!(
+                        "switch {:?} already has a record for {} (mac {}, remote {})",
+                        record.switch, other.ip, other.mac, other.remote
+                    ),
+                ));
+            }
+            if other.mac == record.mac && other.remote != record.remote {
+                return Err(invalid(
+                    format!("{label}.remote"),
+                    format!(
+                        "{} is already behind {} (record for {})",
+                        other.mac, other.remote, other.ip
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The index-based configuration the switch's [`Tables`] are built from.
+    pub fn to_config(&self) -> Result<tables::Config, ConfigError> {
+        self.check()?;
+        if self.switches.len() > usize::from(u16::MAX) || self.ports.len() > usize::from(u16::MAX) {
+            return Err(invalid("switch/port", "at most 65535 of each"));
+        }
+        let ls = |name: &str| {
+            self.switches
+                .iter()
+                .position(|s| s.name == name)
+                .and_then(|i| u16::try_from(i).ok())
+                .map(LsId)
+        };
+        let switches = self
+            .switches
+            .iter()
+            .map(|s| LogicalSwitch {
+                name: s.name.clone(),
+                local_vlan: s.local_vlan,
+                segment: s.segment.clone(),
+                flood: s.flood.clone(),
+                mac_limit: s.mac_limit,
+            })
+            .collect();
+        let mut ports = Vec::with_capacity(self.ports.len());
+        for port in &self.ports {
+            let kind = match &port.kind {
+                PortType::Tap { vm, .. } | PortType::Memory { vm } => {
+                    let Some(id) = ls(&vm.switch) else {
+                        return Err(invalid(
+                            format!("port {:?}.switch", port.name),
+                            format!("no switch named {:?}", vm.switch),
+                        ));
+                    };
+                    PortKind::Vm(VmPort {
+                        ls: id,
+                        mac: vm.mac,
+                        ips: vm.ips.clone(),
+                        allowed_pairs: vm.allowed_pairs.clone(),
+                        port_security: vm.port_security,
+                    })
+                }
+                PortType::Uplink { physical_network } => PortKind::Uplink {
+                    physical_network: physical_network.clone(),
+                },
+                PortType::Vxlan { local_ip, .. } => PortKind::Tunnel {
+                    local_ip: *local_ip,
+                    protocol: TunnelProtocol::Vxlan,
+                },
+                PortType::Gre { local_ip } => PortKind::Tunnel {
+                    local_ip: *local_ip,
+                    protocol: TunnelProtocol::Gre,
+                },
+            };
+            ports.push(Port {
+                name: port.name.clone(),
+                kind,
+            });
+        }
+        let mut records = Vec::with_capacity(self.records.len());
+        for (i, record) in self.records.iter().enumerate() {
+            let Some(id) = ls(&record.switch) else {
+                return Err(invalid(
+                    format!("record[{i}].switch"),
+                    format!("no switch named {:?}", record.switch),
+                ));
+            };
+            records.push(Record {
+                ls: id,
+                ip: record.ip,
+                mac: record.mac,
+                remote: record.remote,
+            });
+        }
+        Ok(tables::Config {
+            switches,
+            ports,
+            records,
+        })
+    }
+
+    /// Checks everything and builds the snapshot, stamped `generation`; errors name fields
+    /// by switch and port name.
+    pub fn tables(&self, generation: u64) -> Result<Tables, ConfigError> {
+        let config = self.to_config()?;
+        Tables::build(config, generation).map_err(|err| self.rename_error(err))
+    }
+
+    /// Turns a [`Tables::build`] error's `ports[3].ls` into `port "vm1".switch`.
+    fn rename_error(&self, err: ConfigError) -> ConfigError {
+        let ConfigError::Invalid { field, reason } = err;
+        let renamed = (|| {
+            let (item, key) = field.split_once('.')?;
+            let (list, index) = item.strip_suffix(']')?.split_once('[')?;
+            let index: usize = index.parse().ok()?;
+            let (label, key) = match list {
+                "switches" => (format!("switch {:?}", self.switches.get(index)?.name), key),
+                "ports" => {
+                    let key = match key {
+                        "ls" => "switch",
+                        "protocol" => "type",
+                        other => other,
+                    };
+                    (format!("port {:?}", self.ports.get(index)?.name), key)
+                }
+                "records" => {
+                    let key = if key == "ls" { "switch" } else { key };
+                    (format!("record[{index}]"), key)
+                }
+                _ => return None,
+            };
+            Some(format!("{label}.{key}"))
+        })();
+        invalid(renamed.unwrap_or(field), reason)
+    }
+}
+
+impl SwitchSpec {
+    /// Reads a switch found at `path` (errors then name it `switch "NAME"`).
+    pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
+        let mut object = Object::new(path, value)?;
+        let name = object.required("name", fields::name)?;
+        object.rename(format!("switch {name:?}"));
+        let local_vlan = object.required("local_vlan", |field, value| {
+            let vid = fields::integer::<u16>(field, value)?;
+            if !(1..=4094).contains(&vid) {
+                return Err(invalid(field, format!("must be 1-4094, got {vid}")));
+            }
+            Ok(vid)
+        })?;
+        let segment = object.required("segment", read_segment)?;
+        let flood = object
+            .optional("flood", |f, v| fields::list(f, v, fields::ip))?
+            .unwrap_or_default();
+        let mac_limit = object
+            .optional("mac_limit", fields::integer::<u32>)?
+            .map_or(DEFAULT_MAC_LIMIT, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            });
+        object.finish()?;
+        Ok(Self {
+            name,
+            local_vlan,
+            segment,
+            flood,
+            mac_limit,
+        })
+    }
+
+    /// The switch as the file writes it.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "name": self.name,
+            "local_vlan": self.local_vlan,
+            "segment": self.segment.to_string(),
+            "flood": self.flood.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "mac_limit": self.mac_limit,
+        })
+    }
+}
+
+const SEGMENTS: &str = "local|flat:PHYSNET|vlan:PHYSNET:VID|vxlan:VNI|gre:KEY|nvgre:VSID";
+
+fn read_segment(field: &str, value: &Value) -> Result<Segment, ConfigError> {
+    let text = fields::string(field, value)?;
+    let parts: Vec<&str> = text.split(':').collect();
+    let number = |what: &str, max: u32, text: &str| -> Result<u32, ConfigError> {
+        text.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| invalid(field, format!("{what} must be 0-{max}, got {text:?}")))
+    };
+    match parts.as_slice() {
+        ["local"] => Ok(Segment::Local),
+        ["flat", net] if !net.is_empty() => Ok(Segment::Flat {
+            physical_network: (*net).to_owned(),
+        }),
+        ["vlan", net, vid] if !net.is_empty() => {
+            let vid = vid
+                .parse::<u16>()
+                .ok()
+                .filter(|v| (1..=4094).contains(v))
+                .ok_or_else(|| invalid(field, format!("a VLAN id must be 1-4094, got {vid:?}")))?;
+            Ok(Segment::Vlan {
+                physical_network: (*net).to_owned(),
+                vid,
+            })
+        }
+        ["vxlan", vni] => Ok(Segment::Vxlan(Vni::from_low_bits(number(
+            "a VNI",
+            Vni::MAX,
+            vni,
+        )?))),
+        ["gre", key] => Ok(Segment::Gre(number("a GRE key", u32::MAX, key)?)),
+        ["nvgre", vsid] => Ok(Segment::Nvgre(Vni::from_low_bits(number(
+            "a VSID",
+            Vni::MAX,
+            vsid,
+        )?))),
+        _ => Err(invalid(field, format!("expected {SEGMENTS}, got {text:?}"))),
+    }
+}
+
+impl PortSpec {
+    /// Reads a port found at `path`.
+    pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
+        let mut object = Object::new(path, value)?;
+        let name = object.required("name", fields::name)?;
+        let kind = object.required("type", fields::string)?;
+        let kind = match kind {
+            "tap" => {
+                interface_name(&object.field("name"), &name)?;
+                let vm = read_vm(&mut object)?;
+                let netns = object.optional("netns", read_netns)?;
+                let ifname = object.optional("netns_ifname", |field, value| {
+                    let ifname = fields::string(field, value)?;
+                    interface_name(field, ifname)?;
+                    Ok(ifname.to_owned())
+                })?;
+                let netns = match (netns, ifname) {
+                    (Some(name), ifname) => Some(NetnsSpec {
+                        name,
+                        ifname: ifname.unwrap_or_else(|| DEFAULT_NETNS_IFNAME.to_owned()),
+                    }),
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            object.field("netns_ifname"),
+                            "only means something with netns",
+                        ));
+                    }
+                    (None, None) => None,
+                };
+                PortType::Tap { vm, netns }
+            }
+            "memory" => PortType::Memory {
+                vm: read_vm(&mut object)?,
+            },
+            "uplink" => {
+                interface_name(&object.field("name"), &name)?;
+                PortType::Uplink {
+                    physical_network: object.required("physical_network", fields::name)?,
+                }
+            }
+            "vxlan" => PortType::Vxlan {
+                local_ip: object.required("local_ip", fields::ip)?,
+                port: object
+                    .optional("port", |field, value| {
+                        let port = fields::integer::<u16>(field, value)?;
+                        if port == 0 {
+                            return Err(invalid(field, "must be 1-65535"));
+                        }
+                        Ok(port)
+                    })?
+                    .unwrap_or(DEFAULT_VXLAN_PORT),
+            },
+            "gre" => PortType::Gre {
+                local_ip: object.required("local_ip", fields::ip)?,
+            },
+            other => {
+                return Err(invalid(
+                    object.field("type"),
+                    format!("expected tap, memory, uplink, vxlan or gre, got {other:?}"),
+                ));
+            }
+        };
+        object.finish()?;
+        Ok(Self { name, kind })
+    }
+
+    /// The port as the file writes it.
+    pub fn to_value(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("name".into(), json!(self.name));
+        map.insert("type".into(), json!(self.kind.as_str()));
+        match &self.kind {
+            PortType::Tap { vm, netns } => {
+                vm_to_value(vm, &mut map);
+                if let Some(netns) = netns {
+                    map.insert("netns".into(), json!(netns.name));
+                    map.insert("netns_ifname".into(), json!(netns.ifname));
+                }
+            }
+            PortType::Memory { vm } => vm_to_value(vm, &mut map),
+            PortType::Uplink { physical_network } => {
+                map.insert("physical_network".into(), json!(physical_network));
+            }
+            PortType::Vxlan { local_ip, port } => {
+                map.insert("local_ip".into(), json!(local_ip.to_string()));
+                map.insert("port".into(), json!(port));
+            }
+            PortType::Gre { local_ip } => {
+                map.insert("local_ip".into(), json!(local_ip.to_string()));
+            }
+        }
+        Value::Object(map)
+    }
+}
+
+fn read_vm(object: &mut Object<'_>) -> Result<VmSpec, ConfigError> {
+    let switch = object.required("switch", fields::name)?;
+    let mac = object.required("mac", fields::unicast_mac)?;
+    let ips = object
+        .optional("ips", |f, v| fields::list(f, v, fields::ip))?
+        .unwrap_or_default();
+    let allowed_pairs = object
+        .optional("allowed_pairs", |f, v| {
+            fields::list(f, v, |field, value| {
+                let mut pair = Object::new(field, value)?;
+                let mac = pair.required("mac", fields::unicast_mac)?;
+                let ip = pair.required("ip", fields::prefix)?;
+                pair.finish()?;
+                Ok((mac, ip))
+            })
+        })?
+        .unwrap_or_default();
+    let port_security = object
+        .optional("port_security", fields::boolean)?
+        .unwrap_or(true);
+    Ok(VmSpec {
+        switch,
+        mac,
+        ips,
+        allowed_pairs,
+        port_security,
+    })
+}
+
+fn vm_to_value(vm: &VmSpec, map: &mut Map<String, Value>) {
+    map.insert("switch".into(), json!(vm.switch));
+    map.insert("mac".into(), json!(vm.mac.to_string()));
+    map.insert(
+        "ips".into(),
+        json!(vm.ips.iter().map(ToString::to_string).collect::<Vec<_>>()),
+    );
+    map.insert(
+        "allowed_pairs".into(),
+        Value::Array(
+            vm.allowed_pairs
+                .iter()
+                .map(|(mac, ip)| json!({"mac": mac.to_string(), "ip": ip.to_string()}))
+                .collect(),
+        ),
+    );
+    map.insert("port_security".into(), json!(vm.port_security));
+}
+
+/// A Linux interface name: 1-15 bytes, none of them `/`, `:`, NUL or white space, and not `.`
+/// or `..` (the kernel's `dev_valid_name`).
+fn interface_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let bad = name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+    if bad {
+        return Err(invalid(
+            field,
+            format!("{name:?} is not a valid interface name (1-15 bytes, no '/', ':' or spaces)"),
+        ));
+    }
+    Ok(())
+}
+
+fn read_netns(field: &str, value: &Value) -> Result<String, ConfigError> {
+    let name = fields::name(field, value)?;
+    if name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(invalid(
+            field,
+            format!("{name:?} is not a namespace name (a file name in /run/netns)"),
+        ));
+    }
+    Ok(name)
+}
+
+impl RecordSpec {
+    /// Reads a record found at `path`.
+    pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
+        let mut object = Object::new(path, value)?;
+        let record = Self {
+            switch: object.required("switch", fields::name)?,
+            ip: object.required("ip", fields::ip)?,
+            mac: object.required("mac", fields::unicast_mac)?,
+            remote: object.required("remote", fields::ip)?,
+        };
+        object.finish()?;
+        Ok(record)
+    }
+
+    /// The record as the file writes it.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "switch": self.switch,
+            "ip": self.ip.to_string(),
+            "mac": self.mac.to_string(),
+            "remote": self.remote.to_string(),
+        })
+    }
+}
+
+/// serde through the JSON value tree, so a serde user gets the same field-naming errors.
+macro_rules! serde_via_value {
+    ($type:ty, $read:expr, $path:literal) => {
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.to_value().serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = Value::deserialize(deserializer)?;
+                $read($path, &value).map_err(D::Error::custom)
+            }
+        }
+    };
+}
+
+serde_via_value!(SwitchConfig, read_config, "");
+serde_via_value!(SwitchSpec, SwitchSpec::read, "switch");
+serde_via_value!(PortSpec, PortSpec::read, "port");
+serde_via_value!(RecordSpec, RecordSpec::read, "record");
+
+fn read_config(_path: &str, value: &Value) -> Result<SwitchConfig, ConfigError> {
+    SwitchConfig::from_value(value)
+}
+
+impl fmt::Display for PortType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SwitchConfig {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::from_toml(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+mac_aging_secs = 300
+
+[[switch]]
+name = "net1"
+local_vlan = 1
+segment = "vxlan:100"
+flood = ["192.0.2.2"]
+mac_limit = 100
+
+[[switch]]
+name = "net2"
+local_vlan = 2
+segment = "vlan:physnet1:200"
+
+[[port]]
+name = "wft-vm1"
+type = "tap"
+switch = "net1"
+mac = "fa:16:3e:00:00:01"
+ips = ["10.0.0.1"]
+allowed_pairs = [{ mac = "fa:16:3e:00:00:01", ip = "10.0.0.100/32" }]
+port_security = true
+netns = "vm1"
+
+[[port]]
+name = "eth1"
+type = "uplink"
+physical_network = "physnet1"
+
+[[port]]
+name = "vxlan0"
+type = "vxlan"
+local_ip = "192.0.2.1"
+port = 4789
+
+[[port]]
+name = "vm2"
+type = "memory"
+switch = "net2"
+mac = "fa:16:3e:00:00:03"
+
+[[record]]
+switch = "net1"
+ip = "10.0.0.2"
+mac = "fa:16:3e:00:00:02"
+remote = "192.0.2.2"
+"#;
+
+    fn error(text: &str) -> String {
+        SwitchConfig::from_toml(text)
+            .and_then(|config| config.tables(1).map(|_| config))
+            .expect_err("refused")
+            .to_string()
+    }
+
+    /// EXAMPLE with `from` replaced by `to` (which must be there).
+    fn example_with(from: &str, to: &str) -> String {
+        assert!(EXAMPLE.contains(from), "{from}");
+        EXAMPLE.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn test_example_reads_and_builds() {
+        let config = SwitchConfig::from_toml(EXAMPLE).unwrap();
+        assert_eq!(config.switches.len(), 2);
+        assert_eq!(
+            config.switches[0].segment,
+            Segment::Vxlan(Vni::from_low_bits(100))
+        );
+        assert_eq!(config.switches[1].mac_limit, DEFAULT_MAC_LIMIT);
+        let PortType::Tap { vm, netns } = &config.ports[0].kind else {
+            panic!("a tap port")
+        };
+        assert_eq!(vm.allowed_pairs.len(), 1);
+        assert_eq!(
+            netns.as_ref().map(|n| n.ifname.as_str()),
+            Some(DEFAULT_NETNS_IFNAME)
+        );
+        let tables = config.tables(7).unwrap();
+        assert_eq!(tables.generation(), 7);
+        // Names became indexes: the memory port is on the second switch.
+        let PortKind::Vm(vm2) = &tables.config().ports[3].kind else {
+            panic!("a VM port")
+        };
+        assert_eq!(vm2.ls, LsId(1));
+        assert_eq!(tables.config().records[0].ls, LsId(0));
+    }
+
+    #[test]
+    fn test_round_trips_through_json() {
+        let config = SwitchConfig::from_toml(EXAMPLE).unwrap();
+        let again = SwitchConfig::from_value(&config.to_value()).unwrap();
+        assert_eq!(again, config);
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(serde_json::from_str::<SwitchConfig>(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn test_empty_file_is_an_empty_config() {
+        assert_eq!(
+            SwitchConfig::from_toml("").unwrap(),
+            SwitchConfig::default()
+        );
+    }
+
+    #[test]
+    fn test_errors_name_the_field() {
+        let cases = [
+            (
+                example_with(r#"mac = "fa:16:3e:00:00:03""#, r#"mac = "fa:16:3e:00:03""#),
+                "port[3].mac: invalid MAC address",
+            ),
+            (
+                example_with(r#"segment = "vxlan:100""#, r#"segment = "vxlan""#),
+                r#"switch "net1".segment: expected local|flat:PHYSNET|vlan:PHYSNET:VID|vxlan:VNI|gre:KEY|nvgre:VSID, got "vxlan""#,
+            ),
+            (
+                example_with(r#"segment = "vxlan:100""#, r#"segment = "vxlan:16777216""#),
+                r#"switch "net1".segment: a VNI must be 0-16777215, got "16777216""#,
+            ),
+            (
+                example_with(
+                    "[[record]]\nswitch = \"net1\"",
+                    "[[record]]\nswitch = \"x\"",
+                ),
+                r#"record[0].switch: no switch named "x""#,
+            ),
+            (
+                example_with("local_vlan = 2", "local_vlan = 1"),
+                r#"switch "net2".local_vlan: 1 is used by another switch"#,
+            ),
+            (
+                example_with("local_vlan = 2", "local_vlan = \"2\""),
+                r#"switch "net2".local_vlan: expected an integer 0-65535, got the string "2""#,
+            ),
+            (
+                example_with("local_vlan = 2", "local_vlan = 4095"),
+                r#"switch "net2".local_vlan: must be 1-4094, got 4095"#,
+            ),
+            (
+                example_with("mac_limit = 100", "mac_limit = 100\ncolour = \"red\""),
+                r#"switch "net1".colour: unknown field; expected one of name, local_vlan, segment, flood, mac_limit"#,
+            ),
+            (
+                example_with("port = 4789", "port = 4789\nmac = \"fa:16:3e:00:00:09\""),
+                "port[2].mac: unknown field; expected one of name, type, local_ip, port",
+            ),
+            (
+                example_with("type = \"uplink\"", "type = \"bridge\""),
+                r#"port[1].type: expected tap, memory, uplink, vxlan or gre, got "bridge""#,
+            ),
+            (
+                example_with("switch = \"net2\"", "switch = \"net9\""),
+                r#"port "vm2".switch: no switch named "net9""#,
+            ),
+            (
+                example_with("name = \"vm2\"", "name = \"eth1\""),
+                r#"port[3].name: "eth1" is the name of another port"#,
+            ),
+            (
+                example_with("name = \"net2\"", "name = \"net1\""),
+                r#"switch[1].name: "net1" is the name of another switch"#,
+            ),
+            (
+                example_with(
+                    "physical_network = \"physnet1\"",
+                    "physical_network = \"physnet9\"",
+                ),
+                r#"switch "net2".segment: no uplink serves physical network "physnet1""#,
+            ),
+            (
+                example_with("type = \"vxlan\"", "type = \"gre\"").replace("port = 4789\n", ""),
+                r#"switch "net1".segment: no Vxlan tunnel port"#,
+            ),
+            (
+                example_with("mac = \"fa:16:3e:00:00:02\"", "mac = \"fa:16:3e:00:00:01\""),
+                r#"record[0].mac: fa:16:3e:00:00:01 is the address of local port "wft-vm1""#,
+            ),
+            (
+                example_with("ips = [\"10.0.0.1\"]", "ips = [\"10.0.0.1\", \"10.0.0.x\"]"),
+                r#"port[0].ips[1]: invalid IP address "10.0.0.x""#,
+            ),
+            (
+                example_with("ip = \"10.0.0.100/32\"", "ip = \"10.0.0.100/33\""),
+                r#"port[0].allowed_pairs[0].ip: invalid IP prefix "10.0.0.100/33""#,
+            ),
+            (
+                example_with("name = \"wft-vm1\"", "name = \"a-very-long-tap-name\""),
+                r#"port[0].name: "a-very-long-tap-name" is not a valid interface name"#,
+            ),
+            (
+                example_with("mac_aging_secs = 300", "mac_aging_secs = 0"),
+                "mac_aging_secs: must be 1-86400 seconds",
+            ),
+            (
+                example_with("[[record]]", "[[recrod]]"),
+                "recrod: unknown field; expected one of mac_aging_secs, switch, port, record",
+            ),
+            (
+                example_with(
+                    "segment = \"vlan:physnet1:200\"",
+                    "segment = \"local\"\nflood = [\"192.0.2.9\"]",
+                ),
+                r#"switch "net2".flood: only tunnel segments have remote endpoints"#,
+            ),
+            (
+                "[[switch]]\nname = \"a\"\nlocal_vlan = 1\n[[record]]\nswitch = \"a\"\n".to_owned(),
+                r#"switch "a".segment: missing"#,
+            ),
+            (
+                example_with("ip = \"10.0.0.2\"\n", ""),
+                "record[0].ip: missing",
+            ),
+            (
+                "[[switch]\n".to_owned(),
+                "config: TOML parse error at line 1",
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = error(&text);
+            assert!(
+                got.starts_with(expected),
+                "expected {expected:?}\n     got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_records_must_agree() {
+        let base = "[[switch]]\nname = \"a\"\nlocal_vlan = 1\nsegment = \"gre:5\"\n\
+                    [[port]]\nname = \"g\"\ntype = \"gre\"\nlocal_ip = \"192.0.2.1\"\n";
+        let record = |ip: &str, mac: &str, remote: &str| {
+            format!(
+                "[[record]]\nswitch = \"a\"\nip = \"{ip}\"\nmac = \"{mac}\"\nremote = \"{remote}\"\n"
+            )
+        };
+        let two_ips_one_vm = format!(
+            "{base}{}{}",
+            record("10.0.0.2", "02:00:00:00:00:02", "192.0.2.2"),
+            record("fd00::2", "02:00:00:00:00:02", "192.0.2.2")
+        );
+        assert!(SwitchConfig::from_toml(&two_ips_one_vm).is_ok());
+        let same_ip = format!(
+            "{base}{}{}",
+            record("10.0.0.2", "02:00:00:00:00:02", "192.0.2.2"),
+            record("10.0.0.2", "02:00:00:00:00:03", "192.0.2.2")
+        );
+        assert_eq!(
+            error(&same_ip),
+            r#"record[1].ip: switch "a" already has a record for 10.0.0.2 (mac 02:00:00:00:00:02, remote 192.0.2.2)"#
+        );
+        let mac_in_two_places = format!(
+            "{base}{}{}",
+            record("10.0.0.2", "02:00:00:00:00:02", "192.0.2.2"),
+            record("10.0.0.3", "02:00:00:00:00:02", "192.0.2.3")
+        );
+        assert_eq!(
+            error(&mac_in_two_places),
+            "record[1].remote: 02:00:00:00:00:02 is already behind 192.0.2.2 (record for 10.0.0.2)"
+        );
+    }
+}

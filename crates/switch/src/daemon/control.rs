@@ -1,0 +1,677 @@
+//! The control protocol: one JSON request per line on a Unix stream socket, one JSON response
+//! per line.
+//!
+//! Requests are objects with an `op`:
+//!
+//! | op | fields | result |
+//! |---|---|---|
+//! | `add_switch` | `switch`: a switch as in the file | `{changed, generation}` |
+//! | `remove_switch` | `name` | `{changed, generation}` |
+//! | `add_port` | `port`: a port as in the file | `{changed, generation}` |
+//! | `remove_port` | `name` | `{changed, generation}` |
+//! | `add_record` | `record`: a record as in the file | `{changed, generation}` |
+//! | `remove_record` | `switch`, and `mac` or `ip` or both | `{changed, generation}` |
+//! | `set_flood` | `switch`, `flood`: list of IPs | `{changed, generation}` |
+//! | `list` | | the whole configuration in the file's shape |
+//! | `counters` | | `{ports: [{name, rx_/tx_packets, rx_/tx_bytes}], drops: {reason: n}}` |
+//! | `macs` | | `[{switch, mac, location: port/uplink/remote, and that key's value, age_ms}]` |
+//!
+//! Responses are `{"ok":true,"result":...}` or `{"ok":false,"error":"field: reason"}`.
+//!
+//! A change builds the whole new configuration and its [`Tables`]; if that fails, nothing
+//! changed. Otherwise new ports' devices are opened and handed to the forwarding thread, the
+//! tables are swapped in, and removed ports' devices are closed, in that order, so no frame is
+//! ever sent to a port without a device. Adding what is already there, identically, changes
+//! nothing and succeeds (an agent that restarts can replay its state); adding something
+//! different under a name in use fails.
+
+use core::{net::IpAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    io::{self, BufRead, BufReader, Read, Write},
+    os::{fd::AsFd, unix::net::UnixStream},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+        mpsc::{self, Sender, SyncSender},
+    },
+    thread::JoinHandle,
+};
+
+use arc_swap::ArcSwap;
+use serde_json::{Map, Value, json};
+use wire::MacAddr;
+
+use super::{
+    config::{PortSpec, RecordSpec, SwitchConfig, SwitchSpec},
+    devices,
+    fields::{self, Object, invalid},
+    forward::{Command, MacEntry, MacLocation},
+};
+use crate::{
+    device::memory::MemoryPeer,
+    pipeline::DropReason,
+    tables::{ConfigError, Tables},
+};
+
+/// The longest request line accepted.
+pub const MAX_REQUEST: usize = 1 << 20;
+/// The most clients connected at once; more are answered with an error and closed.
+pub const MAX_CLIENTS: usize = 64;
+/// How long the forwarding thread may take to answer a command.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a connected client's thread looks up from reading to see if the daemon stops.
+const CLIENT_TICK: Duration = Duration::from_millis(100);
+/// How long a response may wait on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The operations, as `op` spells them.
+pub const OPS: &[&str] = &[
+    "add_switch",
+    "remove_switch",
+    "add_port",
+    "remove_port",
+    "add_record",
+    "remove_record",
+    "set_flood",
+    "list",
+    "counters",
+    "macs",
+];
+
+/// A control request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Add a logical switch.
+    AddSwitch(SwitchSpec),
+    /// Remove a logical switch that no port or record uses.
+    RemoveSwitch {
+        /// Its name.
+        name: String,
+    },
+    /// Add a port, opening its device.
+    AddPort(PortSpec),
+    /// Remove a port, closing its device.
+    RemovePort {
+        /// Its name.
+        name: String,
+    },
+    /// Add a lookup record.
+    AddRecord(RecordSpec),
+    /// Remove the records of a switch that match `mac` and `ip` (at least one given).
+    RemoveRecord {
+        /// The logical switch.
+        switch: String,
+        /// Only records for this MAC.
+        mac: Option<MacAddr>,
+        /// Only the record for this IP.
+        ip: Option<IpAddr>,
+    },
+    /// Replace a switch's flood list.
+    SetFlood {
+        /// The logical switch.
+        switch: String,
+        /// The remote endpoints.
+        flood: Vec<IpAddr>,
+    },
+    /// The whole configuration.
+    List,
+    /// Per-port packet and byte counts, and drops by reason.
+    Counters,
+    /// The learned MAC addresses.
+    Macs,
+}
+
+impl Request {
+    /// Reads one request line.
+    pub fn parse(line: &str) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_str(line)
+            .map_err(|err| invalid("request", format!("not valid JSON: {err}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Reads a request from its JSON value.
+    pub fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        if !value.is_object() {
+            return Err(invalid(
+                "request",
+                format!(
+                    "expected an object like {{\"op\": \"list\"}}, got {}",
+                    fields::describe(value)
+                ),
+            ));
+        }
+        let mut object = Object::new("", value)?;
+        let op = object.required("op", fields::string)?;
+        let request = match op {
+            "add_switch" => Self::AddSwitch(object.required("switch", SwitchSpec::read)?),
+            "remove_switch" => Self::RemoveSwitch {
+                name: object.required("name", fields::name)?,
+            },
+            "add_port" => Self::AddPort(object.required("port", PortSpec::read)?),
+            "remove_port" => Self::RemovePort {
+                name: object.required("name", fields::name)?,
+            },
+            "add_record" => Self::AddRecord(object.required("record", RecordSpec::read)?),
+            "remove_record" => {
+                let switch = object.required("switch", fields::name)?;
+                let mac = object.optional("mac", fields::mac)?;
+                let ip = object.optional("ip", fields::ip)?;
+                if mac.is_none() && ip.is_none() {
+                    return Err(invalid("mac", "give the record's mac or ip (or both)"));
+                }
+                Self::RemoveRecord { switch, mac, ip }
+            }
+            "set_flood" => Self::SetFlood {
+                switch: object.required("switch", fields::name)?,
+                flood: object.required("flood", |f, v| fields::list(f, v, fields::ip))?,
+            },
+            "list" => Self::List,
+            "counters" => Self::Counters,
+            "macs" => Self::Macs,
+            other => {
+                return Err(invalid(
+                    "op",
+                    format!(
+                        "unknown operation {other:?}; expected one of {}",
+                        OPS.join(", ")
+                    ),
+                ));
+            }
+        };
+        object.finish()?;
+        Ok(request)
+    }
+
+    /// The request as JSON.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::AddSwitch(switch) => json!({"op": "add_switch", "switch": switch.to_value()}),
+            Self::RemoveSwitch { name } => json!({"op": "remove_switch", "name": name}),
+            Self::AddPort(port) => json!({"op": "add_port", "port": port.to_value()}),
+            Self::RemovePort { name } => json!({"op": "remove_port", "name": name}),
+            Self::AddRecord(record) => json!({"op": "add_record", "record": record.to_value()}),
+            Self::RemoveRecord { switch, mac, ip } => {
+                let mut map = Map::new();
+                map.insert("op".into(), json!("remove_record"));
+                map.insert("switch".into(), json!(switch));
+                if let Some(mac) = mac {
+                    map.insert("mac".into(), json!(mac.to_string()));
+                }
+                if let Some(ip) = ip {
+                    map.insert("ip".into(), json!(ip.to_string()));
+                }
+                Value::Object(map)
+            }
+            Self::SetFlood { switch, flood } => json!({
+                "op": "set_flood",
+                "switch": switch,
+                "flood": flood.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+            Self::List => json!({"op": "list"}),
+            Self::Counters => json!({"op": "counters"}),
+            Self::Macs => json!({"op": "macs"}),
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The request, or the configuration it would make, is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// A port's device could not be opened.
+    #[error("port {port:?}: {source}")]
+    Device {
+        /// The port.
+        port: String,
+        /// What failed.
+        source: io::Error,
+    },
+    /// The forwarding thread does not answer (it stopped).
+    #[error("forwarding: the forwarding thread is not running")]
+    Stopped,
+}
+
+/// The response line for a result.
+pub fn response(result: &Result<Value, ControlError>) -> Value {
+    match result {
+        Ok(value) => json!({"ok": true, "result": value}),
+        Err(err) => json!({"ok": false, "error": err.to_string()}),
+    }
+}
+
+struct State {
+    config: SwitchConfig,
+    generation: u64,
+}
+
+/// The control side of the daemon: the configuration by name, and the one lock that
+/// serializes changes to it (never taken by the forwarding thread).
+pub(crate) struct Control {
+    state: Mutex<State>,
+    tables: Arc<ArcSwap<Tables>>,
+    forward: Sender<Command>,
+    peers: Mutex<HashMap<String, MemoryPeer>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoned only if another client's request panicked; a change replaces the state whole
+    // at its end, so what is there is still one consistent configuration.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Control {
+    /// Control over an empty configuration whose tables (generation 0) are in `tables`.
+    pub(crate) fn new(tables: Arc<ArcSwap<Tables>>, forward: Sender<Command>) -> Self {
+        Self {
+            state: Mutex::new(State {
+                config: SwitchConfig::default(),
+                generation: tables.load().generation(),
+            }),
+            tables,
+            forward,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current configuration.
+    pub(crate) fn config(&self) -> SwitchConfig {
+        lock(&self.state).config.clone()
+    }
+
+    /// The far end of memory port `name`.
+    pub(crate) fn memory_peer(&self, name: &str) -> Option<MemoryPeer> {
+        lock(&self.peers).get(name).cloned()
+    }
+
+    /// Replaces the whole configuration (at start).
+    pub(crate) fn replace(&self, config: SwitchConfig) -> Result<Value, ControlError> {
+        self.mutate(|current| {
+            let changed = *current != config;
+            *current = config;
+            Ok(changed)
+        })
+    }
+
+    /// Answers one request line.
+    pub(crate) fn handle_line(&self, line: &str) -> Value {
+        let result = Request::parse(line)
+            .map_err(ControlError::from)
+            .and_then(|request| self.execute(request));
+        response(&result)
+    }
+
+    /// Executes a request.
+    pub(crate) fn execute(&self, request: Request) -> Result<Value, ControlError> {
+        match request {
+            Request::List => Ok(lock(&self.state).config.to_value()),
+            Request::Counters => self.counters(),
+            Request::Macs => self.macs(),
+            Request::AddSwitch(switch) => self.mutate(|config| {
+                if let Some(existing) = config.switch(&switch.name) {
+                    return same_or_taken(existing == &switch, "switch", &switch.name);
+                }
+                config.switches.push(switch);
+                Ok(true)
+            }),
+            Request::RemoveSwitch { name } => self.mutate(|config| {
+                let Some(index) = config.switches.iter().position(|s| s.name == name) else {
+                    return Err(invalid("name", format!("no switch named {name:?}")));
+                };
+                let port = config
+                    .ports
+                    .iter()
+                    .find(|p| p.kind.vm().is_some_and(|vm| vm.switch == name));
+                if let Some(port) = port {
+                    return Err(invalid(
+                        "name",
+                        format!(
+                            "switch {name:?} still has port {:?}; remove that first",
+                            port.name
+                        ),
+                    ));
+                }
+                let records = config.records.iter().filter(|r| r.switch == name).count();
+                if records > 0 {
+                    return Err(invalid(
+                        "name",
+                        format!("switch {name:?} still has {records} records; remove them first"),
+                    ));
+                }
+                config.switches.remove(index);
+                Ok(true)
+            }),
+            Request::AddPort(port) => self.mutate(|config| {
+                if let Some(existing) = config.port(&port.name) {
+                    return same_or_taken(existing == &port, "port", &port.name);
+                }
+                config.ports.push(port);
+                Ok(true)
+            }),
+            Request::RemovePort { name } => self.mutate(|config| {
+                let Some(index) = config.ports.iter().position(|p| p.name == name) else {
+                    return Err(invalid("name", format!("no port named {name:?}")));
+                };
+                config.ports.remove(index);
+                Ok(true)
+            }),
+            Request::AddRecord(record) => self.mutate(|config| {
+                if config.records.contains(&record) {
+                    return Ok(false);
+                }
+                config.check_record(&record, "record", &config.records)?;
+                config.records.push(record);
+                Ok(true)
+            }),
+            Request::RemoveRecord { switch, mac, ip } => self.mutate(|config| {
+                if config.switch(&switch).is_none() {
+                    return Err(invalid("switch", format!("no switch named {switch:?}")));
+                }
+                let before = config.records.len();
+                config.records.retain(|r| {
+                    !(r.switch == switch
+                        && mac.is_none_or(|mac| r.mac == mac)
+                        && ip.is_none_or(|ip| r.ip == ip))
+                });
+                if config.records.len() == before {
+                    let (field, what) = match (mac, ip) {
+                        (Some(mac), Some(ip)) => ("mac", format!("{mac} at {ip}")),
+                        (Some(mac), None) => ("mac", mac.to_string()),
+                        (None, Some(ip)) => ("ip", ip.to_string()),
+                        (None, None) => ("mac", "anything".to_owned()),
+                    };
+                    return Err(invalid(
+                        field,
+                        format!("switch {switch:?} has no record for {what}"),
+                    ));
+                }
+                Ok(true)
+            }),
+            Request::SetFlood { switch, flood } => self.mutate(|config| {
+                let Some(spec) = config.switches.iter_mut().find(|s| s.name == switch) else {
+                    return Err(invalid("switch", format!("no switch named {switch:?}")));
+                };
+                if spec.flood == flood {
+                    return Ok(false);
+                }
+                spec.flood = flood;
+                Ok(true)
+            }),
+        }
+    }
+
+    /// Applies `edit` to a copy of the configuration and, if it changed something, makes the
+    /// copy current; any error leaves everything as it was.
+    fn mutate(
+        &self,
+        edit: impl FnOnce(&mut SwitchConfig) -> Result<bool, ConfigError>,
+    ) -> Result<Value, ControlError> {
+        let mut state = lock(&self.state);
+        let mut next = state.config.clone();
+        let changed = edit(&mut next)?;
+        if changed {
+            self.apply(&mut state, next)?;
+        }
+        Ok(json!({"changed": changed, "generation": state.generation}))
+    }
+
+    fn apply(&self, state: &mut State, next: SwitchConfig) -> Result<(), ControlError> {
+        let generation = state.generation + 1;
+        let tables = next.tables(generation)?;
+        let current = &state.config;
+        let removed: Vec<String> = current
+            .ports
+            .iter()
+            .filter(|p| next.port(&p.name) != Some(*p))
+            .map(|p| p.name.clone())
+            .collect();
+        let mut opened = Vec::new();
+        for port in next
+            .ports
+            .iter()
+            .filter(|p| current.port(&p.name) != Some(*p))
+        {
+            let device = devices::open(port).map_err(|source| ControlError::Device {
+                port: port.name.clone(),
+                source,
+            })?;
+            opened.push((port.name.clone(), device));
+        }
+        // A port that changed (only `replace` can do that) gets its new device attached
+        // before the old one is detached; the switch reads the first device of a name.
+        let mut attached: Vec<String> = Vec::new();
+        let mut peers = Vec::new();
+        for (name, opened) in opened {
+            let sent = self.call(|done| Command::Attach {
+                name: name.clone(),
+                device: opened.device,
+                done,
+            });
+            if let Err(err) = sent {
+                for name in attached {
+                    let _ = self.detach(name);
+                }
+                return Err(err);
+            }
+            attached.push(name.clone());
+            if let Some(peer) = opened.peer {
+                peers.push((name, peer));
+            }
+        }
+        self.tables.store(Arc::new(tables));
+        for name in removed {
+            lock(&self.peers).remove(&name);
+            if let Err(err) = self.detach(name.clone()) {
+                eprintln!("weft switch: port {name:?}: cannot close its device: {err}");
+            }
+        }
+        lock(&self.peers).extend(peers);
+        state.config = next;
+        state.generation = generation;
+        Ok(())
+    }
+
+    fn detach(&self, name: String) -> Result<(), ControlError> {
+        self.call(|done| Command::Detach { name, done })
+    }
+
+    /// Sends a command to the forwarding thread and waits for its answer.
+    fn call<T>(&self, command: impl FnOnce(SyncSender<T>) -> Command) -> Result<T, ControlError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.forward
+            .send(command(reply))
+            .map_err(|_| ControlError::Stopped)?;
+        answer
+            .recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| ControlError::Stopped)
+    }
+
+    fn counters(&self) -> Result<Value, ControlError> {
+        let counters = self.call(Command::Counters)?;
+        let names: Vec<String> = lock(&self.state)
+            .config
+            .ports
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let ports: Vec<Value> = names
+            .iter()
+            .map(|name| {
+                let c = counters.ports.get(name).copied().unwrap_or_default();
+                json!({
+                    "name": name,
+                    "rx_packets": c.rx_packets,
+                    "rx_bytes": c.rx_bytes,
+                    "tx_packets": c.tx_packets,
+                    "tx_bytes": c.tx_bytes,
+                    "rx_errors": c.rx_errors,
+                    "tx_errors": c.tx_errors,
+                })
+            })
+            .collect();
+        let drops: Map<String, Value> = DropReason::ALL
+            .iter()
+            .map(|&reason| (reason.as_str().to_owned(), json!(counters.dropped(reason))))
+            .collect();
+        Ok(json!({"ports": ports, "drops": drops}))
+    }
+
+    fn macs(&self) -> Result<Value, ControlError> {
+        let entries: Vec<MacEntry> = self.call(Command::Macs)?;
+        Ok(Value::Array(
+            entries
+                .into_iter()
+                .map(|entry| {
+                    let mut map = Map::new();
+                    map.insert("switch".into(), json!(entry.switch));
+                    map.insert("mac".into(), json!(entry.mac.to_string()));
+                    let (key, value) = match entry.location {
+                        MacLocation::Port(name) => ("port", name),
+                        MacLocation::Uplink(name) => ("uplink", name),
+                        MacLocation::Remote(ip) => ("remote", ip.to_string()),
+                    };
+                    map.insert("location".into(), json!(key));
+                    map.insert(key.into(), json!(value));
+                    let age_ms = u64::try_from(entry.age.as_millis()).unwrap_or(u64::MAX);
+                    map.insert("age_ms".into(), json!(age_ms));
+                    Value::Object(map)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// An add of something that exists: fine if identical, an error otherwise.
+fn same_or_taken(same: bool, what: &str, name: &str) -> Result<bool, ConfigError> {
+    if same {
+        Ok(false)
+    } else {
+        Err(invalid(
+            format!("{what}.name"),
+            format!("a different {what} named {name:?} exists; remove it first"),
+        ))
+    }
+}
+
+/// Accepts clients on `listener` until `stop` is set, one thread each.
+pub(crate) fn serve(
+    listener: &std::os::unix::net::UnixListener,
+    control: &Arc<Control>,
+    stop: &Arc<AtomicBool>,
+) {
+    let mut clients: Vec<JoinHandle<()>> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut fds = [nix::poll::PollFd::new(
+            listener.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let tick =
+            nix::poll::PollTimeout::try_from(CLIENT_TICK).unwrap_or(nix::poll::PollTimeout::NONE);
+        if let Err(err) = nix::poll::poll(&mut fds, tick)
+            && err != nix::errno::Errno::EINTR
+        {
+            eprintln!("weft switch: control socket: poll: {err}");
+        }
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                eprintln!("weft switch: control socket: accept: {err}");
+                continue;
+            }
+        };
+        clients.retain(|client| !client.is_finished());
+        if clients.len() >= MAX_CLIENTS {
+            refuse(stream);
+            continue;
+        }
+        let (control, stop) = (Arc::clone(control), Arc::clone(stop));
+        match super::spawn("weft-ctl-client", move || client(stream, &control, &stop)) {
+            Ok(handle) => clients.push(handle),
+            Err(err) => eprintln!("weft switch: control socket: cannot start a thread: {err}"),
+        }
+    }
+    for client in clients {
+        let _ = client.join();
+    }
+}
+
+fn refuse(mut stream: UnixStream) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let error = json!({
+        "ok": false,
+        "error": format!("control: {MAX_CLIENTS} clients are connected already; try later"),
+    });
+    let _ = writeln!(stream, "{error}");
+}
+
+/// Serves one client: reads request lines and answers each, until it hangs up or the daemon
+/// stops.
+fn client(stream: UnixStream, control: &Control, stop: &AtomicBool) {
+    let setup = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(CLIENT_TICK)))
+        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
+        .and_then(|()| stream.try_clone());
+    let mut writer = match setup {
+        Ok(writer) => writer,
+        Err(err) => {
+            eprintln!("weft switch: control client: {err}");
+            return;
+        }
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let budget = u64::try_from(MAX_REQUEST + 1 - line.len()).unwrap_or(0);
+        let read = (&mut reader).take(budget).read_until(b'\n', &mut line);
+        let last = match read {
+            Ok(0) => true,
+            Ok(_) if line.ends_with(b"\n") => false,
+            Ok(_) if line.len() > MAX_REQUEST => {
+                let error = ConfigError::Invalid {
+                    field: "request".into(),
+                    reason: format!("longer than {MAX_REQUEST} bytes"),
+                };
+                let _ = respond(&mut writer, &response(&Err(error.into())));
+                return;
+            }
+            Ok(_) => true,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        };
+        let answer = match core::str::from_utf8(&line) {
+            Ok(text) if text.trim().is_empty() => None,
+            Ok(text) => Some(control.handle_line(text.trim())),
+            Err(_) => Some(response(&Err(invalid("request", "not UTF-8 text").into()))),
+        };
+        line.clear();
+        if let Some(answer) = answer
+            && respond(&mut writer, &answer).is_err()
+        {
+            return;
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+fn respond(writer: &mut UnixStream, answer: &Value) -> io::Result<()> {
+    let mut text = answer.to_string();
+    text.push('\n');
+    writer.write_all(text.as_bytes())
+}

@@ -1,0 +1,598 @@
+//! The daemon end to end, in-process and without root: the real control socket programs a
+//! switch whose VM ports are memory pairs (the test plays the VMs) and whose VXLAN port is a
+//! real UDP socket on loopback (the test plays the remote host).
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use switch::{
+    daemon::{Client, ClientError, Daemon, DaemonError, SwitchConfig},
+    device::memory::MemoryPeer,
+    pipeline::DropReason,
+};
+use wire::{EtherType, IpProtocol, MacAddr, arp, checksum::PseudoHeader, ethernet, ipv4, udp};
+
+const REMOTE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+fn mac(last: u8) -> MacAddr {
+    MacAddr([0xfa, 0x16, 0x3e, 0, 0, last])
+}
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, last)
+}
+
+fn now() -> Instant {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test: bounds how long a test waits"
+    )]
+    Instant::now()
+}
+
+/// A directory of its own for each test's socket.
+fn scratch(tag: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "weft-daemon-{}-{}-{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// The remote host: a UDP socket on 127.0.0.2, whose port the daemon's VXLAN port also uses.
+struct Remote {
+    #[expect(clippy::disallowed_types, reason = "test: plays the remote VTEP")]
+    socket: std::net::UdpSocket,
+    port: u16,
+}
+
+impl Remote {
+    fn new() -> Self {
+        #[expect(clippy::disallowed_types, reason = "test: plays the remote VTEP")]
+        let socket = std::net::UdpSocket::bind(SocketAddr::from((REMOTE, 0))).expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let port = socket.local_addr().expect("addr").port();
+        Self { socket, port }
+    }
+
+    /// The next VXLAN datagram the daemon sent: its VNI and inner frame.
+    fn receive(&self) -> (u32, Vec<u8>) {
+        let mut buf = [0u8; 2048];
+        let (len, from) = self.socket.recv_from(&mut buf).expect("a VXLAN datagram");
+        assert_eq!(from.ip(), IpAddr::from([127, 0, 0, 1]));
+        let (vni, inner) = wire::encap::decapsulate_vxlan(&buf[..len]).expect("VXLAN");
+        (vni.get(), buf[inner].to_vec())
+    }
+}
+
+/// A daemon on a fresh socket, and a client of it.
+struct Setup {
+    daemon: Daemon,
+    client: Client,
+    dir: PathBuf,
+}
+
+impl Setup {
+    fn new(tag: &str, config: SwitchConfig) -> Self {
+        let dir = scratch(tag);
+        let daemon = Daemon::start(config, dir.join("ctl.sock")).expect("daemon starts");
+        let client = Client::connect(daemon.control_path()).expect("connect");
+        Self {
+            daemon,
+            client,
+            dir,
+        }
+    }
+
+    fn ok(&mut self, request: Value) -> Value {
+        match self.client.call(&request) {
+            Ok(result) => result,
+            Err(err) => panic!("{request} was refused: {err}"),
+        }
+    }
+
+    fn refused(&mut self, request: Value) -> String {
+        match self.client.call(&request) {
+            Err(ClientError::Refused(message)) => message,
+            other => panic!("{request} was not refused: {other:?}"),
+        }
+    }
+
+    fn list(&mut self) -> Value {
+        self.ok(json!({"op": "list"}))
+    }
+
+    fn peer(&self, port: &str) -> MemoryPeer {
+        self.daemon.memory_peer(port).expect("a memory port")
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn vm_port(name: &str, last: u8) -> Value {
+    json!({
+        "name": name,
+        "type": "memory",
+        "switch": "net1",
+        "mac": mac(last).to_string(),
+        "ips": [ip(last).to_string()],
+    })
+}
+
+/// The daemon of the first test, built only through the socket: a VXLAN port, net1 on VNI 100,
+/// VMs 1 and 2 on memory ports, and a record for VM 3 behind the remote host.
+fn programmed(tag: &str) -> (Setup, Remote) {
+    let remote = Remote::new();
+    let mut setup = Setup::new(tag, SwitchConfig::default());
+    // A VXLAN network needs its tunnel port first; the error says so and changes nothing.
+    let net1 = json!({"name": "net1", "local_vlan": 1, "segment": "vxlan:100", "flood": [REMOTE.to_string()]});
+    assert_eq!(
+        setup.refused(json!({"op": "add_switch", "switch": net1})),
+        r#"switch "net1".segment: no Vxlan tunnel port"#
+    );
+    setup.ok(json!({"op": "add_port", "port": {
+        "name": "vxlan0", "type": "vxlan", "local_ip": "127.0.0.1", "port": remote.port,
+    }}));
+    setup.ok(json!({"op": "add_switch", "switch": net1}));
+    setup.ok(json!({"op": "add_port", "port": vm_port("vm1", 1)}));
+    setup.ok(json!({"op": "add_port", "port": vm_port("vm2", 2)}));
+    setup.ok(json!({"op": "add_record", "record": {
+        "switch": "net1", "ip": ip(3).to_string(), "mac": mac(3).to_string(), "remote": REMOTE.to_string(),
+    }}));
+    (setup, remote)
+}
+
+fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut frame = vec![0; 42];
+    ethernet::Repr {
+        src_addr: src_mac,
+        dst_addr: MacAddr::BROADCAST,
+        ethertype: EtherType::ARP,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+    arp::Repr {
+        operation: arp::Operation::REQUEST,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: src_ip,
+        target_hardware_addr: MacAddr::ZERO,
+        target_protocol_addr: target,
+    }
+    .emit(&mut arp::Packet::new_unchecked(&mut frame[14..]));
+    frame
+}
+
+fn udp_frame(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let payload = b"weft";
+    let mut frame = vec![0; 14 + 20 + 8 + payload.len()];
+    ethernet::Repr {
+        src_addr: src_mac,
+        dst_addr: dst_mac,
+        ethertype: EtherType::IPV4,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+    ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::UDP,
+        payload_len: 8 + payload.len(),
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        options: ipv4::Options::NONE,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+    frame[42..].copy_from_slice(payload);
+    udp::Repr {
+        src_port: 5000,
+        dst_port: 6000,
+        payload_len: payload.len(),
+    }
+    .emit(
+        &mut udp::Packet::new_unchecked(&mut frame[34..]),
+        Some(&PseudoHeader::V4 { src, dst }),
+    );
+    frame
+}
+
+/// The frames `peer` receives within a few seconds (at least one).
+fn receive(peer: &MemoryPeer) -> Vec<Vec<u8>> {
+    let deadline = now() + Duration::from_secs(5);
+    loop {
+        let frames: Vec<Vec<u8>> = peer.drain().into_iter().map(|(f, _)| f).collect();
+        if !frames.is_empty() || now() > deadline {
+            return frames;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Asks through `peer` who has `target` and returns the answer's sender MAC.
+fn who_has(peer: &MemoryPeer, own: u8, target: Ipv4Addr) -> MacAddr {
+    peer.inject(&arp_request(mac(own), ip(own), target));
+    let frames = receive(peer);
+    assert_eq!(frames.len(), 1, "one ARP reply");
+    let reply = arp::Repr::parse(&arp::Packet::new_checked(&frames[0][14..]).expect("ARP"))
+        .expect("ARP reply");
+    assert_eq!(reply.operation, arp::Operation::REPLY);
+    assert_eq!(reply.source_protocol_addr, target);
+    assert_eq!(reply.target_hardware_addr, mac(own));
+    reply.source_hardware_addr
+}
+
+#[test]
+fn the_control_socket_programs_the_data_path() {
+    let (setup, remote) = programmed("program");
+    let vm1 = setup.peer("vm1");
+    let vm2 = setup.peer("vm2");
+    // The ARP responder knows the record added over the socket, and the other VM port.
+    assert_eq!(who_has(&vm1, 1, ip(3)), mac(3));
+    assert_eq!(who_has(&vm1, 1, ip(2)), mac(2));
+    // Unicast to a local VM goes to its port.
+    let to_vm2 = udp_frame(mac(1), mac(2), ip(1), ip(2));
+    vm1.inject(&to_vm2);
+    assert_eq!(receive(&vm2), vec![to_vm2]);
+    // Unicast to the record's MAC is tunnelled to the remote host on VNI 100.
+    let to_vm3 = udp_frame(mac(1), mac(3), ip(1), ip(3));
+    vm1.inject(&to_vm3);
+    assert_eq!(remote.receive(), (100, to_vm3));
+}
+
+#[test]
+fn a_bad_request_names_the_field_and_changes_nothing() {
+    let (mut setup, _remote) = programmed("bad");
+    let before = setup.list();
+    let mut bad_mac = vm_port("vm9", 9);
+    bad_mac["mac"] = json!("fa:16:3e:00:09");
+    let mut unknown_switch = vm_port("vm9", 9);
+    unknown_switch["switch"] = json!("nope");
+    let mut extra_field = vm_port("vm9", 9);
+    extra_field["colour"] = json!("red");
+    let cases = [
+        (
+            json!({"op": "add_port", "port": bad_mac}),
+            "port.mac: invalid MAC address",
+        ),
+        (
+            json!({"op": "add_port", "port": unknown_switch}),
+            r#"port "vm9".switch: no switch named "nope""#,
+        ),
+        (
+            json!({"op": "add_port", "port": extra_field}),
+            "port.colour: unknown field; expected one of name, type, switch, mac, ips, \
+             allowed_pairs, port_security",
+        ),
+        (
+            json!({"op": "add_port", "port": vm_port("vm1", 7)}),
+            r#"port.name: a different port named "vm1" exists; remove it first"#,
+        ),
+        (
+            json!({"op": "add_switch", "switch": {"name": "net2", "local_vlan": 1, "segment": "vxlan:200"}}),
+            r#"switch "net2".local_vlan: 1 is used by another switch"#,
+        ),
+        (
+            json!({"op": "add_switch", "switch": {"name": "net2", "local_vlan": 2, "segment": "vxlan:100"}}),
+            r#"switch "net2".segment: vxlan:100 is used by another switch"#,
+        ),
+        (
+            json!({"op": "add_switch", "switch": {"name": "net2", "local_vlan": "two", "segment": "local"}}),
+            r#"switch "net2".local_vlan: expected an integer 0-65535, got the string "two""#,
+        ),
+        (
+            json!({"op": "add_record", "record": {"switch": "net1", "ip": "10.0.0.1", "mac": mac(1).to_string(), "remote": "127.0.0.2"}}),
+            r#"record.mac: fa:16:3e:00:00:01 is the address of local port "vm1""#,
+        ),
+        (
+            json!({"op": "add_record", "record": {"switch": "net1", "ip": "10.0.0.3", "mac": mac(4).to_string(), "remote": "127.0.0.2"}}),
+            r#"record.ip: switch "net1" already has a record for 10.0.0.3"#,
+        ),
+        (
+            json!({"op": "remove_switch", "name": "net1"}),
+            r#"name: switch "net1" still has port "vm1"; remove that first"#,
+        ),
+        (
+            json!({"op": "remove_port", "name": "vm9"}),
+            r#"name: no port named "vm9""#,
+        ),
+        (
+            json!({"op": "remove_port", "name": "vxlan0"}),
+            r#"switch "net1".segment: no Vxlan tunnel port"#,
+        ),
+        (
+            json!({"op": "remove_record", "switch": "net1", "ip": "10.0.0.9"}),
+            r#"ip: switch "net1" has no record for 10.0.0.9"#,
+        ),
+        (
+            json!({"op": "set_flood", "switch": "net1", "flood": ["127.0.0.2", "nope"]}),
+            r#"flood[1]: invalid IP address "nope""#,
+        ),
+        (
+            json!({"op": "frobnicate"}),
+            r#"op: unknown operation "frobnicate"; expected one of add_switch, remove_switch"#,
+        ),
+        (json!({"switch": "net1"}), "op: missing"),
+        (json!(["list"]), "request: expected an object"),
+        (
+            json!({"op": "list", "verbose": true}),
+            "verbose: unknown field; expected one of op",
+        ),
+    ];
+    for (request, expected) in cases {
+        let error = setup.refused(request.clone());
+        assert!(
+            error.starts_with(expected),
+            "{request}\n  expected {expected:?}\n       got {error:?}"
+        );
+        assert_eq!(setup.list(), before, "{request} changed something");
+    }
+    // Not JSON at all: the same error shape, on the same connection, which stays usable.
+    let response = setup
+        .client
+        .call_raw("{\"op\": \"list\"")
+        .expect("a response");
+    assert_eq!(response["ok"], json!(false));
+    let error = response["error"].as_str().expect("an error message");
+    assert!(error.starts_with("request: not valid JSON: "), "{error}");
+    assert_eq!(setup.list(), before);
+    // The data path still runs on the old tables.
+    assert_eq!(who_has(&setup.peer("vm1"), 1, ip(3)), mac(3));
+}
+
+#[test]
+fn adding_the_same_thing_again_changes_nothing() {
+    let (mut setup, _remote) = programmed("again");
+    let before = setup.list();
+    let result = setup.ok(json!({"op": "add_port", "port": vm_port("vm1", 1)}));
+    assert_eq!(result["changed"], json!(false));
+    let result = setup.ok(json!({"op": "set_flood", "switch": "net1", "flood": ["127.0.0.2"]}));
+    assert_eq!(result["changed"], json!(false));
+    assert_eq!(setup.list(), before);
+}
+
+#[test]
+fn counters_count_per_port_and_drops_by_reason() {
+    let (mut setup, _remote) = programmed("counters");
+    let (vm1, vm2) = (setup.peer("vm1"), setup.peer("vm2"));
+    let frame = udp_frame(mac(1), mac(2), ip(1), ip(2));
+    vm1.inject(&frame);
+    assert_eq!(receive(&vm2).len(), 1);
+    // VM 1 claims VM 2's MAC: port security drops it.
+    vm1.inject(&udp_frame(mac(2), mac(1), ip(1), ip(2)));
+    // An ARP reply proves the spoofed frame before it was handled.
+    who_has(&vm1, 1, ip(2));
+
+    let counters = setup.ok(json!({"op": "counters"}));
+    let port = |name: &str| {
+        counters["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .find(|p| p["name"] == json!(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("port {name} in {counters}"))
+    };
+    let len = u64::try_from(frame.len()).expect("length");
+    assert_eq!(port("vm1")["rx_packets"], json!(3), "{counters}");
+    assert_eq!(port("vm1")["tx_packets"], json!(1), "the ARP reply");
+    assert_eq!(port("vm2")["tx_packets"], json!(1));
+    assert_eq!(port("vm2")["tx_bytes"], json!(len));
+    assert_eq!(port("vm2")["rx_packets"], json!(0));
+    assert_eq!(port("vxlan0")["tx_packets"], json!(0));
+    let drops = counters["drops"].as_object().expect("drops");
+    assert_eq!(
+        drops.len(),
+        DropReason::ALL.len(),
+        "every reason, zeros too"
+    );
+    for reason in DropReason::ALL {
+        let expected = u64::from(*reason == DropReason::SpoofedMac);
+        assert_eq!(
+            drops[reason.as_str()],
+            json!(expected),
+            "{}",
+            reason.as_str()
+        );
+    }
+}
+
+#[test]
+fn learned_macs_are_listed_by_name() {
+    let (mut setup, _remote) = programmed("macs");
+    let mut open = vm_port("vm4", 4);
+    open["port_security"] = json!(false);
+    setup.ok(json!({"op": "add_port", "port": open}));
+    let vm4 = setup.peer("vm4");
+    let stranger = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    vm4.inject(&udp_frame(stranger, mac(1), ip(4), ip(1)));
+    assert_eq!(receive(&setup.peer("vm1")).len(), 1);
+    let macs = setup.ok(json!({"op": "macs"}));
+    let entries = macs.as_array().expect("a list");
+    assert_eq!(entries.len(), 1, "{macs}");
+    assert_eq!(entries[0]["switch"], json!("net1"));
+    assert_eq!(entries[0]["mac"], json!(stranger.to_string()));
+    assert_eq!(entries[0]["location"], json!("port"));
+    assert_eq!(entries[0]["port"], json!("vm4"));
+    assert!(entries[0]["age_ms"].is_u64());
+}
+
+#[test]
+fn a_removed_port_gets_no_more_traffic() {
+    let (mut setup, remote) = programmed("remove");
+    let (vm1, vm2) = (setup.peer("vm1"), setup.peer("vm2"));
+    let to_vm2 = udp_frame(mac(1), mac(2), ip(1), ip(2));
+    vm1.inject(&to_vm2);
+    assert_eq!(receive(&vm2).len(), 1);
+
+    setup.ok(json!({"op": "remove_port", "name": "vm2"}));
+    assert!(setup.daemon.memory_peer("vm2").is_none());
+    vm1.inject(&to_vm2);
+    // VM 2's MAC is unknown now, so the frame floods: to the remote host, not to VM 2.
+    let (vni, inner) = remote.receive();
+    assert_eq!((vni, inner), (100, to_vm2));
+    // Its address is forgotten by the ARP responder (the request floods too), and the port is
+    // gone from the counters.
+    vm1.inject(&arp_request(mac(1), ip(1), ip(2)));
+    let (_, flooded) = remote.receive();
+    assert_eq!(flooded, arp_request(mac(1), ip(1), ip(2)));
+    assert!(vm2.drain().is_empty(), "nothing reached the removed port");
+    let counters = setup.ok(json!({"op": "counters"}));
+    let names: Vec<&Value> = counters["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert_eq!(names, [&json!("vxlan0"), &json!("vm1")]);
+
+    // Records and switches come and go the same way.
+    setup.ok(json!({"op": "remove_record", "switch": "net1", "mac": mac(3).to_string()}));
+    setup.ok(json!({"op": "remove_port", "name": "vm1"}));
+    setup.ok(json!({"op": "remove_switch", "name": "net1"}));
+    setup.ok(json!({"op": "remove_port", "name": "vxlan0"}));
+    let empty = SwitchConfig::default().to_value();
+    assert_eq!(setup.list(), empty);
+}
+
+#[test]
+fn the_socket_serves_many_clients() {
+    let (mut setup, _remote) = programmed("clients");
+    let expected = setup.list();
+    let path = setup.daemon.control_path().to_path_buf();
+    // A client that connects and says nothing holds no one up.
+    let idle = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    for _ in 0..200 {
+        let mut client = Client::connect(&path).expect("connect");
+        assert_eq!(client.call(&json!({"op": "list"})).expect("list"), expected);
+    }
+    // Several at once, each with several requests on one connection.
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            #[expect(clippy::disallowed_methods, reason = "test: concurrent clients")]
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&path).expect("connect");
+                for _ in 0..20 {
+                    client.call(&json!({"op": "counters"})).expect("counters");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a client thread");
+    }
+    drop(idle);
+    // A client that hangs up mid-request does no harm either.
+    {
+        use std::io::Write;
+        let mut rude = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        rude.write_all(b"{\"op\": \"li").expect("write");
+    }
+    assert_eq!(setup.list(), expected);
+    // Forwarding never stopped.
+    assert_eq!(who_has(&setup.peer("vm1"), 1, ip(3)), mac(3));
+}
+
+#[test]
+fn starts_from_a_config_file_and_cleans_up() {
+    let config = SwitchConfig::from_toml(
+        r#"
+        [[switch]]
+        name = "net1"
+        local_vlan = 10
+        segment = "local"
+
+        [[port]]
+        name = "a"
+        type = "memory"
+        switch = "net1"
+        mac = "fa:16:3e:00:00:01"
+        ips = ["10.0.0.1"]
+
+        [[port]]
+        name = "b"
+        type = "memory"
+        switch = "net1"
+        mac = "fa:16:3e:00:00:02"
+        ips = ["10.0.0.2"]
+        "#,
+    )
+    .expect("config");
+    let dir = scratch("file");
+    let path = dir.join("ctl.sock");
+    let daemon = Daemon::start(config.clone(), &path).expect("daemon starts");
+    let mut client = Client::connect(&path).expect("connect");
+    let list = client.call(&json!({"op": "list"})).expect("list");
+    assert_eq!(
+        SwitchConfig::from_value(&list).expect("list is a config"),
+        config
+    );
+    let a = daemon.memory_peer("a").expect("a memory port");
+    assert_eq!(who_has(&a, 1, ip(2)), mac(2));
+
+    // A second daemon on the same socket is refused; the first keeps it.
+    match Daemon::start(SwitchConfig::default(), &path) {
+        Err(DaemonError::InUse { .. }) => {}
+        other => panic!("a second daemon started: {other:?}"),
+    }
+    assert!(client.call(&json!({"op": "list"})).is_ok());
+
+    daemon.shutdown();
+    assert!(!path.exists(), "the socket file is removed");
+    assert!(
+        client.call(&json!({"op": "list"})).is_err(),
+        "and no one answers"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_config_or_a_failing_device_stops_the_start() {
+    let dir = scratch("badstart");
+    let path = dir.join("ctl.sock");
+    // A stale socket file (no one listening) is replaced...
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+    assert!(path.exists());
+    // ...but a configuration the switch refuses leaves nothing behind.
+    let config = SwitchConfig::from_toml(
+        "[[switch]]\nname = \"a\"\nlocal_vlan = 1\nsegment = \"vxlan:1\"\n",
+    )
+    .expect("readable");
+    let error = Daemon::start(config, &path).expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        r#"switch "a".segment: no Vxlan tunnel port"#
+    );
+    assert!(!path.exists());
+    // A device that cannot be opened names its port.
+    let config = SwitchConfig::from_toml(
+        "[[port]]\nname = \"v\"\ntype = \"vxlan\"\nlocal_ip = \"192.0.2.123\"\nport = 4789\n",
+    )
+    .expect("readable");
+    let error = Daemon::start(config, &path).expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .starts_with(r#"port "v": cannot bind UDP 192.0.2.123:4789"#),
+        "{error}"
+    );
+    assert!(!path.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,289 @@
+//! `weft switch` and `weft switch ctl` as processes, without root: a daemon started from a
+//! TOML file (switches, a VXLAN port on loopback, records), listed and changed through the
+//! client, then stopped with SIGTERM.
+
+use std::{
+    net::UdpSocket,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-switch-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A UDP port free on 127.0.0.1 a moment ago.
+fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// The daemon process, killed if a test fails before stopping it.
+struct Daemon {
+    child: Option<Child>,
+    control: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, config: &str) -> Self {
+        let file = dir.join("switch.toml");
+        std::fs::write(&file, config).expect("write config");
+        let control = dir.join("ctl.sock");
+        let log = dir.join("switch.log");
+        let child = Command::new(WEFT)
+            .args([
+                "switch",
+                "--config",
+                path(&file),
+                "--control",
+                path(&control),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn weft switch");
+        let daemon = Self {
+            child: Some(child),
+            control,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !daemon.control.exists() {
+            assert!(Instant::now() < deadline, "no socket: {}", daemon.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `weft switch ctl --control SOCKET args...`: exit code, stdout, stderr.
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(WEFT)
+            .args(["switch", "ctl", "--control", path(&self.control)])
+            .args(args)
+            .output()
+            .expect("run weft switch ctl");
+        (
+            output.status.code().expect("exit code"),
+            String::from_utf8(output.stdout).expect("utf-8"),
+            String::from_utf8(output.stderr).expect("utf-8"),
+        )
+    }
+
+    fn ctl_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.ctl(args);
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+        out
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(&mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        kill(pid, Signal::SIGTERM).expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code().expect("exited, not killed");
+            }
+            assert!(Instant::now() < deadline, "still running: {}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn config(udp_port: u16) -> String {
+    format!(
+        r#"
+[[switch]]
+name = "net1"
+local_vlan = 1
+segment = "vxlan:100"
+flood = ["127.0.0.2"]
+
+[[switch]]
+name = "net2"
+local_vlan = 2
+segment = "local"
+
+[[port]]
+name = "vxlan0"
+type = "vxlan"
+local_ip = "127.0.0.1"
+port = {udp_port}
+
+[[record]]
+switch = "net1"
+ip = "10.0.0.2"
+mac = "fa:16:3e:00:00:02"
+remote = "127.0.0.2"
+"#
+    )
+}
+
+#[test]
+fn runs_from_a_file_answers_its_client_and_stops_on_sigterm() {
+    let dir = scratch("run");
+    let udp_port = free_udp_port();
+    let mut daemon = Daemon::start(&dir, &config(udp_port));
+
+    let list = daemon.ctl_ok(&["list"]);
+    for expected in [
+        "net1",
+        "vxlan:100",
+        "127.0.0.2",
+        "net2",
+        "local",
+        "vxlan0",
+        "10.0.0.2",
+        "fa:16:3e:00:00:02",
+    ] {
+        assert!(list.contains(expected), "{expected} in\n{list}");
+    }
+    let json: Value = serde_json::from_str(&daemon.ctl_ok(&["list", "--json"])).expect("JSON");
+    assert_eq!(json["switch"][0]["name"], json!("net1"));
+    assert_eq!(json["port"][0]["port"], json!(udp_port));
+    assert_eq!(json["record"][0]["remote"], json!("127.0.0.2"));
+
+    // A refused change exits 1 with the daemon's message, and changes nothing.
+    let (code, out, err) = daemon.ctl(&[
+        "add-switch",
+        "net3",
+        "--local-vlan",
+        "1",
+        "--segment",
+        "local",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "weft: switch \"net3\".local_vlan: 1 is used by another switch\n"
+    );
+    let (code, _, err) = daemon.ctl(&[
+        "add-port", "vm1", "--type", "memory", "--switch", "net2", "--mac", "nope",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("weft: port.mac: invalid MAC address"),
+        "{err}"
+    );
+    assert_eq!(daemon.ctl_ok(&["list"]), list);
+
+    // Accepted changes.
+    assert_eq!(
+        daemon.ctl_ok(&[
+            "add-switch",
+            "net3",
+            "--local-vlan",
+            "3",
+            "--segment",
+            "local"
+        ]),
+        "ok: generation 2\n"
+    );
+    daemon.ctl_ok(&[
+        "add-port",
+        "vm1",
+        "--type",
+        "memory",
+        "--switch",
+        "net3",
+        "--mac",
+        "fa:16:3e:00:00:01",
+        "--ip",
+        "10.0.0.1",
+    ]);
+    daemon.ctl_ok(&["set-flood", "--switch", "net1", "127.0.0.3", "127.0.0.4"]);
+    daemon.ctl_ok(&["remove-record", "--switch", "net1", "--ip", "10.0.0.2"]);
+    let json: Value = serde_json::from_str(&daemon.ctl_ok(&["list", "--json"])).expect("JSON");
+    assert_eq!(
+        json["switch"][0]["flood"],
+        json!(["127.0.0.3", "127.0.0.4"])
+    );
+    assert_eq!(json["switch"][2]["name"], json!("net3"));
+    assert_eq!(json["port"][1]["name"], json!("vm1"));
+    assert_eq!(json["record"], json!([]));
+
+    let counters = daemon.ctl_ok(&["counters"]);
+    assert!(counters.contains("spoofed_mac"), "{counters}");
+    let counters: Value =
+        serde_json::from_str(&daemon.ctl_ok(&["counters", "--json"])).expect("JSON");
+    assert_eq!(counters["ports"][0]["name"], json!("vxlan0"));
+    assert_eq!(counters["drops"]["unknown_endpoint"], json!(0));
+    let raw = daemon.ctl_ok(&["request", r#"{"op": "macs"}"#]);
+    assert_eq!(raw.trim(), "[]");
+
+    assert_eq!(daemon.terminate(), 0, "{}", daemon.log());
+    assert!(!daemon.control.exists(), "the socket file is removed");
+    let (code, _, err) = daemon.ctl(&["list"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot connect to the control socket"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_config_file_names_the_field_and_starts_nothing() {
+    let dir = scratch("bad");
+    let file = dir.join("bad.toml");
+    let control = dir.join("ctl.sock");
+    std::fs::write(
+        &file,
+        config(4789).replace("segment = \"local\"", "segment = \"vlan:x\""),
+    )
+    .expect("write");
+    let output = Command::new(WEFT)
+        .args([
+            "switch",
+            "--config",
+            path(&file),
+            "--control",
+            path(&control),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(
+        err,
+        format!(
+            "weft: {}: switch \"net2\".segment: expected \
+             local|flat:PHYSNET|vlan:PHYSNET:VID|vxlan:VNI|gre:KEY|nvgre:VSID, got \"vlan:x\"\n",
+            file.display()
+        )
+    );
+    assert!(!control.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
