@@ -20,7 +20,7 @@ use switch::{
         TunnelProtocol, VmPort,
     },
 };
-use wire::{EtherType, IpProtocol, MacAddr, Vni, checksum::PseudoHeader, ethernet, ipv4, udp};
+use wire::{MacAddr, Vni};
 
 const BATCH: u32 = 32;
 const ENTRIES: u32 = 200_000;
@@ -38,38 +38,8 @@ fn frame(src: u32, dst: u32) -> Vec<u8> {
     let (IpAddr::V4(s), IpAddr::V4(d)) = (ip(src), ip(dst)) else {
         unreachable!()
     };
-    let mut frame = vec![0u8; 64];
-    ethernet::Repr {
-        src_addr: mac(src),
-        dst_addr: mac(dst),
-        ethertype: EtherType::IPV4,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    ipv4::Repr {
-        src_addr: s,
-        dst_addr: d,
-        protocol: IpProtocol::UDP,
-        payload_len: 30,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Options::NONE,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    udp::Repr {
-        src_port: 5000,
-        dst_port: 6000,
-        payload_len: 22,
-    }
-    .emit(
-        &mut udp::Packet::new_unchecked(&mut frame[34..]),
-        Some(&PseudoHeader::V4 { src: s, dst: d }),
-    );
-    frame
+    // 64 bytes in all: 14 + 20 + 8 headers and 22 bytes of data.
+    wire::build::udp_ipv4(mac(src), mac(dst), s, d, (5000, 6000), &[0; 22])
 }
 
 fn setup() -> (Tables, MacTable) {

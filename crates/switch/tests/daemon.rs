@@ -15,7 +15,7 @@ use switch::{
     device::memory::MemoryPeer,
     pipeline::DropReason,
 };
-use wire::{EtherType, IpProtocol, MacAddr, arp, checksum::PseudoHeader, ethernet, ipv4, udp};
+use wire::{MacAddr, arp};
 
 const REMOTE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
@@ -158,59 +158,11 @@ fn programmed(tag: &str) -> (Setup, Remote) {
 }
 
 fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let mut frame = vec![0; 42];
-    ethernet::Repr {
-        src_addr: src_mac,
-        dst_addr: MacAddr::BROADCAST,
-        ethertype: EtherType::ARP,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    arp::Repr {
-        operation: arp::Operation::REQUEST,
-        source_hardware_addr: src_mac,
-        source_protocol_addr: src_ip,
-        target_hardware_addr: MacAddr::ZERO,
-        target_protocol_addr: target,
-    }
-    .emit(&mut arp::Packet::new_unchecked(&mut frame[14..]));
-    frame
+    wire::build::arp_request(src_mac, src_ip, target)
 }
 
 fn udp_frame(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-    let payload = b"weft";
-    let mut frame = vec![0; 14 + 20 + 8 + payload.len()];
-    ethernet::Repr {
-        src_addr: src_mac,
-        dst_addr: dst_mac,
-        ethertype: EtherType::IPV4,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    ipv4::Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::UDP,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Options::NONE,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    frame[42..].copy_from_slice(payload);
-    udp::Repr {
-        src_port: 5000,
-        dst_port: 6000,
-        payload_len: payload.len(),
-    }
-    .emit(
-        &mut udp::Packet::new_unchecked(&mut frame[34..]),
-        Some(&PseudoHeader::V4 { src, dst }),
-    );
-    frame
+    wire::build::udp_ipv4(src_mac, dst_mac, src, dst, (5000, 6000), b"weft")
 }
 
 /// The frames `peer` receives within a few seconds (at least one).

@@ -18,10 +18,7 @@ use switch::{
         VmPort,
     },
 };
-use wire::{
-    EtherType, IpProtocol, MacAddr, Vni, arp, checksum::PseudoHeader, ethernet, ipv4, udp, vlan,
-    vxlan,
-};
+use wire::{EtherType, MacAddr, Vni, arp, vlan, vxlan};
 
 const UNDERLAY_A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const UNDERLAY_B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
@@ -143,25 +140,14 @@ fn carry(a: &mut Host, b: &mut Host, tunnel: &str) -> usize {
 }
 
 fn arp_request(src_mac: MacAddr, src_ip: IpAddr, target: IpAddr) -> Vec<u8> {
-    let (IpAddr::V4(spa), IpAddr::V4(tpa)) = (src_ip, target) else {
-        unreachable!()
-    };
-    let mut frame = vec![0; 42];
-    ethernet::Repr {
-        src_addr: src_mac,
-        dst_addr: MacAddr::BROADCAST,
-        ethertype: EtherType::ARP,
+    wire::build::arp_request(src_mac, v4(src_ip), v4(target))
+}
+
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => panic!("these tests use IPv4 tenants"),
     }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    arp::Repr {
-        operation: arp::Operation::REQUEST,
-        source_hardware_addr: src_mac,
-        source_protocol_addr: spa,
-        target_hardware_addr: MacAddr::ZERO,
-        target_protocol_addr: tpa,
-    }
-    .emit(&mut arp::Packet::new_unchecked(&mut frame[14..]));
-    frame
 }
 
 fn udp_frame(
@@ -171,42 +157,7 @@ fn udp_frame(
     dst: IpAddr,
     payload: &[u8],
 ) -> Vec<u8> {
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
-        unreachable!()
-    };
-    let mut frame = vec![0; 14 + 20 + 8 + payload.len()];
-    ethernet::Repr {
-        src_addr: src_mac,
-        dst_addr: dst_mac,
-        ethertype: EtherType::IPV4,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    ipv4::Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::UDP,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Options::NONE,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    frame[42..].copy_from_slice(payload);
-    udp::Repr {
-        src_port: 5000,
-        dst_port: 6000,
-        payload_len: payload.len(),
-    }
-    .emit(
-        &mut udp::Packet::new_unchecked(&mut frame[34..]),
-        Some(&PseudoHeader::V4 { src, dst }),
-    );
-    frame
+    wire::build::udp_ipv4(src_mac, dst_mac, v4(src), v4(dst), (5000, 6000), payload)
 }
 
 /// Two hosts, two tenants with the same subnet (10.0.0.0/24, same IPs) on VNI 100 and 200,

@@ -8,51 +8,15 @@ use std::{
 };
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wire::{
-    EtherType, IpProtocol, MacAddr, Vni, checksum::PseudoHeader, encap, ethernet, ipv4, udp, vxlan,
-};
+use wire::{MacAddr, Vni, checksum::PseudoHeader, encap, ethernet, ipv4, udp, vxlan};
 
 const VM1: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]);
 const VM2: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 2]);
 
 /// A 64-byte tenant frame: Ethernet + IPv4 + UDP + 22 bytes of data.
 fn inner_frame() -> Vec<u8> {
-    let mut frame = vec![0u8; 64];
-    let eth = ethernet::Repr {
-        src_addr: VM1,
-        dst_addr: VM2,
-        ethertype: EtherType::IPV4,
-    };
-    eth.emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    let ip = ipv4::Repr {
-        src_addr: Ipv4Addr::new(10, 0, 5, 7),
-        dst_addr: Ipv4Addr::new(10, 0, 5, 2),
-        protocol: IpProtocol::UDP,
-        payload_len: 64 - 14 - 20,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Options::NONE,
-    };
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    let pseudo = PseudoHeader::V4 {
-        src: ip.src_addr,
-        dst: ip.dst_addr,
-    };
-    let datagram = udp::Repr {
-        src_port: 5000,
-        dst_port: 6000,
-        payload_len: 64 - 14 - 20 - 8,
-    };
-    datagram.emit(
-        &mut udp::Packet::new_unchecked(&mut frame[34..]),
-        Some(&pseudo),
-    );
-    frame
+    let (src, dst) = (Ipv4Addr::new(10, 0, 5, 7), Ipv4Addr::new(10, 0, 5, 2));
+    wire::build::udp_ipv4(VM1, VM2, src, dst, (5000, 6000), &[0; 64 - 14 - 20 - 8])
 }
 
 fn spec(tunnel: encap::Tunnel, v6: bool) -> encap::Encap {

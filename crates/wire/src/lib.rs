@@ -25,6 +25,7 @@ mod macros;
 
 mod addr;
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod dhcpv4;
 pub mod encap;

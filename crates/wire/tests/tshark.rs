@@ -10,10 +10,7 @@ use std::{
     process::Command,
 };
 
-use wire::{
-    EtherType, IpProtocol, MacAddr, Vni, arp, checksum::PseudoHeader, dhcpv4, encap, ethernet,
-    ipv4, lldp, udp, vlan, vxlan,
-};
+use wire::{EtherType, MacAddr, Vni, dhcpv4, encap, ethernet, lldp, vlan, vxlan};
 
 const VM1: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 1]);
 const VM2: MacAddr = MacAddr([0xfa, 0x16, 0x3e, 0, 0, 2]);
@@ -42,63 +39,13 @@ fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
 
 /// An ARP request from VM1 for 10.0.5.2, as a tenant frame.
 fn arp_request() -> Vec<u8> {
-    let mut frame = vec![0u8; 14 + arp::PACKET_LEN];
-    let eth = ethernet::Repr {
-        src_addr: VM1,
-        dst_addr: MacAddr::BROADCAST,
-        ethertype: EtherType::ARP,
-    };
-    eth.emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    let repr = arp::Repr {
-        operation: arp::Operation::REQUEST,
-        source_hardware_addr: VM1,
-        source_protocol_addr: Ipv4Addr::new(10, 0, 5, 7),
-        target_hardware_addr: MacAddr::ZERO,
-        target_protocol_addr: Ipv4Addr::new(10, 0, 5, 2),
-    };
-    repr.emit(&mut arp::Packet::new_unchecked(&mut frame[14..]));
-    frame
+    wire::build::arp_request(VM1, Ipv4Addr::new(10, 0, 5, 7), Ipv4Addr::new(10, 0, 5, 2))
 }
 
 /// An IPv4/UDP datagram from VM1 to VM2 with a real checksum.
 fn udp_frame(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8; 14 + 20 + 8 + payload.len()];
-    let eth = ethernet::Repr {
-        src_addr: VM1,
-        dst_addr: VM2,
-        ethertype: EtherType::IPV4,
-    };
-    eth.emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
-    let ip = ipv4::Repr {
-        src_addr: Ipv4Addr::new(10, 0, 5, 7),
-        dst_addr: Ipv4Addr::new(10, 0, 5, 2),
-        protocol: IpProtocol::UDP,
-        payload_len: 8 + payload.len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 0x1234,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Options::NONE,
-    };
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
-    frame[42..].copy_from_slice(payload);
-    let pseudo = PseudoHeader::V4 {
-        src: ip.src_addr,
-        dst: ip.dst_addr,
-    };
-    let repr = udp::Repr {
-        src_port,
-        dst_port,
-        payload_len: payload.len(),
-    };
-    repr.emit(
-        &mut udp::Packet::new_unchecked(&mut frame[34..]),
-        Some(&pseudo),
-    );
-    frame
+    let (src, dst) = (Ipv4Addr::new(10, 0, 5, 7), Ipv4Addr::new(10, 0, 5, 2));
+    wire::build::udp_ipv4(VM1, VM2, src, dst, (src_port, dst_port), payload)
 }
 
 fn encapsulated(inner: &[u8], tunnel: encap::Tunnel, v6: bool, udp_checksum_v4: bool) -> Vec<u8> {
