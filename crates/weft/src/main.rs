@@ -1,8 +1,9 @@
 //! `weft`: the single binary of weft (multi-tenant network virtualization).
 //!
-//! Subcommands arrive with the crates that implement them; today: `weft decode` and
-//! `weft switch` (with its client, `weft switch ctl`).
+//! Subcommands arrive with the crates that implement them; today: `weft decode`,
+//! `weft switch` (with its client, `weft switch ctl`) and `weft bench dataplane`.
 
+mod bench_cmd;
 mod decode;
 mod switch_cmd;
 
@@ -30,10 +31,15 @@ enum Command {
     },
     /// Run the virtual switch daemon on this host, or talk to one (`weft switch ctl`).
     Switch(Box<switch_cmd::SwitchArgs>),
+    /// Measure weft on real topologies built in network namespaces (root).
+    Bench(bench_cmd::BenchArgs),
 }
 
-/// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage (clap).
+/// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage (clap),
+/// 130 interrupted (SIGINT/SIGTERM/SIGHUP during `weft bench`, after cleaning up).
 const EXIT_FAILURE: u8 = 1;
+/// See [`EXIT_FAILURE`].
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,12 +48,17 @@ fn main() -> ExitCode {
             decode::run(&file, vxlan_port, &mut std::io::stdout().lock())
         }
         Command::Switch(args) => switch_cmd::run(*args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("weft: {err:#}");
-            ExitCode::from(EXIT_FAILURE)
+            if matches!(err.downcast_ref(), Some(lab::Error::Interrupted)) {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
         }
     }
 }
