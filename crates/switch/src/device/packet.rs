@@ -27,9 +27,6 @@ use super::{
 };
 use crate::PacketBuf;
 
-/// Socket buffer size asked for (the kernel doubles it).
-const SOCKET_BUFFER: usize = 4 << 20;
-
 /// An `AF_PACKET` raw socket bound to one interface, in promiscuous mode.
 #[derive(Debug)]
 pub struct PacketDevice {
@@ -58,7 +55,7 @@ impl PacketDevice {
             libc::PACKET_IGNORE_OUTGOING,
             &on,
         );
-        sys::set_buffer_sizes(fd.as_fd(), SOCKET_BUFFER)?;
+        sys::set_buffer_sizes(fd.as_fd())?;
         let eth_p_all = u16::try_from(libc::ETH_P_ALL).unwrap_or(3);
         sys::bind(fd.as_fd(), &sys::RawAddr::link(ifindex, eth_p_all))?;
         let mreq = libc::packet_mreq {

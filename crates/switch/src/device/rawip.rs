@@ -24,9 +24,6 @@ use super::{
 };
 use crate::PacketBuf;
 
-/// Socket buffer size asked for (the kernel doubles it).
-const SOCKET_BUFFER: usize = 4 << 20;
-
 /// A raw IPv4 or IPv6 socket for GRE (IP protocol 47), bound to a local underlay address.
 #[derive(Debug)]
 pub struct GreSocket {
@@ -48,7 +45,7 @@ impl GreSocket {
             libc::AF_INET6
         };
         let fd = sys::socket(domain, libc::SOCK_RAW, libc::IPPROTO_GRE)?;
-        sys::set_buffer_sizes(fd.as_fd(), SOCKET_BUFFER)?;
+        sys::set_buffer_sizes(fd.as_fd())?;
         sys::bind(
             fd.as_fd(),
             &sys::RawAddr::from_socket_addr(SocketAddr::new(local, 0)),

@@ -22,6 +22,10 @@ use crate::PacketBuf;
 /// The most datagrams one `recvmmsg`/`sendmmsg` call moves.
 pub(crate) const BATCH: usize = 32;
 
+/// Socket buffer size every backend asks for (the kernel doubles it): 4 MiB absorbs a burst of
+/// thousands of frames while the forwarding thread is busy elsewhere.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// Room for a socket address of any family (`sockaddr_storage`).
 const ADDR_CAP: usize = size_of::<libc::sockaddr_storage>();
 /// Room for the control messages of one datagram; `PACKET_AUXDATA` needs `CMSG_SPACE(20)` = 40.
@@ -273,12 +277,12 @@ pub(crate) fn getsockopt_int(fd: BorrowedFd<'_>, level: c_int, name: c_int) -> i
     }
 }
 
-/// Asks for `bytes` of receive and send buffer. `SO_*BUFFORCE` (root or `CAP_NET_ADMIN`) is
+/// Asks for [`SOCKET_BUFFER`] bytes of receive and send buffer. `SO_*BUFFORCE` (root or `CAP_NET_ADMIN`) is
 /// tried first because plain `SO_RCVBUF` is capped by `net.core.rmem_max` (208 KiB by
 /// default); without the capability the capped request is made. The kernel doubles the value
 /// for its bookkeeping.
-pub(crate) fn set_buffer_sizes(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    let value = c_int::try_from(bytes).unwrap_or(c_int::MAX);
+pub(crate) fn set_buffer_sizes(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let value = c_int::try_from(SOCKET_BUFFER).unwrap_or(c_int::MAX);
     for (force, plain) in [
         (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
         (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),

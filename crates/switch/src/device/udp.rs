@@ -23,9 +23,6 @@ use super::{
 };
 use crate::PacketBuf;
 
-/// Socket buffer size asked for (the kernel doubles it).
-const SOCKET_BUFFER: usize = 4 << 20;
-
 /// A UDP socket carrying VXLAN, IPv4 or IPv6.
 #[derive(Debug)]
 pub struct VxlanSocket {
@@ -58,7 +55,7 @@ impl VxlanSocket {
             let on: libc::c_int = 1;
             sys::setsockopt(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &on)?;
         }
-        sys::set_buffer_sizes(fd.as_fd(), SOCKET_BUFFER)?;
+        sys::set_buffer_sizes(fd.as_fd())?;
         sys::bind(fd.as_fd(), &sys::RawAddr::from_socket_addr(local))?;
         let local = sys::local_addr(fd.as_fd())?;
         Ok(Self {
