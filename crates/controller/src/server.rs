@@ -38,6 +38,11 @@ pub struct App {
     pub identity: Identity,
     /// Networks, subnets, ports.
     pub network: NetworkService,
+    /// Where the networking API really listens (set once bound; port 0 in the config means
+    /// "any"), so catalogs can point at it.
+    pub network_addr: std::sync::OnceLock<SocketAddr>,
+    /// Where the identity API really listens.
+    pub identity_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 /// Shared handle to [`App`].
@@ -79,6 +84,8 @@ impl App {
             store,
             identity,
             network,
+            network_addr: std::sync::OnceLock::new(),
+            identity_addr: std::sync::OnceLock::new(),
         }))
     }
 
@@ -166,6 +173,8 @@ impl Listeners {
         state: AppState,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let _ = state.network_addr.set(self.network_addr());
+        let _ = state.identity_addr.set(self.identity_addr());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
