@@ -157,14 +157,14 @@ impl Listeners {
     pub fn network_addr(&self) -> SocketAddr {
         self.network
             .local_addr()
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The identity API's address.
     pub fn identity_addr(&self) -> SocketAddr {
         self.identity
             .local_addr()
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves both APIs until `shutdown` resolves.

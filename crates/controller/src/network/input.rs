@@ -126,7 +126,7 @@ impl Input {
     }
 
     /// Takes a list of objects.
-    pub fn object_list(&mut self, key: &str) -> Result<Option<Vec<Input>>, ApiError> {
+    pub fn object_list(&mut self, key: &str) -> Result<Option<Vec<Self>>, ApiError> {
         match self.map.remove(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items

@@ -1,0 +1,139 @@
+//! A controller on ephemeral ports with a temporary SQLite store, and a small HTTP client.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use controller::{App, AppState, Listeners, config::Config};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, body::Bytes};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde_json::Value;
+
+pub struct Server {
+    pub state: AppState,
+    pub network: SocketAddr,
+    pub identity: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a server; `tweak` adjusts the config (noauth by default).
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            identity_listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: dir.path().to_owned(),
+            auth: controller::config::AuthMode::Noauth,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let (network, identity) = (listeners.network_addr(), listeners.identity_addr());
+        let state = App::open(config).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(listeners.serve(Arc::clone(&state), async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            state,
+            network,
+            identity,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// One answer: status, headers, parsed body (Null when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+#[derive(Clone)]
+pub struct Http {
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Http {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{addr}"),
+            token: None,
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        self.raw(method, path, body.map(|b| b.to_string().into_bytes()))
+            .await
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("x-auth-token", token);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
+/// Asserts a Neutron error body of the given status and type.
+pub fn assert_neutron_error(answer: &Answer, status: u16, kind: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    let error = &answer.body["NeutronError"];
+    assert_eq!(error["type"], kind, "{}", answer.text);
+    assert!(error["message"].is_string(), "{}", answer.text);
+    assert_eq!(error["detail"], "", "{}", answer.text);
+}
