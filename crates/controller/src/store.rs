@@ -131,6 +131,7 @@ impl Store {
             tx,
             _guard: guard,
             changes: Vec::new(),
+            backend: self.backend,
         })
     }
 
@@ -146,6 +147,18 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// How a read inside a write transaction locks the row it reads (PostgreSQL only: SQLite's
+/// single writer already excludes every other writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// A plain read.
+    None,
+    /// `FOR SHARE`: the row must not change or go away before we commit.
+    Share,
+    /// `FOR UPDATE`: we are going to change the row.
+    Update,
 }
 
 /// One change to a resource, as the revision log records it.
@@ -191,6 +204,7 @@ pub struct WriteTx<'a> {
     tx: Transaction<'static, Any>,
     _guard: Option<MutexGuard<'a, ()>>,
     changes: Vec<Change>,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for WriteTx<'_> {
@@ -205,6 +219,15 @@ impl WriteTx<'_> {
     /// The connection to run statements on.
     pub fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
+    }
+
+    /// The SQL suffix that takes `lock` on the rows a `SELECT` reads.
+    pub fn lock(&self, lock: Lock) -> &'static str {
+        match (self.backend, lock) {
+            (Backend::Sqlite, _) | (_, Lock::None) => "",
+            (Backend::Postgres, Lock::Share) => " FOR SHARE",
+            (Backend::Postgres, Lock::Update) => " FOR UPDATE",
+        }
     }
 
     /// Notes a change for the revision log.

@@ -238,7 +238,17 @@ pub async fn list(
     let mut rows_limit = None;
     if in_sql {
         if let Some(marker) = &query.marker {
-            let cols: Vec<&str> = walk.iter().map(|(k, _)| k.as_str()).collect();
+            // Booleans come back as integers: the Any driver cannot decode SQLite's BOOLEAN.
+            let cols: Vec<String> = walk
+                .iter()
+                .map(|(k, _)| {
+                    if table.bool_columns.contains(&k.as_str()) {
+                        format!("CAST({k} AS INTEGER)")
+                    } else {
+                        k.clone()
+                    }
+                })
+                .collect();
             let marker_sql = format!(
                 "SELECT {} FROM {} WHERE id = $1",
                 cols.join(", "),
@@ -358,7 +368,7 @@ pub async fn list(
 
 fn column_bind(row: &sqlx::any::AnyRow, index: usize, boolean: bool) -> Result<Bind, ApiError> {
     Ok(if boolean {
-        Bind::Bool(row.try_get(index)?)
+        Bind::Bool(row.try_get::<i64, _>(index)? != 0)
     } else {
         Bind::Text(row.try_get(index)?)
     })

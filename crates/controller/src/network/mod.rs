@@ -182,7 +182,7 @@ impl NetworkService {
     ) -> Result<String, ApiError> {
         ctx.require_read(&format!("get_{}", singular(table)))?;
         let mut conn = self.store.pool().acquire().await?;
-        let row = visible_row(&mut conn, table, ctx, id).await?;
+        let row = visible_row(&mut conn, table, ctx, id, "").await?;
         let body = model::splice(&row.body, &row.admin_body, ctx.is_admin());
         let body = if fields.is_empty() {
             body
@@ -232,9 +232,10 @@ pub async fn row(
     conn: &mut AnyConnection,
     table: &Table,
     id: &str,
+    lock: &str,
 ) -> Result<Option<StoredRow>, ApiError> {
     let sql = format!(
-        "SELECT project_id, body, admin_body FROM {} WHERE id = $1",
+        "SELECT project_id, body, admin_body FROM {} WHERE id = $1{lock}",
         table.name
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -255,9 +256,10 @@ pub async fn visible_row(
     table: &Table,
     ctx: &AuthContext,
     id: &str,
+    lock: &str,
 ) -> Result<StoredRow, ApiError> {
     let not_found = || ApiError::not_found(table.kind, id);
-    let row = row(conn, table, id).await?.ok_or_else(not_found)?;
+    let row = row(conn, table, id, lock).await?.ok_or_else(not_found)?;
     if ctx.owns(&row.project_id) {
         return Ok(row);
     }
@@ -277,14 +279,12 @@ pub async fn visible_row(
 }
 
 async fn shared_network(conn: &mut AnyConnection, id: &str) -> Result<bool, ApiError> {
-    let row = sqlx::query("SELECT shared FROM networks WHERE id = $1")
+    // Booleans are compared in SQL: the Any driver cannot decode SQLite's BOOLEAN.
+    let row = sqlx::query("SELECT COUNT(*) FROM networks WHERE id = $1 AND shared = TRUE")
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_one(conn)
         .await?;
-    Ok(match row {
-        Some(row) => row.try_get(0)?,
-        None => false,
-    })
+    Ok(row.try_get::<i64, _>(0)? > 0)
 }
 
 /// Serialises a document, recording the change for the revision log; returns (body, admin).

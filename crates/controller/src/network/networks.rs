@@ -15,7 +15,7 @@ use crate::{
         segments::{self, SegmentRequest},
         update_row, visible_row,
     },
-    store::{Operation, now},
+    store::{Lock, Operation, now},
 };
 
 /// `POST /v2.0/networks`.
@@ -276,7 +276,8 @@ impl NetworkService {
             ctx.require_admin("update_network:router:external")?;
         }
         let mut tx = self.store.write().await?;
-        let row = visible_row(tx.conn(), &NETWORKS, ctx, id).await?;
+        let lock = tx.lock(Lock::Update);
+        let row = visible_row(tx.conn(), &NETWORKS, ctx, id, lock).await?;
         if !ctx.owns(&row.project_id) {
             return Err(ApiError::Forbidden("update_network".into()));
         }
@@ -350,7 +351,8 @@ impl NetworkService {
     pub async fn delete_network(&self, ctx: &AuthContext, id: &str) -> Result<(), ApiError> {
         ctx.require_write("delete_network")?;
         let mut tx = self.store.write().await?;
-        let row = visible_row(tx.conn(), &NETWORKS, ctx, id).await?;
+        let lock = tx.lock(Lock::Update);
+        let row = visible_row(tx.conn(), &NETWORKS, ctx, id, lock).await?;
         if !ctx.owns(&row.project_id) {
             return Err(ApiError::Forbidden("delete_network".into()));
         }
@@ -420,7 +422,8 @@ impl NetworkService {
         add: Option<&str>,
         remove: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(row) = super::row(tx.conn(), &NETWORKS, network_id).await? else {
+        let lock = tx.lock(Lock::Update);
+        let Some(row) = super::row(tx.conn(), &NETWORKS, network_id, lock).await? else {
             return Ok(());
         };
         let (mut doc, admin): (NetworkDoc, NetworkAdmin) = row.parse()?;

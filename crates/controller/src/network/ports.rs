@@ -22,7 +22,7 @@ use crate::{
         networks::owner,
         new_id, random_u64, record, render, row, visible_row,
     },
-    store::{Operation, WriteTx, now},
+    store::{Lock, Operation, WriteTx, now},
 };
 
 /// VNIC types Neutron knows.
@@ -342,7 +342,8 @@ impl NetworkService {
         }
         let project_id = owner(ctx, cmd.project_id.as_deref())?;
         let mut tx = self.store.write().await?;
-        let network = visible_row(tx.conn(), &NETWORKS, ctx, &cmd.network_id).await?;
+        let lock = tx.lock(Lock::Share);
+        let network = visible_row(tx.conn(), &NETWORKS, ctx, &cmd.network_id, lock).await?;
         let (net, _): (NetworkDoc, Value) = network.parse()?;
         let network_owner = ctx.owns(&net.project_id);
         if f.mac_address.is_some() && !network_owner {
@@ -465,7 +466,7 @@ impl NetworkService {
     ) -> Result<Vec<String>, ApiError> {
         let mut out: Vec<String> = Vec::new();
         for group in groups {
-            visible_row(conn, &SECURITY_GROUPS, ctx, group).await?;
+            visible_row(conn, &SECURITY_GROUPS, ctx, group, "").await?;
             if !out.contains(group) {
                 out.push(group.clone());
             }
@@ -486,9 +487,10 @@ impl NetworkService {
             ctx.require_admin("update_port:binding:host_id")?;
         }
         let mut tx = self.store.write().await?;
-        let stored = visible_row(tx.conn(), &PORTS, ctx, id).await?;
+        let lock = tx.lock(Lock::Update);
+        let stored = visible_row(tx.conn(), &PORTS, ctx, id, lock).await?;
         let (mut doc, mut admin): (PortDoc, PortAdmin) = stored.parse()?;
-        let network = row(tx.conn(), &NETWORKS, &doc.network_id)
+        let network = row(tx.conn(), &NETWORKS, &doc.network_id, "")
             .await?
             .ok_or_else(|| ApiError::Internal("port without network".into()))?;
         let network_owner = ctx.owns(&network.project_id);
@@ -637,7 +639,8 @@ impl NetworkService {
     pub async fn delete_port(&self, ctx: &AuthContext, id: &str) -> Result<(), ApiError> {
         ctx.require_write("delete_port")?;
         let mut tx = self.store.write().await?;
-        let stored = visible_row(tx.conn(), &PORTS, ctx, id).await?;
+        let lock = tx.lock(Lock::Update);
+        let stored = visible_row(tx.conn(), &PORTS, ctx, id, lock).await?;
         ipam::release_port(tx.conn(), id).await?;
         delete_row(tx.conn(), &PORTS, id).await?;
         record(

@@ -15,9 +15,9 @@ use crate::{
         ipam::{self, check_pools, default_pools},
         model::{NetworkDoc, PoolDoc, RouteDoc, SubnetDoc, splice},
         networks::owner,
-        new_id, record, render, update_row, visible_row,
+        new_id, record, render, row, update_row, visible_row,
     },
-    store::{Operation, now},
+    store::{Lock, Operation, now},
 };
 
 /// Neutron's default limits on a subnet's DHCP options.
@@ -298,7 +298,8 @@ impl NetworkService {
             None => default_pools(&cmd.cidr, gateway),
         };
         let mut tx = self.store.write().await?;
-        let network = visible_row(tx.conn(), &NETWORKS, ctx, &cmd.network_id).await?;
+        let lock = tx.lock(Lock::Update);
+        let network = visible_row(tx.conn(), &NETWORKS, ctx, &cmd.network_id, lock).await?;
         if !ctx.owns(&network.project_id) {
             return Err(ApiError::Forbidden("create_subnet".into()));
         }
@@ -382,7 +383,8 @@ impl NetworkService {
     ) -> Result<String, ApiError> {
         ctx.require_write("update_subnet")?;
         let mut tx = self.store.write().await?;
-        let row = visible_row(tx.conn(), &SUBNETS, ctx, id).await?;
+        let lock = tx.lock(Lock::Update);
+        let row = visible_row(tx.conn(), &SUBNETS, ctx, id, lock).await?;
         if !ctx.owns(&row.project_id) {
             return Err(ApiError::Forbidden("update_subnet".into()));
         }
@@ -430,7 +432,12 @@ impl NetworkService {
     pub async fn delete_subnet(&self, ctx: &AuthContext, id: &str) -> Result<(), ApiError> {
         ctx.require_write("delete_subnet")?;
         let mut tx = self.store.write().await?;
-        let row = visible_row(tx.conn(), &SUBNETS, ctx, id).await?;
+        // Lock the network before the subnet, in the order network deletion takes them.
+        let peek = visible_row(tx.conn(), &SUBNETS, ctx, id, "").await?;
+        let (peeked, _): (SubnetDoc, Value) = peek.parse()?;
+        let lock = tx.lock(Lock::Update);
+        row(tx.conn(), &NETWORKS, &peeked.network_id, lock).await?;
+        let row = visible_row(tx.conn(), &SUBNETS, ctx, id, lock).await?;
         if !ctx.owns(&row.project_id) {
             return Err(ApiError::Forbidden("delete_subnet".into()));
         }

@@ -7,7 +7,7 @@ use crate::{
     auth::AuthContext,
     error::{ApiError, Kind},
     network::{NetworkService, list::Table, record, update_row, visible_row},
-    store::{Operation, now},
+    store::{Lock, Operation, now},
 };
 
 /// Neutron's tag length limit.
@@ -71,7 +71,7 @@ impl NetworkService {
     ) -> Result<Vec<String>, ApiError> {
         ctx.require_read("get_tags")?;
         let mut conn = self.store.pool().acquire().await?;
-        let row = visible_row(&mut conn, table, ctx, id).await?;
+        let row = visible_row(&mut conn, table, ctx, id, "").await?;
         let value: Value =
             serde_json::from_str(&row.body).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(tag_list(&value))
@@ -87,7 +87,8 @@ impl NetworkService {
     ) -> Result<Vec<String>, ApiError> {
         ctx.require_write("update_tags")?;
         let mut tx = self.store.write().await?;
-        let row = visible_row(tx.conn(), table, ctx, id).await?;
+        let lock = tx.lock(Lock::Update);
+        let row = visible_row(tx.conn(), table, ctx, id, lock).await?;
         if !ctx.owns(&row.project_id) {
             return Err(ApiError::Forbidden("update_tags".into()));
         }

@@ -137,3 +137,45 @@ pub fn assert_neutron_error(answer: &Answer, status: u16, kind: &str) {
     assert!(error["message"].is_string(), "{}", answer.text);
     assert_eq!(error["detail"], "", "{}", answer.text);
 }
+
+/// A database for one test: a fresh SQLite file, or a fresh PostgreSQL database when
+/// `WEFT_TEST_POSTGRES_URL` points at a server (`.ci/postgres.sh start` prints one).
+pub struct TestDb {
+    pub name: &'static str,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// SQLite always; PostgreSQL too when configured (and CI insists on it).
+pub async fn test_databases() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("weft.db").display());
+    let mut out = vec![TestDb {
+        name: "sqlite",
+        url: sqlite,
+        _dir: Some(dir),
+    }];
+    match std::env::var("WEFT_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+            let name = format!("weft_t_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let (prefix, _) = base.rsplit_once('/').unwrap();
+            out.push(TestDb {
+                name: "postgres",
+                url: format!("{prefix}/{name}"),
+                _dir: None,
+            });
+        }
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI must run the store tests on PostgreSQL too: set WEFT_TEST_POSTGRES_URL")
+        }
+        Err(_) => eprintln!("WEFT_TEST_POSTGRES_URL unset: PostgreSQL cases skipped"),
+    }
+    out
+}
