@@ -23,6 +23,9 @@ enum BenchCommand {
     /// Two hosts with a VM each over VXLAN, built with weft, the Linux kernel (bridge + vxlan)
     /// and a direct veth: TCP throughput, 64-byte packets/s and ping side by side (root).
     Dataplane(DataplaneArgs),
+    /// Create, list and delete networks, subnets and ports through the HTTP API (an
+    /// in-process weft server, or any Neutron endpoint with --url): requests/s and p50/p99.
+    Api(crate::bench_api::ApiArgs),
     /// Send 64-byte UDP frames out of an interface as fast as it takes them (AF_PACKET,
     /// sendmmsg, qdisc bypassed) and print how many: the generator `weft bench dataplane`
     /// runs inside VM1's namespace.
@@ -86,6 +89,7 @@ struct PktgenArgs {
 pub(crate) fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         BenchCommand::Dataplane(args) => run_dataplane(&args),
+        BenchCommand::Api(args) => crate::bench_api::run(&args),
         BenchCommand::Pktgen(args) => run_pktgen(&args),
     }
 }

@@ -3,6 +3,7 @@
 //! Subcommands arrive with the crates that implement them; today: `weft decode`,
 //! `weft switch` (with its client, `weft switch ctl`) and `weft bench dataplane`.
 
+mod bench_api;
 mod bench_cmd;
 mod decode;
 mod switch_cmd;

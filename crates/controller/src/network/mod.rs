@@ -151,12 +151,20 @@ pub struct NetworkService {
     store: Arc<Store>,
     ml2: Ml2,
     ranges: Ranges,
+    /// Each project's `default` security group id, once known. Safe across replicas: the
+    /// group is never deleted and a unique index keeps it one per project.
+    default_groups: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl NetworkService {
     /// The service over `store` with the given type-driver settings.
     pub fn new(store: Arc<Store>, ml2: Ml2, ranges: Ranges) -> Self {
-        Self { store, ml2, ranges }
+        Self {
+            store,
+            ml2,
+            ranges,
+            default_groups: std::sync::Mutex::default(),
+        }
     }
 
     /// Lists a collection.

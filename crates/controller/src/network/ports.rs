@@ -363,7 +363,18 @@ impl NetworkService {
             (Some(groups), false) if !groups.is_empty() => return Err(groups_need_security()),
             (_, false) => Vec::new(),
             (Some(groups), true) => self.check_groups(tx.conn(), ctx, groups).await?,
-            (None, true) => vec![default_security_group(&mut tx, &project_id).await?],
+            (None, true) => {
+                let cached = self
+                    .default_groups
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&project_id).cloned());
+                let group = match cached {
+                    Some(group) => group,
+                    None => default_security_group(&mut tx, &project_id).await?,
+                };
+                vec![group]
+            }
         };
         let id = new_id();
         let subnets = subnets_of(tx.conn(), &net.id).await?;
@@ -381,6 +392,10 @@ impl NetworkService {
             }
             None => take_default(tx.conn(), &net.id, &id, &subnets).await?,
         };
+        // Remembered only once committed: a rolled-back transaction may have made the group.
+        let default_group = (f.security_groups.is_none() && port_security)
+            .then(|| security_groups.first().cloned())
+            .flatten();
         let stamp = now();
         let mut doc = PortDoc {
             id: id.clone(),
@@ -441,6 +456,9 @@ impl NetworkService {
                     &admin_body,
                 );
                 tx.commit().await?;
+                if let (Some(group), Ok(mut cache)) = (default_group, self.default_groups.lock()) {
+                    cache.insert(project_id.clone(), group);
+                }
                 return Ok(format!(
                     "{{\"port\":{}}}",
                     splice(&body, &admin_body, ctx.is_admin())
