@@ -195,13 +195,14 @@ pub struct Repr {
 impl Repr {
     /// Reads the information string.
     ///
-    /// Refuses pair bytes that are not a whole number of pairs ([`Error::BadLength`]), a TLV
-    /// with no pair at all ([`Error::Truncated`]), and one whose first pair is not the default
-    /// <1,1> ([`Error::Unsupported`]).
+    /// Refuses pair bytes that are not a whole number of pairs, and more than [`MAX_PAIRS`]
+    /// pairs, which no TLV can hold ([`Error::BadLength`]); a TLV with no pair at all
+    /// ([`Error::Truncated`]); and one whose first pair is not the default <1,1>
+    /// ([`Error::Unsupported`]).
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>) -> Result<Self> {
         packet.check_len()?;
         let pairs_len = packet.buffer.as_ref().len() - HEADER_LEN;
-        if !pairs_len.is_multiple_of(PAIR_LEN) {
+        if !pairs_len.is_multiple_of(PAIR_LEN) || packet.pair_count() > MAX_PAIRS {
             return Err(Error::BadLength);
         }
         let default = packet.pair(0).ok_or(Error::Truncated)?;
@@ -421,6 +422,15 @@ mod tests {
             repr.emit(&mut Packet::new_unchecked(&mut [0u8; 600][..])),
             Err(Error::BadLength)
         );
+        // 168 pairs handed to the view directly (no TLV length to stop them) are refused too:
+        // what parses must emit (found by `cargo fuzz run -s none cdcp`).
+        let mut info = vec![0u8; HEADER_LEN + 168 * PAIR_LEN];
+        info[HEADER_LEN..HEADER_LEN + PAIR_LEN].copy_from_slice(&[0x00, 0x10, 0x01]);
+        let packet = Packet::new_checked(&info[..]).unwrap();
+        assert_eq!(packet.pair_count(), 168);
+        assert_eq!(Repr::parse(&packet), Err(Error::BadLength));
+        let packet = Packet::new_checked(&info[..info.len() - PAIR_LEN]).unwrap();
+        assert_eq!(Repr::parse(&packet).unwrap().channels.len(), 166);
     }
 
     #[test]
