@@ -34,6 +34,7 @@ mod frame;
 pub mod lldp;
 mod time;
 mod timing;
+pub mod vdp;
 
 pub use error::{ApiMisuse, Counter, Counters, Error, PeerIncompatible, PeerMisbehaved};
 pub use frame::{MAX_FRAME_LEN, Transmit};
