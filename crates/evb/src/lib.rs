@@ -28,6 +28,7 @@
 //! maps each to its counter ([`Error::counter`]) and one to its VDP answer
 //! ([`Error::vdp_reason`]).
 
+pub mod cdcp;
 pub mod ecp;
 mod error;
 mod frame;
