@@ -379,14 +379,15 @@ impl<P: VsiPolicy> Bridge<P> {
     }
 
     fn station_deassociates(&mut self, key: VsiKey, manager_id: Id16, vsi: &Vsi) {
-        if self.vsis.remove(&key).is_some() {
-            self.events.push_back(BridgeEvent::Deassociated {
+        match self.vsis.remove(&key) {
+            Some(VsiState::Bound(_)) => self.events.push_back(BridgeEvent::Deassociated {
                 key,
                 cause: DeassociateCause::Station,
-            });
-        } else {
+            }),
+            // Withdrawn before the policy answered: the driver never heard of it as bound.
+            Some(VsiState::Deciding { .. }) => {}
             // lldpad's bridge acknowledges a De-Associate for a VSI it does not have.
-            self.counters.error(PeerMisbehaved::VdpUnknownVsi);
+            None => self.counters.error(PeerMisbehaved::VdpUnknownVsi),
         }
         self.send(manager_id, vsi.answer(Mode::Deassociate, Status::SUCCESS));
     }

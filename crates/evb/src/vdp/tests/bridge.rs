@@ -320,6 +320,22 @@ fn test_deciding_decided() {
     // The station repeats itself meanwhile: nothing changes.
     bridge.handle_frame(at_ms(5), &from_station(2, request(&spec, Mode::Associate)));
     assert_eq!(drain(&mut bridge, at_ms(5)).len(), 1);
+    // Withdrawn before the decision: acknowledged, no event, nothing left to decide.
+    let mut withdrawn = self::bridge();
+    withdrawn.handle_frame(at_ms(0), &from_station(1, request(&spec, Mode::Associate)));
+    withdrawn.handle_frame(
+        at_ms(1),
+        &from_station(2, request(&spec, Mode::Deassociate)),
+    );
+    assert_eq!(
+        drain(&mut withdrawn, at_ms(1))[2].vsi().status,
+        Status::SUCCESS
+    );
+    assert_eq!(events(&mut withdrawn), []);
+    assert_eq!(
+        withdrawn.decide(at_ms(2), &spec.key(), Ok(Profile::default())),
+        Err(crate::ApiMisuse::NotDeciding)
+    );
     bridge
         .decide(at_ms(100), &spec.key(), Ok(Profile { vid: Some(30) }))
         .unwrap();
