@@ -444,6 +444,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> DraftPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]>> fmt::Display for DraftPacket<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match DraftRepr::parse(&DraftPacket::new_unchecked(self.buffer.as_ref())) {
+            Ok(repr) => fmt::Display::fmt(&repr, f),
+            Err(err) => write!(f, "evb-draft ({err})"),
+        }
+    }
+}
+
 /// The meaning of a draft 0.2 EVB TLV. Every bit is kept, so any value round-trips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DraftRepr {
@@ -698,6 +707,14 @@ mod tests {
         assert_eq!(
             DraftPacket::new_checked(&DRAFT[..8]).unwrap_err(),
             Error::Truncated
+        );
+        assert_eq!(
+            DraftPacket::new_unchecked(&DRAFT[..]).to_string(),
+            repr.to_string()
+        );
+        assert_eq!(
+            DraftPacket::new_unchecked(&[0u8; 10][..]).to_string(),
+            "evb-draft (bad length field)"
         );
         let long = [0u8; 10];
         assert_eq!(
