@@ -8,8 +8,8 @@
 use core::{fmt::Write, net::Ipv4Addr};
 
 use crate::{
-    Error, arp, checksum::PseudoHeader, dhcpv4, encap, ethernet, gre, icmpv4, ipv4, ipv6, lldp,
-    pretty::PrettyPrinter, udp, vlan, vxlan,
+    Error, arp, cdcp, checksum::PseudoHeader, dhcpv4, ecp, encap, ethernet, evb, gre, icmpv4, ipv4,
+    ipv6, lldp, pretty::PrettyPrinter, udp, vdp, vlan, vxlan,
 };
 
 /// A check: panics if the parser breaks one of its promises on `data`.
@@ -27,6 +27,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("vxlan", vxlan),
     ("gre", gre),
     ("lldp", lldp),
+    ("evb", evb),
+    ("cdcp", cdcp),
+    ("ecp", ecp),
+    ("vdp", vdp),
     ("dhcpv4", dhcpv4),
     ("decap", decap),
     ("pretty", pretty),
@@ -231,6 +235,96 @@ pub fn lldp(data: &[u8]) {
     let written = repr.emit(&mut out).expect("emit into buffer_len() bytes");
     assert_eq!(written, out.len());
     assert_eq!(lldp::Repr::parse(&out), Ok(repr));
+}
+
+/// EVB TLV information, read both as the ratified and as the draft 0.2 layout.
+pub fn evb(data: &[u8]) {
+    if let Ok(repr) = evb::Packet::new_checked(data).and_then(|p| evb::Repr::parse(&p)) {
+        show(&repr);
+        let mut out = vec![0; repr.buffer_len()];
+        repr.emit(&mut evb::Packet::new_unchecked(&mut out[..]));
+        assert_eq!(
+            evb::Repr::parse(&evb::Packet::new_unchecked(&out[..])),
+            Ok(repr)
+        );
+        // Only reserved bits may differ from the input.
+        for (ours, theirs, reserved) in [(out[0], data[0], 0xf8), (out[1], data[1], 0xf0)] {
+            assert_eq!(ours & !reserved, theirs & !reserved);
+        }
+        assert_eq!(out[2..4], data[2..4]);
+        assert_eq!(out[4], data[4] & 0x3f);
+    }
+    if let Ok(repr) = evb::DraftPacket::new_checked(data).and_then(|p| evb::DraftRepr::parse(&p)) {
+        show(&repr);
+        let mut out = vec![0; repr.buffer_len()];
+        repr.emit(&mut evb::DraftPacket::new_unchecked(&mut out[..]));
+        assert_eq!(out, data, "every draft bit round-trips");
+    }
+}
+
+/// CDCP TLV information: parse, emit, reparse, and the TLV writer's 167-pair limit.
+pub fn cdcp(data: &[u8]) {
+    let Ok(repr) = cdcp::Packet::new_checked(data).and_then(|p| cdcp::Repr::parse(&p)) else {
+        return;
+    };
+    show(&repr);
+    assert!(repr.channels.len() < cdcp::MAX_PAIRS);
+    let mut out = vec![0; repr.buffer_len()];
+    repr.emit(&mut cdcp::Packet::new_unchecked(&mut out[..]))
+        .expect("emit into buffer_len() bytes");
+    assert_eq!(out.len(), data.len());
+    assert_eq!(
+        cdcp::Repr::parse(&cdcp::Packet::new_unchecked(&out[..])).as_ref(),
+        Ok(&repr)
+    );
+    let mut tlv = vec![0; 2 + lldp::ORG_HEADER_LEN + out.len()];
+    match repr.write(&mut lldp::TlvWriter::new(&mut tlv)) {
+        Ok(()) => assert_eq!(tlv[2 + lldp::ORG_HEADER_LEN..], out[..]),
+        // Pairs that fit a buffer but not the 9-bit TLV length.
+        Err(err) => assert_eq!(err, Error::BadLength),
+    }
+}
+
+/// ECP header, and the VDPDU of a request.
+pub fn ecp(data: &[u8]) {
+    let Ok(packet) = ecp::Packet::new_checked(data) else {
+        return;
+    };
+    let Ok(repr) = ecp::Repr::parse(&packet) else {
+        return;
+    };
+    show(&repr);
+    let mut out = vec![0; repr.buffer_len()];
+    repr.emit(&mut ecp::Packet::new_unchecked(&mut out[..]));
+    assert_eq!(out[..], data[..ecp::HEADER_LEN]);
+    if repr.operation == ecp::Operation::REQUEST && repr.subtype == ecp::Subtype::VDP {
+        vdp(packet.payload());
+    }
+}
+
+/// VDPDU: parse, emit, reparse; the emitted bytes are the input's up to where parsing stopped.
+pub fn vdp(data: &[u8]) {
+    let Ok(repr) = vdp::Repr::parse(data) else {
+        return;
+    };
+    show(&repr);
+    let mut out = vec![0; repr.buffer_len()];
+    let written = repr.emit(&mut out).expect("emit into buffer_len() bytes");
+    assert_eq!(written, out.len());
+    assert!(written <= data.len());
+    assert_eq!(vdp::Repr::parse(&out).as_ref(), Ok(&repr));
+    // Reserved status bits are not kept; everything else is the input, byte for byte.
+    let mut tlvs = lldp::TlvIter::new(&out);
+    let mut theirs = lldp::TlvIter::new(data);
+    while let (Some(Ok(ours)), Some(Ok(their))) = (tlvs.next(), theirs.next()) {
+        assert_eq!(ours.kind, their.kind);
+        assert_eq!(ours.data.len(), their.data.len());
+        if vdp::Mode::from_tlv_type(vdp::TlvType(ours.kind.0)).is_some() {
+            assert_eq!(ours.data[1..], their.data[1..]);
+        } else {
+            assert_eq!(ours.data, their.data);
+        }
+    }
 }
 
 /// DHCPv4 through dhcproto.

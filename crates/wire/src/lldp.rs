@@ -175,7 +175,26 @@ pub struct OrgTlv<'a> {
 }
 
 impl fmt::Display for OrgTlv<'_> {
+    /// The 802.1Qbg TLVs (EVB, draft EVB, CDCP) decoded, `org OUI/subtype` for the others.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(evb) = crate::evb::Repr::from_org(self) {
+            return match evb {
+                Ok(evb) => fmt::Display::fmt(&evb, f),
+                Err(err) => write!(f, "evb ({err})"),
+            };
+        }
+        if let Some(draft) = crate::evb::DraftRepr::from_org(self) {
+            return match draft {
+                Ok(draft) => fmt::Display::fmt(&draft, f),
+                Err(err) => write!(f, "evb-draft ({err})"),
+            };
+        }
+        if let Some(cdcp) = crate::cdcp::Repr::from_org(self) {
+            return match cdcp {
+                Ok(cdcp) => fmt::Display::fmt(&cdcp, f),
+                Err(err) => write!(f, "cdcp ({err})"),
+            };
+        }
         write!(f, "org {}/{}", self.oui, self.subtype)
     }
 }
@@ -311,10 +330,16 @@ impl<'a> TlvWriter<'a> {
 
     /// Appends one TLV whose information string is the concatenation of `parts`.
     fn write_parts(&mut self, kind: TlvType, parts: &[&[u8]]) -> Result<()> {
+        self.write_parts_then(kind, parts, 0)
+    }
+
+    /// Appends one TLV whose information string is the concatenation of `parts` followed by
+    /// `zeros` zero bytes.
+    fn write_parts_then(&mut self, kind: TlvType, parts: &[&[u8]], zeros: usize) -> Result<()> {
         if kind.0 > TLV_TYPE_MAX {
             return Err(Error::Unsupported);
         }
-        let data_len: usize = parts.iter().map(|part| part.len()).sum();
+        let data_len: usize = parts.iter().map(|part| part.len()).sum::<usize>() + zeros;
         if data_len > TLV_DATA_MAX {
             return Err(Error::BadLength);
         }
@@ -332,8 +357,30 @@ impl<'a> TlvWriter<'a> {
             out[at..at + part.len()].copy_from_slice(part);
             at += part.len();
         }
-        self.len += at;
+        out[at..].fill(0);
+        self.len += TLV_HEADER_LEN + data_len;
         Ok(())
+    }
+
+    /// Appends a TLV header for `len` bytes of data and returns those bytes, zeroed, for the
+    /// caller to fill in place.
+    ///
+    /// Errors as [`TlvWriter::write`]; a refused reservation writes nothing.
+    pub(crate) fn reserve(&mut self, kind: TlvType, len: usize) -> Result<&mut [u8]> {
+        self.reserve_parts(kind, &[], len)
+    }
+
+    /// Appends an organizationally specific TLV header, OUI and subtype, and returns the `len`
+    /// bytes of information, zeroed, for the caller to fill in place.
+    pub(crate) fn reserve_org(&mut self, oui: Oui, subtype: u8, len: usize) -> Result<&mut [u8]> {
+        self.reserve_parts(TlvType::ORGANIZATION_SPECIFIC, &[&oui.0, &[subtype]], len)
+    }
+
+    /// Appends a TLV whose data is `parts` followed by `len` zero bytes, and returns those.
+    fn reserve_parts(&mut self, kind: TlvType, parts: &[&[u8]], len: usize) -> Result<&mut [u8]> {
+        self.write_parts_then(kind, parts, len)?;
+        // The TLV just written ends at self.len and its last `len` bytes are the zeroed body.
+        Ok(&mut self.buf[self.len - len..self.len])
     }
 
     /// Appends bytes that already hold whole TLVs.

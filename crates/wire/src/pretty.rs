@@ -3,14 +3,19 @@
 //! `eth 02:00:00:00:00:01 > 02:00:00:00:00:02 ipv4 192.0.2.1 > 192.0.2.2 udp 49152 > 4789 len 58
 //! vxlan vni 100 | eth fa:16:3e:00:00:01 > ff:ff:ff:ff:ff:ff arp who-has 10.0.5.2 tell 10.0.5.7`
 //!
+//! `eth 52:54:00:00:5e:01 > 01:80:c2:00:00:00 ecp req vdp seq 1 | vdp mgr evmgr1 | assoc req
+//! type 5 v4 uuid aaaaaaaa-0000-4000-8000-000000000001 mac-vid [52:54:00:8e:aa:11 vid 0]`; the
+//! EVB and CDCP TLVs of an LLDPDU are decoded in place of their `org OUI/subtype` word.
+//!
 //! A layer that cannot be parsed ends the line with `[layer: reason]`, after whatever was
-//! decoded; nothing here panics or allocates. This is the base of `weft decode` and `weft trace`.
+//! decoded; nothing here panics, and only DHCP and VDP decoding allocate. This is the base of
+//! `weft decode` and `weft trace`.
 
 use core::fmt::{self, Write};
 
 use crate::{
-    Error, EtherType, IpProtocol, arp, checksum::PseudoHeader, dhcpv4, ethernet, gre, icmpv4, ipv4,
-    ipv6, lldp, udp, vlan, vxlan,
+    Error, EtherType, IpProtocol, arp, checksum::PseudoHeader, dhcpv4, ecp, ethernet, gre, icmpv4,
+    ipv4, ipv6, lldp, udp, vdp, vlan, vxlan,
 };
 
 /// How many tunnels deep the printer follows (a crafted packet could nest them without end).
@@ -129,7 +134,25 @@ impl Walker<'_, '_> {
                 Ok(repr) => write!(self.f, " {repr}"),
                 Err(err) => self.fail("lldp", err),
             },
+            EtherType::ECP => self.ecp(rest),
             other => write!(self.f, " ethertype {other} len {}", rest.len()),
+        }
+    }
+
+    fn ecp(&mut self, bytes: &[u8]) -> fmt::Result {
+        let packet =
+            match ecp::Packet::new_checked(bytes).and_then(|p| Ok((ecp::Repr::parse(&p)?, p))) {
+                Ok(packet) => packet,
+                Err(err) => return self.fail("ecp", err),
+            };
+        let (repr, packet) = packet;
+        write!(self.f, " {repr}")?;
+        if repr.operation != ecp::Operation::REQUEST || repr.subtype != ecp::Subtype::VDP {
+            return Ok(());
+        }
+        match vdp::Repr::parse(packet.payload()) {
+            Ok(vdpdu) => write!(self.f, " | {vdpdu}"),
+            Err(err) => self.fail("vdp", err),
         }
     }
 

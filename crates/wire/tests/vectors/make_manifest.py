@@ -27,6 +27,8 @@ from scapy.layers.l2 import GRE_PPTP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import NoPayload
 
+import lldpad_vectors  # this folder; no scapy
+
 load_contrib("lldp")
 from scapy.contrib.lldp import LLDPDU  # noqa: E402
 
@@ -685,6 +687,11 @@ def main():
                 row += f" {fr.get('malformed', '')} |"
             md.append(row)
         md.append("")
+
+    # The lldpad captures (pcapng, copied from shared/evb/captures) are listed, not dissected.
+    lldpad = lldpad_vectors.entries()
+    manifest["lldpad_captures"] = lldpad
+    md += lldpad_vectors.markdown(lldpad)
 
     with open(os.path.join(OUT, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=1, sort_keys=False)
