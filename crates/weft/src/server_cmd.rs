@@ -15,6 +15,7 @@ use clap::Args;
 use controller::{
     App, Listeners,
     config::{AuthMode, Config},
+    identity::token::{DomainSelector, UserSelector},
 };
 
 /// `weft server`'s flags: a config file, and overrides of its most common settings.
@@ -166,10 +167,7 @@ async fn serve(config: Config, clouds_yaml: Option<PathBuf>) -> Result<()> {
         )?;
     }
     if let Some(path) = &clouds_yaml {
-        let password = bootstrap
-            .admin_password
-            .as_deref()
-            .or(app.bootstrapped.generated_password.as_deref());
+        let password = clouds_password(&app).await?;
         let cloud = Cloud {
             auth_url: format!("{identity_url}/v3"),
             network_url: &network_url,
@@ -182,8 +180,8 @@ async fn serve(config: Config, clouds_yaml: Option<PathBuf>) -> Result<()> {
         write_atomically(path, &cloud.to_yaml())?;
         if password.is_none() && !cloud.noauth {
             eprintln!(
-                "weft server: the admin password is not known (not configured, not generated \
-                 now): {} has none; add it, or export OS_PASSWORD",
+                "weft server: the admin's password is not known (generated on first start, or \
+                 changed since): {} has none; add it, or export OS_PASSWORD",
                 path.display()
             );
         }
@@ -211,6 +209,31 @@ async fn serve(config: Config, clouds_yaml: Option<PathBuf>) -> Result<()> {
     tracing::info!("stopping");
     app.store.close().await;
     Ok(())
+}
+
+/// The admin password clouds.yaml can carry: the one generated now, or the configured one if
+/// it is still the admin's (bootstrap never resets a password, so it may have changed).
+async fn clouds_password(app: &App) -> Result<Option<&str>> {
+    let bootstrap = &app.config.bootstrap;
+    if let Some(generated) = &app.bootstrapped.generated_password {
+        return Ok(Some(generated));
+    }
+    let Some(configured) = bootstrap.admin_password.as_deref() else {
+        return Ok(None);
+    };
+    if app.bootstrapped.created_admin {
+        return Ok(Some(configured));
+    }
+    let admin = UserSelector::Name {
+        name: bootstrap.admin_user.clone(),
+        domain: DomainSelector::Id("default".into()),
+    };
+    let current = app
+        .identity
+        .verify_password(&admin, configured)
+        .await
+        .map_err(|err| anyhow::anyhow!("checking the admin password: {err}"))?;
+    Ok(current.then_some(configured))
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -886,6 +886,21 @@ impl Identity {
         })
     }
 
+    /// True when `password` is the user's current password (and the user may authenticate).
+    /// Slow by design (argon2): for start-up checks, not request paths.
+    pub async fn verify_password(
+        &self,
+        user: &UserSelector,
+        password: &str,
+    ) -> Result<bool, ApiError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let found = user_for_auth(&mut conn, user).await?;
+        drop(conn);
+        let enabled = found.as_ref().is_some_and(|(u, _)| u.enabled);
+        let hash = found.map(|(_, h)| h).unwrap_or_default();
+        Ok(password::verify(password.to_owned(), hash).await && enabled)
+    }
+
     /// `GET /v3/auth/tokens`: what `subject` says, for its own user or an admin; 404 when it
     /// is not valid.
     pub async fn token_info(
