@@ -33,6 +33,8 @@ pub enum Kind {
     Role,
     /// A Keystone token.
     Token,
+    /// A Keystone role assignment (a user's role on a project).
+    RoleAssignment,
     /// Any other path.
     Resource,
 }
@@ -52,6 +54,7 @@ impl Kind {
             Self::User => "User",
             Self::Role => "Role",
             Self::Token => "Token",
+            Self::RoleAssignment => "RoleAssignment",
             Self::Resource => "Resource",
         }
     }
@@ -244,6 +247,9 @@ impl ApiError {
             Self::NotFound { kind, id } => format!("Could not find {}: {id}.", kind_lower(*kind)),
             Self::BadCredentials => "The request you have made requires authentication.".into(),
             Self::InvalidInput(message) | Self::BadRequest(message) => message.clone(),
+            Self::Forbidden(rule) => {
+                format!("You are not authorized to perform the requested action: {rule}.")
+            }
             other => other.to_string(),
         };
         let body = json!({"error": {
@@ -262,6 +268,7 @@ fn kind_lower(kind: Kind) -> &'static str {
         Kind::User => "user",
         Kind::Role => "role",
         Kind::Token => "token",
+        Kind::RoleAssignment => "role assignment",
         _ => kind.as_str(),
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     auth::AuthContext,
     config::{AuthMode, Config, ConfigError, Ranges},
     error::ApiError,
-    identity::Identity,
+    identity::{Bootstrapped, Identity},
     network::NetworkService,
     store::{Store, StoreError},
 };
@@ -43,6 +43,8 @@ pub struct App {
     pub network_addr: std::sync::OnceLock<SocketAddr>,
     /// Where the identity API really listens.
     pub identity_addr: std::sync::OnceLock<SocketAddr>,
+    /// What identity bootstrap did at open (a generated admin password is shown once).
+    pub bootstrapped: Bootstrapped,
 }
 
 /// Shared handle to [`App`].
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Identity bootstrap (default domain, roles, first admin) failed.
+    #[error("bootstrapping identity: {0}")]
+    Bootstrap(ApiError),
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -78,6 +83,10 @@ impl App {
         }
         let store = Arc::new(Store::open(&config.database_url()).await?);
         let identity = Identity::new(Arc::clone(&store), &config);
+        let bootstrapped = identity
+            .bootstrap(&config.bootstrap)
+            .await
+            .map_err(StartError::Bootstrap)?;
         let network = NetworkService::new(Arc::clone(&store), config.ml2.clone(), ranges);
         Ok(Arc::new(Self {
             config,
@@ -86,6 +95,7 @@ impl App {
             network,
             network_addr: std::sync::OnceLock::new(),
             identity_addr: std::sync::OnceLock::new(),
+            bootstrapped,
         }))
     }
 
