@@ -268,6 +268,20 @@ async fn a_token_opens_the_networking_api_and_its_catalog_answers() {
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["networks"], json!([]));
 
+    // The same catalog as services, endpoints and regions (`openstack endpoint list`).
+    let listed = s.admin(Method::GET, "/v3/endpoints", None).await;
+    let listed = listed.body["endpoints"].as_array().unwrap();
+    assert_eq!(listed.len(), 6);
+    assert!(
+        listed
+            .iter()
+            .any(|e| e["url"] == network["endpoints"][0]["url"])
+    );
+    let services = s.admin(Method::GET, "/v3/services", None).await;
+    assert_eq!(services.body["services"][1]["id"], network["id"]);
+    let regions = s.admin(Method::GET, "/v3/regions", None).await;
+    assert_eq!(regions.body["regions"][0]["id"], "RegionOne");
+
     // `?nocatalog` leaves it out.
     let bare = s
         .client

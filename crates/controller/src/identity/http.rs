@@ -77,6 +77,9 @@ pub fn routes() -> Router<AppState> {
             get(show_role).patch(update_role).delete(delete_role),
         )
         .route("/v3/role_assignments", get(list_assignments))
+        .route("/v3/services", get(list_services))
+        .route("/v3/endpoints", get(list_endpoints))
+        .route("/v3/regions", get(list_regions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -688,6 +691,60 @@ async fn update_role(
 async fn delete_role(State(s): State<AppState>, Who(c): Who, Path(id): Path<String>) -> Answer {
     s.identity.delete_role(&c, &id).await?;
     Ok(no_content())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The catalog as resources (read-only: weft's catalog is its two APIs, not a table).
+
+async fn list_services(State(s): State<AppState>, Who(c): Who, h: HeaderMap) -> Answer {
+    c.require_admin("identity:list_services")?;
+    let base = identity_base(&s, &h);
+    let catalog = catalog(&endpoints(&s, &h), s.identity.region());
+    let items = catalog
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|service| {
+            let id = service["id"].as_str().unwrap_or_default();
+            linked(
+                json!({"id": id, "type": service["type"], "name": service["name"],
+                    "enabled": true, "description": ""}),
+                &base,
+                "services",
+                id,
+            )
+        })
+        .collect();
+    Ok(many("services", items, &base, "services"))
+}
+
+async fn list_endpoints(State(s): State<AppState>, Who(c): Who, h: HeaderMap) -> Answer {
+    c.require_admin("identity:list_endpoints")?;
+    let base = identity_base(&s, &h);
+    let catalog = catalog(&endpoints(&s, &h), s.identity.region());
+    let mut items = Vec::new();
+    for service in catalog.as_array().into_iter().flatten() {
+        for endpoint in service["endpoints"].as_array().into_iter().flatten() {
+            let mut endpoint = endpoint.clone();
+            endpoint["service_id"] = service["id"].clone();
+            endpoint["enabled"] = json!(true);
+            let id = endpoint["id"].as_str().unwrap_or_default().to_owned();
+            items.push(linked(endpoint, &base, "endpoints", &id));
+        }
+    }
+    Ok(many("endpoints", items, &base, "endpoints"))
+}
+
+async fn list_regions(State(s): State<AppState>, Who(_c): Who, h: HeaderMap) -> Answer {
+    let base = identity_base(&s, &h);
+    let region = s.identity.region();
+    let item = linked(
+        json!({"id": region, "description": "", "parent_region_id": null}),
+        &base,
+        "regions",
+        region,
+    );
+    Ok(many("regions", vec![item], &base, "regions"))
 }
 
 async fn not_found(uri: Uri) -> IdentityError {

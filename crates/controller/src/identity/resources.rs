@@ -607,6 +607,16 @@ impl Identity {
             .execute(tx.conn())
             .await
             .map_err(|err| unique_or(err, || duplicate("domain", &domain.name, "")))?;
+        if disabling {
+            // Revoked for good, as for a disabled user: re-enabling does not revive them.
+            sqlx::query(
+                "DELETE FROM tokens WHERE user_id IN (SELECT id FROM users WHERE domain_id = $1) \
+                 OR project_id IN (SELECT id FROM projects WHERE domain_id = $1)",
+            )
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        }
         record(&mut tx, "domain", id, Operation::Update, domain.to_json());
         tx.commit().await?;
         if disabling {

@@ -531,6 +531,105 @@ async fn revoked_when_the_role_is_removed_or_the_token_deleted() {
 }
 
 #[tokio::test]
+async fn revoked_when_the_domain_is_disabled() {
+    let f = fixture().await;
+    let domain = f
+        .identity
+        .create_domain(
+            &f.admin,
+            resources::CreateDomain {
+                name: "d2".into(),
+                description: String::new(),
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    let project = f
+        .identity
+        .create_project(
+            &f.admin,
+            CreateProject {
+                name: "p2".into(),
+                domain_id: Some(domain.id.clone()),
+                parent_id: None,
+                description: String::new(),
+                enabled: true,
+                tags: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let user = f
+        .identity
+        .create_user(
+            &f.admin,
+            CreateUser {
+                name: "bob".into(),
+                domain_id: Some(domain.id.clone()),
+                password: Some("bob-pw".into()),
+                enabled: true,
+                default_project_id: None,
+                extra: UserExtra::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let member = role_named(&f, "member").await;
+    f.identity
+        .grant(&f.admin, &project.id, &user.id, &member.id)
+        .await
+        .unwrap();
+    let login = || {
+        f.identity.issue(AuthRequest {
+            identity: AuthIdentity::Password {
+                user: UserSelector::Name {
+                    name: "bob".into(),
+                    domain: DomainSelector::Name("d2".into()),
+                },
+                password: "bob-pw".into(),
+            },
+            scope: Scope::Project(ProjectSelector::Id(project.id.clone())),
+        })
+    };
+    let token = login().await.unwrap().token;
+    f.identity.validate(&token).await.unwrap();
+    let disable = |enabled| resources::UpdateDomain {
+        enabled: Some(enabled),
+        ..resources::UpdateDomain::default()
+    };
+    f.identity
+        .update_domain(&f.admin, &domain.id, disable(false))
+        .await
+        .unwrap();
+    assert_unauthorized(f.identity.validate(&token).await);
+    assert_unauthorized(login().await);
+    // Disabled but still holding a project and a user: not deletable yet (409).
+    assert_eq!(
+        f.identity
+            .delete_domain(&f.admin, &domain.id)
+            .await
+            .unwrap_err()
+            .status(),
+        409
+    );
+    f.identity
+        .update_domain(&f.admin, &domain.id, disable(true))
+        .await
+        .unwrap();
+    assert_unauthorized(f.identity.validate(&token).await);
+    login().await.unwrap();
+    assert_eq!(
+        f.identity
+            .update_domain(&f.admin, "default", disable(false))
+            .await
+            .unwrap_err()
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
 async fn another_replica_sees_a_revocation_within_the_cache_window() {
     let f = fixture().await;
     let (_, user) = alice(&f).await;
