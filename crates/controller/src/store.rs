@@ -66,6 +66,9 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
+                    // No ping before each use: it is one more round trip through the
+                    // connection's worker thread on every request.
+                    .test_before_acquire(false)
                     .max_connections(4)
                     .min_connections(1)
                     .after_connect(|conn, _meta| {
@@ -87,6 +90,7 @@ impl Store {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
