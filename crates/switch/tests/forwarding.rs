@@ -878,3 +878,50 @@ fn many_super_frames_in_one_batch_do_not_run_the_buffer_pool_dry() {
         assert_eq!(&datagram[8..], &expected[i % 45][..], "datagram {i}");
     }
 }
+
+#[test]
+fn super_frames_to_a_vlan_uplink_are_cut_behind_the_tag() {
+    let config = Config {
+        switches: vec![ls(
+            "vlan101",
+            1,
+            Segment::Vlan {
+                physical_network: "physnet1".into(),
+                vid: 101,
+            },
+            vec![],
+        )],
+        ports: vec![
+            vm("vm1", 0, mac(1), ip(1)),
+            Port {
+                name: "eth1".into(),
+                kind: PortKind::Uplink {
+                    physical_network: "physnet1".into(),
+                },
+            },
+        ],
+        records: vec![],
+    };
+    let mut host = Host::new(config);
+    // The switch learns 0x50 behind the uplink, on VLAN 101.
+    let hello = udp_frame(mac(0x50), mac(1), ip(0x50), ip(1), b"hello");
+    let mut tagged = vec![0; 4];
+    tagged.extend_from_slice(&hello);
+    let start = vlan::push_tag(&mut tagged, 4, EtherType::VLAN, 101).unwrap();
+    host.send("eth1", &tagged[start..]);
+    assert_eq!(host.take("vm1"), vec![hello]);
+    // A super-frame to it leaves the uplink as tagged segments.
+    let data = payload(5000);
+    let (frame, offload) = super_frame(0x50, &data);
+    host.peer("vm1").inject_offloaded(&frame, offload);
+    host.poll();
+    let out = host.take("eth1");
+    let expected = expected_segments(0x50, &data);
+    assert_eq!(out.len(), expected.len());
+    for (got, want) in out.iter().zip(&expected) {
+        let (stack, offset) = vlan::TagStack::parse(got).unwrap();
+        assert_eq!(stack.outer().map(|t| t.repr.vid), Some(101));
+        assert_eq!(&got[..12], &want[..12]);
+        assert_eq!(&got[offset..], &want[14..]);
+    }
+}
