@@ -2,11 +2,15 @@
 
 use core::net::IpAddr;
 
+pub use wire::gso::Offload;
+
 /// Bytes reserved in front of every frame: outer Ethernet + IPv6 + UDP + VXLAN and two tags,
 /// rounded up to a cache line.
 pub const HEADROOM: usize = 128;
-/// The largest frame a buffer holds (a 9000-byte jumbo MTU plus Ethernet and two VLAN tags).
-pub const MAX_FRAME: usize = 9216;
+/// The largest frame a buffer holds: a TCP super-frame of a TAP with offloads (an IP packet of
+/// up to 64 KiB behind Ethernet and two VLAN tags), rounded up to a cache line. Frames on the
+/// wire are at most a 9000-byte jumbo MTU plus headers.
+pub const MAX_FRAME: usize = 65_536 + 128;
 
 /// One frame in a buffer that has [`HEADROOM`] bytes free in front of it.
 ///
@@ -19,6 +23,12 @@ pub struct PacketBuf {
     end: usize,
     /// The underlay address a tunnel packet came from, or is going to.
     pub peer: Option<IpAddr>,
+    /// What the frame's sender left undone (a partial checksum, TCP segmentation): set only by
+    /// devices that take offloads (a TAP with `IFF_VNET_HDR`), finished by the switch before
+    /// the frame goes to a device that does not (see [`Device::offloads`]).
+    ///
+    /// [`Device::offloads`]: crate::device::Device::offloads
+    pub offload: Offload,
 }
 
 impl PacketBuf {
@@ -29,6 +39,7 @@ impl PacketBuf {
             start: HEADROOM,
             end: HEADROOM,
             peer: None,
+            offload: Offload::NONE,
         }
     }
 
@@ -65,6 +76,7 @@ impl PacketBuf {
         self.start = HEADROOM;
         self.end = HEADROOM;
         self.peer = None;
+        self.offload = Offload::NONE;
     }
 
     /// The space a receive call fills: everything after the headroom.
@@ -72,13 +84,15 @@ impl PacketBuf {
         &mut self.data[HEADROOM..]
     }
 
-    /// Marks the first `len` bytes of [`receive_area`](Self::receive_area) as the frame.
+    /// Marks the first `len` bytes of [`receive_area`](Self::receive_area) as the frame, a
+    /// finished one (no offload).
     pub fn set_received(&mut self, len: usize) {
         self.start = HEADROOM;
         self.end = HEADROOM + len.min(MAX_FRAME);
+        self.offload = Offload::NONE;
     }
 
-    /// Replaces the frame with a copy of `frame` (cut at [`MAX_FRAME`]).
+    /// Replaces the frame with a copy of `frame` (cut at [`MAX_FRAME`]), a finished one.
     pub fn set_frame(&mut self, frame: &[u8]) {
         let len = frame.len().min(MAX_FRAME);
         self.data[HEADROOM..HEADROOM + len].copy_from_slice(&frame[..len]);
@@ -125,6 +139,7 @@ impl core::fmt::Debug for PacketBuf {
         f.debug_struct("PacketBuf")
             .field("len", &self.len())
             .field("peer", &self.peer)
+            .field("offload", &self.offload)
             .finish()
     }
 }

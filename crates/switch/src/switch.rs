@@ -3,16 +3,22 @@
 //! It owns the devices, the buffers, the learned MAC table and the counters; it reads the
 //! current [`Tables`] snapshot once per batch (an atomic load, no lock), so a control thread can
 //! swap tables at any time. Egress is where verdicts become copies (flooding with head-end
-//! replication to remote endpoints) and where tunnel headers are written into headroom.
+//! replication to remote endpoints), where tunnel headers are written into headroom, and where
+//! offloads a receiving device does not take are finished: a TCP super-frame from a TAP is cut
+//! into segments (each encapsulated on its own for a tunnel), a partial checksum finished.
+//!
+//! The pipeline sees a super-frame once: its headers are those of every segment, so port
+//! security, learning and the verdict hold for all of them. Receive counters count it once
+//! (as the kernel counts a GSO packet), transmit counters count the segments sent.
 
 use std::{collections::HashMap, io, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
-use wire::{EtherType, gre, vlan, vxlan};
+use wire::{EtherType, gre, gso::Gso, vlan, vxlan};
 
 use crate::{
     PacketBuf,
-    device::{Device, Medium},
+    device::{Device, Medium, Offloads},
     mac::MacTable,
     pipeline::{self, DropReason, Verdict},
     tables::{LsId, PortId, PortKind, Segment, Tables, TunnelProtocol},
@@ -63,6 +69,8 @@ impl Counters {
 struct Attached {
     name: String,
     device: Box<dyn Device>,
+    /// What the device takes unfinished (asked once, at attach).
+    offloads: Offloads,
     tx: Vec<PacketBuf>,
     counters: PortCounters,
 }
@@ -103,6 +111,7 @@ impl Switch {
     pub fn attach(&mut self, name: &str, device: Box<dyn Device>) {
         self.devices.push(Attached {
             name: name.to_owned(),
+            offloads: device.offloads(),
             device,
             tx: Vec::with_capacity(BATCH * 4),
             counters: PortCounters::default(),
@@ -246,15 +255,83 @@ impl Switch {
 
     fn enqueue(&mut self, port: PortId, buf: PacketBuf) {
         match self.device_of(port) {
-            Some(device) => self.devices[device].tx.push(buf),
+            Some(device) => self.push_tx(device, buf),
             None => self.drop(DropReason::TxFailed, buf),
         }
+    }
+
+    /// Queues `buf` on device `index`, first finishing the offloads the device does not take.
+    fn push_tx(&mut self, index: usize, mut buf: PacketBuf) {
+        let offloads = self.devices[index].offloads;
+        if let Some(gso) = buf.offload.gso
+            && !offloads.tso
+        {
+            return self.segment(index, buf, gso, None);
+        }
+        if buf.offload.csum_partial
+            && !offloads.csum
+            && let Err(reason) = finish_checksum(&mut buf)
+        {
+            return self.drop(reason, buf);
+        }
+        self.devices[index].tx.push(buf);
+    }
+
+    /// A spare buffer: from the pool; when that is empty, after sending what device `index`
+    /// has queued (which returns its buffers to the pool); allocated only if other devices'
+    /// queues hold the whole pool.
+    fn spare(&mut self, index: usize) -> PacketBuf {
+        if let Some(buf) = self.pool.pop() {
+            return buf;
+        }
+        self.flush_device(index);
+        self.pool.pop().unwrap_or_default()
+    }
+
+    /// Cuts the TCP super-frame in `buf` into segments and queues them on device `index`,
+    /// each encapsulated for `tunnel` (the segment and remote endpoint) if given.
+    fn segment(
+        &mut self,
+        index: usize,
+        buf: PacketBuf,
+        gso: Gso,
+        tunnel: Option<(&Segment, core::net::IpAddr)>,
+    ) {
+        let mut segmenter = match wire::gso::segment(buf.frame(), gso) {
+            Ok(segmenter) => segmenter,
+            Err(err) => return self.drop(err.into(), buf),
+        };
+        let medium = self.devices[index].device.medium();
+        for _ in 0..segmenter.count() {
+            let mut segment = self.spare(index);
+            match segmenter.next_into(segment.receive_area()) {
+                Some(Ok(len)) => segment.set_received(len),
+                Some(Err(err)) => {
+                    self.drop(err.into(), segment);
+                    break;
+                }
+                None => {
+                    self.recycle(segment);
+                    break;
+                }
+            }
+            if let Some((tunnel, remote)) = tunnel {
+                if let Err(reason) = encapsulate(&mut segment, tunnel, Some(medium)) {
+                    self.drop(reason, segment);
+                    continue;
+                }
+                segment.peer = Some(remote);
+            }
+            self.devices[index].tx.push(segment);
+        }
+        self.recycle(buf);
     }
 
     fn copy_of(&mut self, buf: &PacketBuf) -> Option<PacketBuf> {
         let mut copy = self.pool.pop()?;
         copy.set_frame(buf.frame());
         copy.peer = buf.peer;
+        copy.offload = buf.offload;
         Some(copy)
     }
 
@@ -334,11 +411,21 @@ impl Switch {
         let Some(device) = self.device_of(port) else {
             return self.drop(DropReason::TxFailed, buf);
         };
+        // A tunnel carries finished frames: cut super-frames, finish checksums, then
+        // encapsulate.
+        if let Some(gso) = buf.offload.gso {
+            return self.segment(device, buf, gso, Some((segment, remote)));
+        }
+        if buf.offload.csum_partial
+            && let Err(reason) = finish_checksum(&mut buf)
+        {
+            return self.drop(reason, buf);
+        }
         let medium = self.devices[device].device.medium();
         match encapsulate(&mut buf, segment, Some(medium)) {
             Ok(()) => {
                 buf.peer = Some(remote);
-                self.enqueue(port, buf);
+                self.devices[device].tx.push(buf);
             }
             Err(reason) => self.drop(reason, buf),
         }
@@ -346,30 +433,41 @@ impl Switch {
 
     fn flush(&mut self) {
         for index in 0..self.devices.len() {
-            if self.devices[index].tx.is_empty() {
-                continue;
-            }
-            let attached = &mut self.devices[index];
-            let sent = match attached.device.send(&attached.tx) {
-                Ok(sent) => sent.min(attached.tx.len()),
-                Err(err) => {
-                    attached.counters.tx_errors += 1;
-                    self.last_error = Some((attached.name.clone(), err));
-                    0
-                }
-            };
-            for buf in &attached.tx[..sent] {
-                attached.counters.tx_packets += 1;
-                attached.counters.tx_bytes += buf.len() as u64;
-            }
-            let failed = (attached.tx.len() - sent) as u64;
-            self.count_drop(DropReason::TxFailed, failed);
-            while let Some(mut buf) = self.devices[index].tx.pop() {
-                buf.clear();
-                self.pool.push(buf);
-            }
+            self.flush_device(index);
         }
     }
+
+    /// Sends what device `index` has queued and returns the buffers to the pool.
+    fn flush_device(&mut self, index: usize) {
+        if self.devices[index].tx.is_empty() {
+            return;
+        }
+        let attached = &mut self.devices[index];
+        let sent = match attached.device.send(&attached.tx) {
+            Ok(sent) => sent.min(attached.tx.len()),
+            Err(err) => {
+                attached.counters.tx_errors += 1;
+                self.last_error = Some((attached.name.clone(), err));
+                0
+            }
+        };
+        for buf in &attached.tx[..sent] {
+            attached.counters.tx_packets += 1;
+            attached.counters.tx_bytes += buf.len() as u64;
+        }
+        let failed = (attached.tx.len() - sent) as u64;
+        self.count_drop(DropReason::TxFailed, failed);
+        while let Some(mut buf) = self.devices[index].tx.pop() {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+}
+
+fn finish_checksum(buf: &mut PacketBuf) -> Result<(), DropReason> {
+    wire::gso::finish_checksum(buf.frame_mut())?;
+    buf.offload.csum_partial = false;
+    Ok(())
 }
 
 fn push_vlan(buf: &mut PacketBuf, vid: u16) -> Result<(), DropReason> {

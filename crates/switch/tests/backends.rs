@@ -684,3 +684,245 @@ fn gre_sockets_exchange_nvgre_over_ipv4_and_ipv6() {
         "2001:db8::2".parse().unwrap(),
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// e) Offloads: TCP super-frames from a TAP, UDP GSO/GRO on the underlay
+
+/// Runs `script` with python3 inside `ns`, with `args`; its stdout is captured.
+fn python(ns: &Netns, script: &str, args: &[&str]) -> Reaped {
+    let mut all = vec!["-c", script];
+    all.extend_from_slice(args);
+    let child = ns
+        .command("python3", &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    Reaped(child)
+}
+
+/// A TCP server on port 5201 that reads until the peer closes and prints how many bytes and
+/// their SHA-256.
+const TCP_SINK: &str = "
+import hashlib, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5201))
+s.listen(1)
+s.settimeout(20)
+c, _ = s.accept()
+h = hashlib.sha256()
+n = 0
+while True:
+    b = c.recv(1 << 16)
+    if not b:
+        break
+    h.update(b)
+    n += len(b)
+print(n, h.hexdigest())
+";
+
+/// A TCP client that sends `argv[2]` bytes (a pattern no shifted copy of itself matches) to
+/// `argv[1]`:5201 and prints how many and their SHA-256.
+const TCP_SOURCE: &str = "
+import hashlib, socket, sys, time
+n = int(sys.argv[2])
+data = bytes((i * 7 + i // 251 + i // 65521) % 256 for i in range(n))
+for _ in range(100):
+    try:
+        s = socket.create_connection((sys.argv[1], 5201), timeout=20)
+        break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+s.close()
+print(n, hashlib.sha256(data).hexdigest())
+";
+
+fn output_of(child: Reaped) -> String {
+    let mut child = child;
+    let out = std::mem::replace(
+        &mut child.0,
+        Command::new("true").spawn().expect("spawn true"),
+    )
+    .wait_with_output()
+    .expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn tap_offloads_carry_tcp_through_software_segmentation_and_merging() {
+    if !can_run("tap_offloads_carry_tcp_through_software_segmentation_and_merging") {
+        return;
+    }
+    // Two "VMs", each with a TAP of ours as NIC; this test is the wire between them. What VM
+    // A's stack hands over as 64 KiB super-frames is cut into 1.5 KB segments with
+    // wire::gso, and B's TAP merges them again before B's stack sees them.
+    let a = Netns::new("oa");
+    let b = Netns::new("ob");
+    let (na, nb) = (ifname("oa"), ifname("ob"));
+    let mut tap_a = a.run(move || TapDevice::create(&na).expect("create tap a"));
+    let mut tap_b = b.run(move || TapDevice::create(&nb).expect("create tap b"));
+    assert!(tap_a.has_offloads() && tap_b.has_offloads());
+    assert_eq!(tap_a.offloads(), switch::device::Offloads::ALL);
+    a.ip(&["addr", "add", "10.0.8.1/24", "dev", &tap_a.name()]);
+    b.ip(&["addr", "add", "10.0.8.2/24", "dev", &tap_b.name()]);
+    a.ip(&["link", "set", &tap_a.name(), "up"]);
+    b.ip(&["link", "set", &tap_b.name(), "up"]);
+
+    const BYTES: usize = 4 << 20;
+    let sink = python(&b, TCP_SINK, &["10.0.8.2"]);
+    let source = python(&a, TCP_SOURCE, &["10.0.8.2", &BYTES.to_string()]);
+    let (mut super_frames, mut partial) = (0usize, 0usize);
+    let mut source = Some(source);
+    let mut sink = Some(sink);
+    let deadline = now() + Duration::from_secs(30);
+    let mut bufs = vec![PacketBuf::new(); 32];
+    let mut out: Vec<PacketBuf> = Vec::new();
+    let mut scratch = PacketBuf::new();
+    while now() < deadline {
+        let done = sink
+            .as_mut()
+            .is_some_and(|s| s.0.try_wait().ok().flatten().is_some());
+        if done {
+            break;
+        }
+        {
+            let fa = tap_a.fd().expect("fd");
+            let fb = tap_b.fd().expect("fd");
+            let mut fds = [
+                PollFd::new(fa, PollFlags::POLLIN),
+                PollFd::new(fb, PollFlags::POLLIN),
+            ];
+            let _ = poll(&mut fds, PollTimeout::from(20u8));
+        }
+        // A to B, cutting every super-frame.
+        let n = tap_a.recv(&mut bufs).expect("recv a");
+        out.clear();
+        for buf in &bufs[..n] {
+            match buf.offload.gso {
+                Some(gso) => {
+                    super_frames += 1;
+                    let mut segmenter = wire::gso::segment(buf.frame(), gso).expect("cut");
+                    while let Some(len) = segmenter.next_into(scratch.receive_area()) {
+                        scratch.set_received(len.expect("room"));
+                        out.push(scratch.clone());
+                    }
+                }
+                None => {
+                    partial += usize::from(buf.offload.csum_partial);
+                    out.push(buf.clone());
+                }
+            }
+        }
+        if !out.is_empty() {
+            tap_b.send(&out).expect("send b");
+        }
+        // B to A (ACKs), as they come.
+        let n = tap_b.recv(&mut bufs).expect("recv b");
+        if n > 0 {
+            tap_a.send(&bufs[..n]).expect("send a");
+        }
+    }
+    let got = output_of(sink.take().expect("sink"));
+    let sent = output_of(source.take().expect("source"));
+    assert_eq!(got, sent, "bytes and SHA-256 received vs sent");
+    assert!(got.starts_with(&BYTES.to_string()), "{got}");
+    assert!(super_frames > 0, "VM A's stack handed over no super-frame");
+    assert!(
+        tap_b.merged() > 0,
+        "B's TAP merged no segments ({super_frames} super-frames, {partial} partial checksums)"
+    );
+    assert_eq!(tap_a.refused() + tap_b.refused(), 0);
+}
+
+#[test]
+fn vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload() {
+    if !can_run("vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload") {
+        return;
+    }
+    let a = Netns::new("ga");
+    let b = Netns::new("gb");
+    let (va, vb) = (ifname("ga"), ifname("gb"));
+    a.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+    a.ip(&["link", "set", &vb, "netns", &b.name]);
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", &va]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", &vb]);
+    a.ip(&["link", "set", &va, "up"]);
+    b.ip(&["link", "set", &vb, "up"]);
+    let (ip_a, ip_b): (IpAddr, IpAddr) =
+        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let mut tx = a.run(move || VxlanSocket::bind(SocketAddr::new(ip_a, 4789)).expect("bind a"));
+    let mut rx = b.run(move || VxlanSocket::bind(SocketAddr::new(ip_b, 4789)).expect("bind b"));
+    assert!(tx.gso() && rx.gro());
+
+    // Segment-like runs (45 of 1,000 bytes, then a short one), a run broken by a longer
+    // datagram, and small frames: every datagram must arrive, in order, intact.
+    let sizes: Vec<usize> = std::iter::repeat_n(1000, 45)
+        .chain([300, 100, 100, 100, 200, 200, 64])
+        .chain(std::iter::repeat_n(64, 40))
+        .collect();
+    let batch: Vec<PacketBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let mut frame = test_frame(&[], u8::try_from(i % 256).unwrap());
+            frame.resize(len, u8::try_from(i % 251).unwrap());
+            let mut buf = PacketBuf::from_frame(&frame);
+            let (data, start, end) = buf.raw_mut();
+            let start = encap::push_vxlan(data, start, end, Vni::new(7).unwrap()).unwrap();
+            buf.set_start(start);
+            buf.peer = Some(ip_b);
+            buf
+        })
+        .collect();
+    let exchange = |tx: &mut VxlanSocket, rx: &mut VxlanSocket| {
+        let mut sent = 0;
+        for _ in 0..100 {
+            sent += tx.send(&batch[sent..]).expect("send");
+            if sent == batch.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(sent, batch.len());
+        let mut got = Vec::new();
+        receive_until(rx, Duration::from_secs(3), |buf| {
+            assert_eq!(buf.peer, Some(ip_a));
+            got.push(buf.frame().to_vec());
+            got.len() == batch.len()
+        });
+        assert_eq!(got.len(), batch.len(), "datagrams received");
+        for (i, (sent, got)) in batch.iter().zip(&got).enumerate() {
+            assert_eq!(sent.frame(), got.as_slice(), "datagram {i}");
+        }
+    };
+    exchange(&mut tx, &mut rx);
+    assert!(tx.gso(), "GSO still on");
+    assert_eq!(tx.gso_refused(), 0);
+
+    // An underlay MTU below the datagrams: the kernel refuses the GSO message (EINVAL), the
+    // socket sends the same datagrams one by one (the kernel fragments them), and keeps GSO
+    // for later messages.
+    a.ip(&["link", "set", &va, "mtu", "1000"]);
+    exchange(&mut tx, &mut rx);
+    assert!(tx.gso_refused() >= 1, "the GSO message was refused");
+    assert!(tx.gso(), "GSO stays on after EINVAL");
+    a.ip(&["link", "set", &va, "mtu", "1500"]);
+    // Without transmit checksum offload: Linux before 6.10 refuses GSO then (EIO) and the
+    // socket turns it off for good; later kernels checksum in software. Either way every
+    // datagram arrives.
+    a.command("ethtool", &["-K", &va, "tx", "off"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("ethtool");
+    exchange(&mut tx, &mut rx);
+    exchange(&mut tx, &mut rx);
+}

@@ -548,3 +548,30 @@ fn a_bad_config_or_a_failing_device_stops_the_start() {
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_busy_polling_switch_forwards_and_stops_the_same() {
+    // busy_poll_us keeps the forwarding thread polling (and yielding) after each frame rather
+    // than sleeping: forwarding, answering, the control socket and stopping work the same.
+    let config = SwitchConfig::from_toml(
+        "busy_poll_us = 20000\n\
+         [[switch]]\nname = \"net1\"\nlocal_vlan = 1\nsegment = \"local\"\n",
+    )
+    .expect("config");
+    assert_eq!(config.busy_poll_us, 20_000);
+    let mut setup = Setup::new("busy", config);
+    setup.ok(json!({"op": "add_port", "port": vm_port("vm1", 1)}));
+    setup.ok(json!({"op": "add_port", "port": vm_port("vm2", 2)}));
+    assert_eq!(setup.list()["busy_poll_us"], 20_000);
+    let (vm1, vm2) = (setup.peer("vm1"), setup.peer("vm2"));
+    for _ in 0..3 {
+        let frame = udp_frame(mac(1), mac(2), ip(1), ip(2));
+        vm1.inject(&frame);
+        assert_eq!(receive(&vm2), vec![frame]);
+        assert_eq!(who_has(&vm2, 2, ip(1)), mac(1));
+    }
+    // Dropping the daemon stops the forwarding thread, busy or not.
+    let started = now();
+    drop(setup);
+    assert!(now() - started < Duration::from_secs(5), "stops promptly");
+}

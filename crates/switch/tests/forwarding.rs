@@ -10,7 +10,8 @@ use std::{
 
 use arc_swap::ArcSwap;
 use switch::{
-    device::{Medium, memory},
+    buffer::Offload,
+    device::{Medium, Offloads, memory},
     pipeline::DropReason,
     switch::Switch,
     tables::{
@@ -18,7 +19,12 @@ use switch::{
         VmPort,
     },
 };
-use wire::{EtherType, MacAddr, Vni, arp, vlan, vxlan};
+use wire::{
+    EtherType, MacAddr, Vni, arp,
+    build::{self, Tcp},
+    gso::{self, Gso, GsoKind},
+    tcp, vlan, vxlan,
+};
 
 const UNDERLAY_A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const UNDERLAY_B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
@@ -63,6 +69,12 @@ struct Host {
 
 impl Host {
     fn new(config: Config) -> Self {
+        Self::with_offloads(config, &[])
+    }
+
+    /// A host whose ports named in `offloading` take offloads (as a TAP with
+    /// `IFF_VNET_HDR` does).
+    fn with_offloads(config: Config, offloading: &[&str]) -> Self {
         let tables = Tables::build(config.clone(), 1).expect("valid config");
         let mut switch = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
         let mut peers = Vec::new();
@@ -78,7 +90,12 @@ impl Host {
                 } => Medium::Gre,
                 _ => Medium::Ethernet,
             };
-            let (device, peer) = memory::pair(medium);
+            let offloads = if offloading.contains(&port.name.as_str()) {
+                Offloads::ALL
+            } else {
+                Offloads::NONE
+            };
+            let (device, peer) = memory::pair_with_offloads(medium, offloads);
             switch.attach(&port.name, Box::new(device));
             peers.push((port.name.clone(), peer));
         }
@@ -140,7 +157,7 @@ fn carry(a: &mut Host, b: &mut Host, tunnel: &str) -> usize {
 }
 
 fn arp_request(src_mac: MacAddr, src_ip: IpAddr, target: IpAddr) -> Vec<u8> {
-    wire::build::arp_request(src_mac, v4(src_ip), v4(target))
+    build::arp_request(src_mac, v4(src_ip), v4(target))
 }
 
 fn v4(ip: IpAddr) -> Ipv4Addr {
@@ -157,7 +174,7 @@ fn udp_frame(
     dst: IpAddr,
     payload: &[u8],
 ) -> Vec<u8> {
-    wire::build::udp_ipv4(src_mac, dst_mac, v4(src), v4(dst), (5000, 6000), payload)
+    build::udp_ipv4(src_mac, dst_mac, v4(src), v4(dst), (5000, 6000), payload)
 }
 
 /// Two hosts, two tenants with the same subnet (10.0.0.0/24, same IPs) on VNI 100 and 200,
@@ -666,4 +683,245 @@ fn a_failing_device_does_not_stop_the_others() {
     assert_eq!(p2.drain().len(), 1);
     assert_eq!(sw.counters().ports["dead"].tx_errors, 1);
     assert!(sw.counters().dropped(DropReason::TxFailed) >= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offloads: TCP super-frames and partial checksums from a TAP with IFF_VNET_HDR.
+
+/// A payload that shows misplaced or repeated bytes.
+fn payload(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 13 + i / 256) % 256).unwrap())
+        .collect()
+}
+
+/// A TCP segment of tenant 1 from VM1 to VM `to` (its MAC and IP), finished.
+fn tcp_segment(to: u8, seq: u32, ident: u16, data: &[u8]) -> Vec<u8> {
+    build::tcp(&Tcp {
+        src_mac: mac(1),
+        dst_mac: mac(to),
+        src: ip(1),
+        dst: ip(to),
+        ident,
+        ..Tcp::new(false, seq, data)
+    })
+}
+
+/// A super-frame from VM1 to VM `to` as a TAP with TSO hands it out: partial checksum, MSS 1448.
+fn super_frame(to: u8, data: &[u8]) -> (Vec<u8>, Offload) {
+    let mut frame = tcp_segment(to, 5000, 100, data);
+    gso::partial_checksum(&mut frame).unwrap();
+    let offload = Offload {
+        csum_partial: true,
+        gso: Some(Gso {
+            kind: GsoKind::Tcp4,
+            size: 1448,
+        }),
+    };
+    (frame, offload)
+}
+
+/// The segments Linux's TSO would put on the wire for `super_frame(to, data)`.
+fn expected_segments(to: u8, data: &[u8]) -> Vec<Vec<u8>> {
+    data.chunks(1448)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let offset = u32::try_from(i * 1448).unwrap();
+            tcp_segment(to, 5000 + offset, 100 + u16::try_from(i).unwrap(), chunk)
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_super_frames_cross_the_tunnel_as_segments() {
+    let (mut a, mut b) = vxlan_hosts();
+    let data = payload(10_000);
+    let (frame, offload) = super_frame(2, &data);
+    a.peer("vm1").inject_offloaded(&frame, offload);
+    a.poll();
+    let sent = a.peer("tun").drain();
+    let expected = expected_segments(2, &data);
+    assert_eq!(sent.len(), expected.len(), "one datagram per segment");
+    for ((datagram, peer), segment) in sent.iter().zip(&expected) {
+        assert_eq!(*peer, Some(UNDERLAY_B));
+        let header =
+            vxlan::Repr::parse(&vxlan::Packet::new_checked(&datagram[..]).unwrap()).unwrap();
+        assert_eq!(header.vni.get(), 100);
+        assert_eq!(&datagram[8..], &segment[..]);
+    }
+    // The super-frame counts once where it came in; its segments where they went out.
+    let counters = a.switch.counters();
+    assert_eq!(counters.ports["vm1"].rx_packets, 1);
+    assert_eq!(counters.ports["tun"].tx_packets, 7);
+    for (datagram, _) in &sent {
+        b.peer("tun").inject_from(datagram, Some(UNDERLAY_A));
+    }
+    b.poll();
+    assert_eq!(
+        b.take("vm2"),
+        expected,
+        "VM2 (no offloads) gets every segment"
+    );
+}
+
+#[test]
+fn super_frames_go_whole_to_ports_that_take_them_and_cut_to_ports_that_do_not() {
+    let config = || Config {
+        switches: vec![ls("net", 1, Segment::Local, vec![])],
+        ports: vec![vm("vm1", 0, mac(1), ip(1)), vm("vm5", 0, mac(5), ip(5))],
+        records: vec![],
+    };
+    let data = payload(40_000);
+    let (frame, offload) = super_frame(5, &data);
+
+    let mut offloading = Host::with_offloads(config(), &["vm1", "vm5"]);
+    offloading.peer("vm1").inject_offloaded(&frame, offload);
+    offloading.poll();
+    assert_eq!(
+        offloading.peer("vm5").drain_offloaded(),
+        vec![(frame.clone(), offload)],
+        "untouched, offload and all"
+    );
+
+    let mut plain = Host::with_offloads(config(), &["vm1"]);
+    plain.peer("vm1").inject_offloaded(&frame, offload);
+    plain.poll();
+    let got = plain.peer("vm5").drain_offloaded();
+    assert!(got.iter().all(|(_, o)| o.is_none()), "finished frames only");
+    let got: Vec<Vec<u8>> = got.into_iter().map(|(f, _)| f).collect();
+    assert_eq!(got, expected_segments(5, &data));
+}
+
+#[test]
+fn partial_checksums_are_finished_where_a_device_cannot() {
+    let (mut a, _b) = vxlan_hosts();
+    let finished = udp_frame(mac(1), mac(2), ip(1), ip(2), &payload(999));
+    let mut partial = finished.clone();
+    gso::partial_checksum(&mut partial).unwrap();
+    let offload = Offload {
+        csum_partial: true,
+        gso: None,
+    };
+    a.peer("vm1").inject_offloaded(&partial, offload);
+    a.poll();
+    let sent = a.peer("tun").drain();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(&sent[0].0[8..], &finished[..]);
+    // A TCP segment too, to a local port without offloads.
+    let segment = tcp_segment(5, 1, 1, b"partial");
+    let mut partial = segment.clone();
+    gso::partial_checksum(&mut partial).unwrap();
+    a.peer("vm1").inject_offloaded(&partial, offload);
+    a.poll();
+    assert_eq!(a.take("vm5"), vec![segment]);
+}
+
+#[test]
+fn port_security_judges_a_super_frame_once_and_bad_ones_are_dropped() {
+    let (mut a, _b) = vxlan_hosts();
+    // From an address VM1 does not own: dropped whole, counted once.
+    let data = payload(10_000);
+    let mut spoofed = build::tcp(&Tcp {
+        src_mac: mac(1),
+        dst_mac: mac(2),
+        src: ip(9),
+        dst: ip(2),
+        ..Tcp::new(false, 1, &data)
+    });
+    gso::partial_checksum(&mut spoofed).unwrap();
+    let (_, offload) = super_frame(2, &data);
+    a.peer("vm1").inject_offloaded(&spoofed, offload);
+    a.poll();
+    assert!(a.peer("tun").drain().is_empty());
+    assert_eq!(a.dropped(DropReason::SpoofedIp), 1);
+    // A super-frame the segmenter cannot cut (IPv4 headers, IPv6 segmentation asked for).
+    let (frame, mut offload) = super_frame(2, &data);
+    offload.gso = Some(Gso {
+        kind: GsoKind::Tcp6,
+        size: 1448,
+    });
+    a.peer("vm1").inject_offloaded(&frame, offload);
+    a.poll();
+    assert!(a.peer("tun").drain().is_empty());
+    assert_eq!(a.dropped(DropReason::Unsupported), 1);
+    // Segments keep every flag right: PSH only on the last one.
+    let (mut frame, offload) = super_frame(2, &data);
+    frame[14 + 20 + 13] |= tcp::flags::PSH;
+    a.peer("vm1").inject_offloaded(&frame, offload);
+    a.poll();
+    let sent = a.peer("tun").drain();
+    let flags: Vec<u8> = sent.iter().map(|(d, _)| d[8 + 14 + 20 + 13]).collect();
+    assert_eq!(flags.last(), Some(&(tcp::flags::ACK | tcp::flags::PSH)));
+    assert!(
+        flags[..flags.len() - 1]
+            .iter()
+            .all(|&f| f == tcp::flags::ACK)
+    );
+}
+
+#[test]
+fn many_super_frames_in_one_batch_do_not_run_the_buffer_pool_dry() {
+    // 32 super-frames of 45 segments each: 1,440 segments from one receive batch, far more
+    // than the switch's spare buffers; the tunnel's queue is sent as the pool runs low.
+    let (mut a, _b) = vxlan_hosts();
+    let data = payload(45 * 1448);
+    let (frame, offload) = super_frame(2, &data);
+    for _ in 0..32 {
+        a.peer("vm1").inject_offloaded(&frame, offload);
+    }
+    a.poll();
+    let sent = a.peer("tun").drain();
+    assert_eq!(sent.len(), 32 * 45);
+    assert_eq!(a.dropped(DropReason::TxFailed), 0);
+    let expected = expected_segments(2, &data);
+    for (i, (datagram, _)) in sent.iter().enumerate() {
+        assert_eq!(&datagram[8..], &expected[i % 45][..], "datagram {i}");
+    }
+}
+
+#[test]
+fn super_frames_to_a_vlan_uplink_are_cut_behind_the_tag() {
+    let config = Config {
+        switches: vec![ls(
+            "vlan101",
+            1,
+            Segment::Vlan {
+                physical_network: "physnet1".into(),
+                vid: 101,
+            },
+            vec![],
+        )],
+        ports: vec![
+            vm("vm1", 0, mac(1), ip(1)),
+            Port {
+                name: "eth1".into(),
+                kind: PortKind::Uplink {
+                    physical_network: "physnet1".into(),
+                },
+            },
+        ],
+        records: vec![],
+    };
+    let mut host = Host::new(config);
+    // The switch learns 0x50 behind the uplink, on VLAN 101.
+    let hello = udp_frame(mac(0x50), mac(1), ip(0x50), ip(1), b"hello");
+    let mut tagged = vec![0; 4];
+    tagged.extend_from_slice(&hello);
+    let start = vlan::push_tag(&mut tagged, 4, EtherType::VLAN, 101).unwrap();
+    host.send("eth1", &tagged[start..]);
+    assert_eq!(host.take("vm1"), vec![hello]);
+    // A super-frame to it leaves the uplink as tagged segments.
+    let data = payload(5000);
+    let (frame, offload) = super_frame(0x50, &data);
+    host.peer("vm1").inject_offloaded(&frame, offload);
+    host.poll();
+    let out = host.take("eth1");
+    let expected = expected_segments(0x50, &data);
+    assert_eq!(out.len(), expected.len());
+    for (got, want) in out.iter().zip(&expected) {
+        let (stack, offset) = vlan::TagStack::parse(got).unwrap();
+        assert_eq!(stack.outer().map(|t| t.repr.vid), Some(101));
+        assert_eq!(&got[..12], &want[..12]);
+        assert_eq!(&got[offset..], &want[14..]);
+    }
 }

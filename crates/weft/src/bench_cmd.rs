@@ -55,6 +55,10 @@ struct DataplaneArgs {
         value_name = "LIST"
     )]
     variants: Vec<Variant>,
+    /// `busy_poll_us` of the weft switches: microseconds they keep polling after a frame
+    /// before sleeping (0, their default: none).
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    weft_busy_poll_us: u64,
     /// Print the figures as JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -104,6 +108,7 @@ fn run_dataplane(args: &DataplaneArgs) -> Result<()> {
         ping_count: args.ping_count,
         variants: args.variants.clone(),
         weft_exe: std::env::current_exe().context("cannot find the weft binary")?,
+        weft_busy_poll_us: args.weft_busy_poll_us,
     };
     let mut stderr = std::io::stderr();
     let report = dataplane::run(&options, &mut |line| {

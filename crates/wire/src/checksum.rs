@@ -6,35 +6,42 @@ use crate::IpProtocol;
 
 /// Adds `data` to a running one's-complement sum of 16-bit big-endian words (not yet folded).
 ///
-/// An odd trailing byte is padded with zero, as RFC 1071 says. The words are summed eight bytes
-/// at a time into a 64-bit accumulator (RFC 1071 §2(B): the sum is independent of the word size
-/// used, since 2^16 = 1 in one's-complement arithmetic), then folded.
+/// An odd trailing byte is padded with zero, as RFC 1071 says. The data is summed in the
+/// machine's own byte order, four bytes at a time into four 64-bit accumulators (which the
+/// compiler turns into vector adds), and the folded result swapped to network order at the
+/// end: RFC 1071 §2(A) and §2(B), the sum is independent of byte order and word size.
 // Non-generic and called from generic views in other crates: let them inline it.
 #[inline]
 pub fn accumulate(sum: u32, data: &[u8]) -> u32 {
-    let mut acc = u64::from(sum);
-    let mut chunks = data.chunks_exact(8);
+    let mut lanes = [0u64; 4];
+    let mut chunks = data.chunks_exact(16);
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_be_bytes(word);
-        // Two 32-bit halves: each addition stays far below u64 overflow for any slice that
-        // fits in memory (2^32 additions of < 2^33).
-        acc += (word >> 32) + (word & 0xffff_ffff);
+        for (lane, word) in lanes.iter_mut().zip(chunk.chunks_exact(4)) {
+            // Each lane takes at most 2^32 - 1 per 16 bytes: no overflow below 2^64 bytes.
+            *lane += u64::from(u32::from_ne_bytes([word[0], word[1], word[2], word[3]]));
+        }
     }
+    let mut acc: u64 = lanes.iter().map(|&lane| u64::from(fold(lane))).sum();
     let mut pairs = chunks.remainder().chunks_exact(2);
     for pair in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
+        acc += u64::from(u16::from_ne_bytes([pair[0], pair[1]]));
     }
     if let [last] = pairs.remainder() {
-        acc += u64::from(u16::from_be_bytes([*last, 0]));
+        acc += u64::from(u16::from_ne_bytes([*last, 0]));
     }
-    // Fold to 16 bits plus a carry, so callers can keep chaining sums in a u32.
+    // Back to network byte order, then add the running sum and fold again.
+    let network = u16::from_be(fold(acc));
+    u32::from(fold(u64::from(network) + u64::from(sum)))
+}
+
+/// Folds a 64-bit one's-complement sum to 16 bits.
+#[inline]
+fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     // The loop leaves at most 16 significant bits.
-    u32::try_from(acc).unwrap_or(0xffff)
+    u16::try_from(acc).unwrap_or(0xffff)
 }
 
 /// Folds a running sum to 16 bits and complements it: the value that goes on the wire.
@@ -137,6 +144,43 @@ mod tests {
                 "len {len}"
             );
         }
+    }
+
+    /// RFC 1071's definition, word by word.
+    fn plain(sum: u32, data: &[u8]) -> u16 {
+        let mut acc = u64::from(sum);
+        for pair in data.chunks(2) {
+            acc += u64::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        !u16::try_from(acc).unwrap()
+    }
+
+    #[test]
+    fn long_and_unaligned_data_matches_the_definition() {
+        let data: Vec<u8> = (0..70_000u32)
+            .map(|i| u8::try_from((i * 7 + i / 251) % 256).unwrap())
+            .collect();
+        for (start, len) in [
+            (0, 65_535),
+            (1, 65_534),
+            (3, 1449),
+            (5, 17),
+            (7, 31),
+            (0, 69_999),
+        ] {
+            let slice = &data[start..start + len];
+            assert_eq!(
+                finish(accumulate(0xfffe_ffff, slice)),
+                plain(0xfffe_ffff, slice),
+                "start {start} len {len}"
+            );
+        }
+        // All ones: every lane carries on every word.
+        let ones = vec![0xffu8; 100_001];
+        assert_eq!(finish(accumulate(u32::MAX, &ones)), plain(u32::MAX, &ones));
     }
 
     #[test]

@@ -36,14 +36,17 @@ pub mod ethernet;
 pub mod evb;
 pub mod fuzz;
 pub mod gre;
+pub mod gso;
 pub mod icmpv4;
 pub mod ipv4;
 pub mod ipv6;
 pub mod lldp;
 pub mod pretty;
+pub mod tcp;
 pub mod udp;
 pub mod vdp;
 pub mod vlan;
+pub mod vnet;
 pub mod vxlan;
 
 pub use addr::{MacAddr, ParseMacError};

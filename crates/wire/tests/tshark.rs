@@ -126,7 +126,10 @@ fn dhcp_offer() -> Vec<u8> {
 }
 
 fn tshark(frames: &[Vec<u8>], fields: &[&str]) -> Option<Vec<Vec<String>>> {
-    let dir = std::env::temp_dir().join(format!("weft-tshark-{}", std::process::id()));
+    // One directory per call: the tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("weft-tshark-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("frames.pcap");
     std::fs::File::create(&path)
@@ -141,6 +144,8 @@ fn tshark(frames: &[Vec<u8>], fields: &[&str]) -> Option<Vec<Vec<String>>> {
         "ip.check_checksum:TRUE",
         "-o",
         "udp.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
     ]);
     command.args([
         "-d",
@@ -327,4 +332,50 @@ fn tshark_dissects_what_weft_writes() {
     assert_eq!(col(&rows[8], "dhcp.option.dhcp"), "2");
     assert_eq!(col(&rows[8], "dhcp.hw.mac_addr"), "fa:16:3e:00:00:01");
     assert_eq!(col(&rows[8], "dhcp.option.interface_mtu"), "1450");
+}
+
+#[test]
+fn tshark_verifies_the_segments_weft_cuts_from_kernel_super_frames() {
+    // The super-frames the Linux kernel's GRO made of a TCP stream (tests/vectors/gso), cut
+    // again by wire::gso: every segment's IPv4 and TCP checksum must verify in tshark.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/gso");
+    let mut segments = Vec::new();
+    for (name, kind) in [
+        ("tcp4_gro.pcap", wire::gso::GsoKind::Tcp4),
+        ("tcp6_gro.pcap", wire::gso::GsoKind::Tcp6),
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let (_, capture) = pcap_parser::pcap::parse_pcap(&bytes).unwrap();
+        for block in &capture.blocks {
+            let gso = wire::gso::Gso { kind, size: 1000 };
+            let Ok(mut segmenter) = wire::gso::segment(block.data, gso) else {
+                continue;
+            };
+            let mut out = vec![0u8; 2048];
+            while let Some(len) = segmenter.next_into(&mut out) {
+                segments.push(out[..len.unwrap()].to_vec());
+            }
+        }
+    }
+    assert!(segments.len() > 100, "{} segments", segments.len());
+    let fields = [
+        "ip.checksum.status",
+        "tcp.checksum.status",
+        "tcp.len",
+        "_ws.malformed",
+    ];
+    let Some(rows) = tshark(&segments, &fields) else {
+        return;
+    };
+    assert_eq!(rows.len(), segments.len());
+    for (i, row) in rows.iter().enumerate() {
+        let v4 = !row[0].is_empty();
+        assert!(!v4 || row[0] == "1", "segment {i}: IPv4 checksum {row:?}");
+        assert_eq!(row[1], "1", "segment {i}: TCP checksum {row:?}");
+        assert!(
+            row[2].parse::<usize>().unwrap() <= 1000,
+            "segment {i}: {row:?}"
+        );
+        assert!(row[3].is_empty(), "segment {i} malformed: {row:?}");
+    }
 }

@@ -88,14 +88,19 @@ pub struct PingSample {
     pub p99_us: f64,
     /// Echo requests without a reply, %.
     pub loss_pct: f64,
+    /// CPU of the weft switch processes over the run (weft only): what busy polling costs.
+    pub switch_cpu: Option<SwitchCpu>,
 }
 
 impl PingSample {
     /// One line for the progress log.
     pub fn describe(&self) -> String {
         format!(
-            "avg {:.1} us, p99 {:.1} us, loss {:.1} %",
-            self.avg_us, self.p99_us, self.loss_pct
+            "avg {:.1} us, p99 {:.1} us, loss {:.1} %{}",
+            self.avg_us,
+            self.p99_us,
+            self.loss_pct,
+            cpu_text(self.switch_cpu)
         )
     }
 }
@@ -170,6 +175,7 @@ pub(super) fn parse_ping(output: &str, sent: u32) -> Result<PingSample> {
         avg_us: avg,
         p99_us: p99,
         loss_pct: loss,
+        switch_cpu: None,
     })
 }
 
@@ -451,18 +457,25 @@ impl Topology {
         let (dst, count_s) = (VM_IPS[1].to_string(), count.to_string());
         let vm1 = self.vm_ns[0].clone();
         let timeout = Duration::from_millis(u64::from(count) * 10) + Duration::from_secs(15);
+        let cpu0 = self.switch_cpu_seconds();
+        let t0 = Instant::now();
         let finished = self.lab.run_in(
             &vm1,
             &["ping", "-c", &count_s, "-i", "0.01", "-W", "1", &dst],
             timeout,
         )?;
-        parse_ping(&finished.stdout, count).map_err(|err| {
+        let switch_cpu = cpu_share(cpu0, self.switch_cpu_seconds(), t0.elapsed());
+        let sample = parse_ping(&finished.stdout, count).map_err(|err| {
             Error::Failed(format!(
                 "variant {}: {err}{}{}",
                 self.variant,
                 finished.stderr,
                 self.switch_logs()
             ))
+        })?;
+        Ok(PingSample {
+            switch_cpu,
+            ..sample
         })
     }
 }

@@ -140,6 +140,8 @@ pub struct Options {
     pub variants: Vec<Variant>,
     /// The `weft` binary: runs `weft switch` and `weft bench pktgen`.
     pub weft_exe: PathBuf,
+    /// `busy_poll_us` of the weft switches (0, their default: no busy polling).
+    pub weft_busy_poll_us: u64,
 }
 
 impl Default for Options {
@@ -151,6 +153,7 @@ impl Default for Options {
             ping_count: 200,
             variants: Variant::ALL.to_vec(),
             weft_exe: PathBuf::from("weft"),
+            weft_busy_poll_us: 0,
         }
     }
 }
@@ -223,7 +226,7 @@ fn run_all(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     let mut topologies = Vec::new();
     for &variant in &options.variants {
         say(&format!("{variant}: building the topology"));
-        let mut topology = Topology::build(variant, &options.weft_exe)?;
+        let mut topology = Topology::build(variant, &options.weft_exe, options.weft_busy_poll_us)?;
         topology.wait_connectivity()?;
         say(&format!("{variant}: VM1 reaches VM2"));
         topologies.push(topology);

@@ -129,9 +129,9 @@ impl VariantReport {
         self.summary(Metric::PingP99)
     }
 
-    /// Median CPU of the two weft switch processes during TCP and during packets/s; `None`
+    /// Median CPU of the two weft switch processes during TCP, packets/s and ping; `None`
     /// for the other variants.
-    fn switch_cpu(&self) -> Option<(SwitchCpu, SwitchCpu)> {
+    fn switch_cpu(&self) -> Option<(SwitchCpu, SwitchCpu, SwitchCpu)> {
         let med = |values: Vec<SwitchCpu>| {
             let median = |get: &dyn Fn(&SwitchCpu) -> f64| {
                 Summary::of(&values.iter().map(get).collect::<Vec<_>>()).map(|s| s.median)
@@ -143,7 +143,8 @@ impl VariantReport {
         };
         let tcp = med(self.tcp.iter().filter_map(|s| s.switch_cpu).collect())?;
         let pps = med(self.pps.iter().filter_map(|s| s.switch_cpu).collect())?;
-        Some((tcp, pps))
+        let ping = med(self.ping.iter().filter_map(|s| s.switch_cpu).collect())?;
+        Some((tcp, pps, ping))
     }
 }
 
@@ -324,7 +325,7 @@ impl Report {
         row("ping avg, us", Metric::PingAvg, &us, true);
         row("ping p99, us", Metric::PingP99, &us, true);
         row("  ping loss, %", Metric::PingLoss, &pct, false);
-        if let Some((tcp, pps)) = self
+        if let Some((tcp, pps, ping)) = self
             .variant(Variant::Weft)
             .and_then(VariantReport::switch_cpu)
         {
@@ -346,6 +347,7 @@ impl Report {
             cpu_row("  of which system", tcp.system);
             cpu_row("weft switch CPU % h1 / h2, pps", pps.total);
             cpu_row("  of which system", pps.system);
+            cpu_row("weft switch CPU % h1 / h2, ping", ping.total);
         }
 
         let mut out = String::new();
@@ -364,6 +366,13 @@ impl Report {
             self.options.ping_count,
             self.elapsed.as_secs_f64()
         );
+        if self.options.weft_busy_poll_us > 0 {
+            let _ = writeln!(
+                out,
+                "weft switches with busy_poll_us = {} (see the CPU rows)",
+                self.options.weft_busy_poll_us
+            );
+        }
         out.push('\n');
         out.push_str(&columns(&rows));
 
@@ -434,14 +443,14 @@ impl Report {
                     m.insert(name.into(), s.to_json(&values));
                 }
             }
-            if let Some((tcp, pps)) = v.switch_cpu() {
+            if let Some((tcp, pps, ping)) = v.switch_cpu() {
                 let cpu = |c: SwitchCpu| {
                     json!({"host1": c.total[0], "host2": c.total[1],
                            "host1_system": c.system[0], "host2_system": c.system[1]})
                 };
                 m.insert(
                     "switch_cpu_pct".into(),
-                    json!({"tcp": cpu(tcp), "pps": cpu(pps)}),
+                    json!({"tcp": cpu(tcp), "pps": cpu(pps), "ping": cpu(ping)}),
                 );
             }
             variants.insert(v.variant.name().into(), Value::Object(m));
@@ -457,6 +466,7 @@ impl Report {
                 "tcp_secs": self.options.tcp_secs,
                 "pps_secs": self.options.pps_secs,
                 "ping_count": self.options.ping_count,
+                "weft_busy_poll_us": self.options.weft_busy_poll_us,
                 "variants": self.options.variants.iter().map(|v| v.name()).collect::<Vec<_>>(),
             },
             "variants": variants,
@@ -526,6 +536,10 @@ mod tests {
                 avg_us: us,
                 p99_us: us * 2.0,
                 loss_pct: 0.0,
+                switch_cpu: Some(SwitchCpu {
+                    total: [3.0, 2.0],
+                    system: [2.0, 1.0],
+                }),
             });
             kernel.tcp.push(TcpSample {
                 gbps: g * 5.0,
@@ -536,6 +550,7 @@ mod tests {
                 avg_us: 70.0,
                 p99_us: 120.0,
                 loss_pct: 0.0,
+                switch_cpu: None,
             });
         }
         for v in [&mut weft, &mut kernel] {

@@ -40,14 +40,14 @@ pub(super) struct Topology {
 }
 
 impl Topology {
-    /// Builds `variant`; `weft_exe` runs the weft switches. On error everything built so far
-    /// is torn down (the lab drops).
-    pub(super) fn build(variant: Variant, weft_exe: &Path) -> Result<Self> {
+    /// Builds `variant`; `weft_exe` runs the weft switches, with `busy_poll_us`. On error
+    /// everything built so far is torn down (the lab drops).
+    pub(super) fn build(variant: Variant, weft_exe: &Path, busy_poll_us: u64) -> Result<Self> {
         let lab = Lab::new(variant.tag())?;
         match variant {
             Variant::Direct => direct(lab),
             Variant::Kernel => kernel(lab),
-            Variant::Weft => weft(lab, weft_exe),
+            Variant::Weft => weft(lab, weft_exe, busy_poll_us),
         }
     }
 
@@ -206,12 +206,14 @@ fn kernel(mut lab: Lab) -> Result<Topology> {
 }
 
 /// One host's `weft switch` configuration: the VM's TAP (moved into its namespace as eth0), a
-/// VXLAN port on the underlay address, VNI 100 flooding to the other host, and a record for
-/// the other VM.
-pub(super) fn weft_config(i: usize, tap: &str, vm_ns: &str) -> String {
+/// VXLAN port on the underlay address, VNI 100 flooding to the other host, a record for the
+/// other VM, and `busy_poll_us`.
+pub(super) fn weft_config(i: usize, tap: &str, vm_ns: &str, busy_poll_us: u64) -> String {
     let remote = UNDERLAY_IPS[1 - i];
     format!(
         "# weft bench dataplane: host{n}\n\
+         busy_poll_us = {busy_poll_us}\n\
+         \n\
          [[switch]]\n\
          name = \"net1\"\n\
          local_vlan = 1\n\
@@ -249,7 +251,7 @@ pub(super) fn weft_config(i: usize, tap: &str, vm_ns: &str) -> String {
 
 /// Per host a `weft switch` process (`weft_exe switch --config ... --control ...`) inside the
 /// host namespace.
-fn weft(mut lab: Lab, weft_exe: &Path) -> Result<Topology> {
+fn weft(mut lab: Lab, weft_exe: &Path, busy_poll_us: u64) -> Result<Topology> {
     let (h, vm, _ul) = hosts_and_underlay(&mut lab)?;
     let exe = weft_exe
         .to_str()
@@ -259,7 +261,7 @@ fn weft(mut lab: Lab, weft_exe: &Path) -> Result<Topology> {
     for i in 0..2 {
         let tap = lab.name(&format!("t{}", i + 1))?;
         let config = lab.dir().join(format!("host{}.toml", i + 1));
-        std::fs::write(&config, weft_config(i, &tap, &vm[i]))
+        std::fs::write(&config, weft_config(i, &tap, &vm[i], busy_poll_us))
             .map_err(|err| Error::io(format!("cannot write {}", config.display()), err))?;
         let control = lab.dir().join(format!("host{}.sock", i + 1));
         let log = format!("switch-host{}.log", i + 1);
@@ -327,9 +329,10 @@ mod tests {
     #[test]
     fn test_weft_configs_are_accepted_by_the_switch() {
         for i in 0..2 {
-            let text = weft_config(i, "wb1wt1", "wb1wv1");
+            let text = weft_config(i, "wb1wt1", "wb1wv1", 20_000);
             let config = switch::daemon::SwitchConfig::from_toml(&text)
                 .unwrap_or_else(|err| panic!("{err}\n{text}"));
+            assert_eq!(config.busy_poll_us, 20_000);
             assert_eq!(config.switches.len(), 1);
             assert_eq!(config.ports.len(), 2);
             assert_eq!(config.records.len(), 1);

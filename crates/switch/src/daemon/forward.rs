@@ -2,6 +2,16 @@
 //! device has frames or a short timeout passes, runs the control thread's commands, and calls
 //! [`Switch::poll`]. It takes no lock: commands come over a channel and table changes through
 //! the shared `ArcSwap`.
+//!
+//! **Busy polling** (`busy_poll_us`, off by default). For that long after the last frame it
+//! forwarded, the thread keeps reading its devices instead of sleeping in poll(2), yielding
+//! the CPU between rounds to whatever else wants it; a frame that comes in meanwhile is picked
+//! up without a wake-up. On a virtual machine a wake-up is expensive (the idle virtual CPU has
+//! halted and the hypervisor must resume it), and a sparse ping crosses two of them per
+//! direction; a window longer than the gaps between its packets halves its round trip, at the
+//! cost of a core kept busy per switch for as long as such traffic lasts. A short window
+//! (below the gaps) buys nothing measurable and spinning without yielding starves the VMs and
+//! the other switch of a small machine, so neither is done.
 
 use core::net::IpAddr;
 use std::{
@@ -99,11 +109,15 @@ struct Waitable {
     failures: u64,
 }
 
-/// Runs until [`Command::Stop`] or until the control side hangs up.
-pub(crate) fn run(mut switch: Switch, commands: &Receiver<Command>) {
+/// Runs until [`Command::Stop`] or until the control side hangs up, polling without sleeping
+/// for `busy_poll` after each frame.
+pub(crate) fn run(mut switch: Switch, commands: &Receiver<Command>, busy_poll: Duration) {
     let clock = Clock::start();
     let mut waitables: Vec<Waitable> = Vec::new();
     let mut errors = 0u64;
+    // When the last frame was forwarded; `None` until there was one.
+    let mut last_frame: Option<Duration> = None;
+    let mut drained = true;
     loop {
         loop {
             match commands.try_recv() {
@@ -112,9 +126,22 @@ pub(crate) fn run(mut switch: Switch, commands: &Receiver<Command>) {
                 Err(TryRecvError::Empty) => break,
             }
         }
-        wait(&mut waitables);
+        if drained {
+            let busy = last_frame.is_some_and(|at| clock.now().saturating_sub(at) < busy_poll);
+            if busy {
+                // Nothing came in the last round: let the VMs and the other processes of this
+                // host run first, then look again.
+                std::thread::yield_now();
+            } else {
+                wait(&mut waitables);
+            }
+        }
+        // A device may hold frames its descriptor no longer signals (a VXLAN socket's rest of
+        // a GRO train): after a round that read anything, look again before sleeping.
+        drained = false;
         for _ in 0..ROUNDS {
-            let received = switch.poll(clock.now());
+            let now = clock.now();
+            let received = switch.poll(now);
             if let Some((port, err)) = switch.take_error() {
                 errors += 1;
                 // A device that keeps failing would flood the log: say so at 1, 2, 4, 8...
@@ -123,8 +150,10 @@ pub(crate) fn run(mut switch: Switch, commands: &Receiver<Command>) {
                 }
             }
             if received == 0 {
+                drained = true;
                 break;
             }
+            last_frame = Some(now);
         }
     }
 }

@@ -112,6 +112,7 @@ impl Daemon {
         let (commands, receiver) = mpsc::channel();
         let mut switch = Switch::new(Arc::clone(&tables));
         switch.set_mac_aging(Duration::from_secs(config.mac_aging_secs));
+        let busy_poll = Duration::from_micros(config.busy_poll_us);
         // From here on, an error drops `daemon`, which stops its threads and removes the socket.
         let mut daemon = Self {
             control: Arc::new(Control::new(tables, commands.clone())),
@@ -123,8 +124,10 @@ impl Daemon {
             forward: None,
         };
         daemon.forward = Some(
-            spawn("weft-forward", move || forward::run(switch, &receiver))
-                .map_err(DaemonError::Thread)?,
+            spawn("weft-forward", move || {
+                forward::run(switch, &receiver, busy_poll);
+            })
+            .map_err(DaemonError::Thread)?,
         );
         daemon.control.replace(config)?;
         let (control, stop) = (Arc::clone(&daemon.control), Arc::clone(&daemon.stop));

@@ -6,7 +6,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::{Device, Medium};
+use super::{Device, Medium, Offloads};
 use crate::PacketBuf;
 
 /// pcap link type for Ethernet frames.
@@ -112,6 +112,10 @@ impl<D: Device, W: Write + Send> Device for Capture<D, W> {
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.inner.fd()
+    }
+
+    fn offloads(&self) -> Offloads {
+        self.inner.offloads()
     }
 }
 

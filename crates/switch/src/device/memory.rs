@@ -1,5 +1,6 @@
 //! An in-memory device for tests and simulations: frames go in and come out of queues the test
-//! holds the other end of.
+//! holds the other end of. A pair made with [`pair_with_offloads`] plays a TAP with offloads:
+//! the test injects super-frames and partial checksums, and the switch may hand it the same.
 
 use std::{
     collections::VecDeque,
@@ -9,15 +10,18 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use super::{Device, Medium};
-use crate::PacketBuf;
+use super::{Device, Medium, Offloads};
+use crate::{PacketBuf, buffer::Offload};
 
-type Queue = Arc<Mutex<VecDeque<(Vec<u8>, Option<IpAddr>)>>>;
+/// A queued frame: bytes, tunnel peer, offload.
+type Queued = (Vec<u8>, Option<IpAddr>, Offload);
+type Queue = Arc<Mutex<VecDeque<Queued>>>;
 
 /// The switch's end of an in-memory port.
 #[derive(Debug)]
 pub struct MemoryDevice {
     medium: Medium,
+    offloads: Offloads,
     to_switch: Queue,
     from_switch: Queue,
 }
@@ -29,8 +33,13 @@ pub struct MemoryPeer {
     from_switch: Queue,
 }
 
-/// A connected device and peer.
+/// A connected device and peer; the device takes finished frames only.
 pub fn pair(medium: Medium) -> (MemoryDevice, MemoryPeer) {
+    pair_with_offloads(medium, Offloads::NONE)
+}
+
+/// A connected device and peer whose device takes `offloads` unfinished.
+pub fn pair_with_offloads(medium: Medium, offloads: Offloads) -> (MemoryDevice, MemoryPeer) {
     let to_switch = Queue::default();
     let from_switch = Queue::default();
     let peer = MemoryPeer {
@@ -40,6 +49,7 @@ pub fn pair(medium: Medium) -> (MemoryDevice, MemoryPeer) {
     (
         MemoryDevice {
             medium,
+            offloads,
             to_switch,
             from_switch,
         },
@@ -55,16 +65,32 @@ impl MemoryPeer {
 
     /// Queues a tunnel payload from underlay address `peer`.
     pub fn inject_from(&self, frame: &[u8], peer: Option<IpAddr>) {
-        lock(&self.to_switch).push_back((frame.to_vec(), peer));
+        lock(&self.to_switch).push_back((frame.to_vec(), peer, Offload::NONE));
+    }
+
+    /// Queues a frame with unfinished work, as a TAP with offloads hands them out.
+    pub fn inject_offloaded(&self, frame: &[u8], offload: Offload) {
+        lock(&self.to_switch).push_back((frame.to_vec(), None, offload));
     }
 
     /// Takes every frame the switch sent, oldest first.
     pub fn drain(&self) -> Vec<(Vec<u8>, Option<IpAddr>)> {
-        lock(&self.from_switch).drain(..).collect()
+        lock(&self.from_switch)
+            .drain(..)
+            .map(|(frame, peer, _)| (frame, peer))
+            .collect()
+    }
+
+    /// Takes every frame the switch sent, oldest first, with what it left unfinished.
+    pub fn drain_offloaded(&self) -> Vec<(Vec<u8>, Offload)> {
+        lock(&self.from_switch)
+            .drain(..)
+            .map(|(frame, _, offload)| (frame, offload))
+            .collect()
     }
 }
 
-fn lock(queue: &Queue) -> std::sync::MutexGuard<'_, VecDeque<(Vec<u8>, Option<IpAddr>)>> {
+fn lock(queue: &Queue) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
     // A test that panicked while holding the lock leaves the queue usable for its report.
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -74,11 +100,12 @@ impl Device for MemoryDevice {
         let mut queue = lock(&self.to_switch);
         let mut filled = 0;
         for buf in bufs.iter_mut() {
-            let Some((frame, peer)) = queue.pop_front() else {
+            let Some((frame, peer, offload)) = queue.pop_front() else {
                 break;
             };
             buf.set_frame(&frame);
             buf.peer = peer;
+            buf.offload = offload;
             filled += 1;
         }
         Ok(filled)
@@ -87,7 +114,7 @@ impl Device for MemoryDevice {
     fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
         let mut queue = lock(&self.from_switch);
         for buf in bufs {
-            queue.push_back((buf.frame().to_vec(), buf.peer));
+            queue.push_back((buf.frame().to_vec(), buf.peer, buf.offload));
         }
         Ok(bufs.len())
     }
@@ -98,6 +125,10 @@ impl Device for MemoryDevice {
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         None
+    }
+
+    fn offloads(&self) -> Offloads {
+        self.offloads
     }
 }
 

@@ -5,6 +5,12 @@
 //! IP and UDP headers the kernel owns (a VXLAN UDP socket, a raw GRE socket), with the remote
 //! endpoint in [`PacketBuf::peer`]. [`capture::Capture`] wraps any device and writes what
 //! passes to a pcap file.
+//!
+//! **Offloads.** A device may hand out frames whose sender left work undone
+//! ([`PacketBuf::offload`]: a partial checksum, a TCP super-frame of up to 64 KiB), and may take
+//! such frames ([`Device::offloads`]); only a TAP with `IFF_VNET_HDR` does either. The switch
+//! finishes what the sending device does not take: it cuts super-frames into segments and
+//! finishes checksums ([`wire::gso`]).
 
 pub mod capture;
 pub mod memory;
@@ -30,6 +36,29 @@ pub enum Medium {
     Gre,
 }
 
+/// The unfinished work ([`Offload`](crate::buffer::Offload)) a device takes in the frames it
+/// sends; the switch finishes the rest before handing them over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Offloads {
+    /// Frames whose TCP or UDP checksum is partial.
+    pub csum: bool,
+    /// TCP super-frames (whose checksum is always partial too).
+    pub tso: bool,
+}
+
+impl Offloads {
+    /// Finished frames only.
+    pub const NONE: Self = Self {
+        csum: false,
+        tso: false,
+    };
+    /// Partial checksums and TCP super-frames.
+    pub const ALL: Self = Self {
+        csum: true,
+        tso: true,
+    };
+}
+
 /// A port backend.
 ///
 /// Both calls are non-blocking: `recv` returns `Ok(0)` when nothing is waiting, and the driver
@@ -47,4 +76,10 @@ pub trait Device: Send {
 
     /// The descriptor that becomes readable when frames wait, if the device has one.
     fn fd(&self) -> Option<BorrowedFd<'_>>;
+
+    /// The unfinished work the device takes in frames given to [`send`](Device::send); asked
+    /// once, when the device is attached. None by default.
+    fn offloads(&self) -> Offloads {
+        Offloads::NONE
+    }
 }

@@ -1,5 +1,12 @@
 //! Syscall helpers the real backends share: socket creation and options, socket addresses as
-//! plain bytes, control-message parsing, and batched I/O with `recvmmsg`/`sendmmsg`.
+//! plain bytes, control-message parsing, and batched I/O with `recvmmsg`/`sendmmsg`, with UDP
+//! segmentation offload (`UDP_SEGMENT`) for runs of equal-sized datagrams to one peer.
+//!
+//! The control messages are written and read by hand rather than through quinn-udp: the
+//! batches already build their own `mmsghdr`s, a GSO message here gathers the frames of
+//! several buffers with one `iovec` each (quinn-udp wants one contiguous buffer, which would
+//! cost a copy of every byte), and one `sendmmsg` carries several GSO messages to different
+//! peers (quinn-udp sends one message per call).
 //!
 //! The batches call libc directly rather than nix's `MultiHeaders`: `msg_namelen` and
 //! `msg_controllen` are in-out fields that the kernel shrinks to what it wrote, and nix 0.31
@@ -21,6 +28,14 @@ use crate::PacketBuf;
 
 /// The most datagrams one `recvmmsg`/`sendmmsg` call moves.
 pub(crate) const BATCH: usize = 32;
+/// The most `iovec`s one `sendmmsg` call gathers from (over all its messages).
+const MAX_IOV: usize = 256;
+/// The most datagrams in one UDP GSO message (`UDP_MAX_SEGMENTS`; 128 from Linux 6.9, 64
+/// before).
+const MAX_GSO_SEGMENTS: usize = 64;
+/// The most payload bytes of one UDP GSO message: the UDP length field's limit, and IPv4's
+/// total length less its header (65,535 - 20 - 8).
+const MAX_GSO_BYTES: usize = 65_507;
 
 /// Socket buffer size every backend asks for (the kernel doubles it): 4 MiB absorbs a burst of
 /// thousands of frames while the forwarding thread is busy elsewhere.
@@ -349,6 +364,26 @@ impl<'a> Iterator for Cmsgs<'a> {
 #[derive(Clone, Copy)]
 struct Control([u8; CONTROL_CAP]);
 
+impl Control {
+    /// Writes one control message (`level`, `kind`, `data`) at the front; returns the length
+    /// for `msg_controllen` (`CMSG_SPACE` of the data).
+    fn write(&mut self, level: c_int, kind: c_int, data: &[u8]) -> usize {
+        let header = cmsg_align(size_of::<libc::cmsghdr>());
+        let len = header + data.len();
+        let space = cmsg_align(len);
+        let bytes = &mut self.0;
+        bytes[..space].fill(0);
+        let len_at = mem::offset_of!(libc::cmsghdr, cmsg_len);
+        bytes[len_at..len_at + size_of::<usize>()].copy_from_slice(&len.to_ne_bytes());
+        let level_at = mem::offset_of!(libc::cmsghdr, cmsg_level);
+        bytes[level_at..level_at + 4].copy_from_slice(&level.to_ne_bytes());
+        let kind_at = mem::offset_of!(libc::cmsghdr, cmsg_type);
+        bytes[kind_at..kind_at + 4].copy_from_slice(&kind.to_ne_bytes());
+        bytes[header..len].copy_from_slice(data);
+        space
+    }
+}
+
 /// What `recvmmsg` said about one datagram besides its bytes.
 #[derive(Clone, Copy)]
 struct Slot {
@@ -477,6 +512,18 @@ impl RecvBatch {
         Cmsgs::new(control.unwrap_or(&[]))
     }
 
+    /// The segment size of datagram `i` when the kernel coalesced several datagrams of one
+    /// sender into it (UDP GRO: every one that long but the last), from its `UDP_GRO` control
+    /// message.
+    pub(crate) fn gro_size(&self, i: usize) -> Option<usize> {
+        self.cmsgs(i)
+            .find(|c| c.level == libc::SOL_UDP && c.kind == libc::UDP_GRO)
+            .and_then(|c| c.data.get(..4))
+            .and_then(|d| <[u8; 4]>::try_from(d).ok())
+            .and_then(|d| usize::try_from(c_int::from_ne_bytes(d)).ok())
+            .filter(|&size| size > 0)
+    }
+
     /// True when datagram `i` did not fit its buffer (`MSG_TRUNC`) or its control messages did
     /// not fit (`MSG_CTRUNC`).
     pub(crate) fn truncated(&self, i: usize) -> bool {
@@ -486,18 +533,28 @@ impl RecvBatch {
     }
 }
 
-/// State for batched send: the per-datagram destination addresses, allocated once.
+/// State for batched send: the per-message destination addresses and control buffers,
+/// allocated once.
 pub(crate) struct SendBatch {
     addrs: Box<[RawAddr; BATCH]>,
+    controls: Box<[Control; BATCH]>,
+    /// Runs of equal-sized datagrams to one peer go as one UDP GSO message.
+    gso: bool,
+    /// GSO messages the kernel refused, whose datagrams were then sent one by one.
+    gso_refused: u64,
 }
 
 impl core::fmt::Debug for SendBatch {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SendBatch").finish_non_exhaustive()
+        f.debug_struct("SendBatch")
+            .field("gso", &self.gso)
+            .field("gso_refused", &self.gso_refused)
+            .finish_non_exhaustive()
     }
 }
 
 /// Where one frame of a send batch goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dest {
     /// Where the socket is bound or connected (a packet socket bound to an interface).
     Bound,
@@ -505,12 +562,44 @@ pub(crate) enum Dest {
     To(SocketAddr),
 }
 
+/// One message of a `sendmmsg` call: which buffers, and the GSO segment size if more than one.
+#[derive(Clone, Copy, Default)]
+struct Message {
+    first: usize,
+    count: usize,
+    segment: usize,
+}
+
 impl SendBatch {
-    /// A batch.
+    /// A batch that sends one datagram per message.
     pub(crate) fn new() -> Self {
         Self {
             addrs: Box::new([RawAddr::EMPTY; BATCH]),
+            controls: Box::new([Control([0; CONTROL_CAP]); BATCH]),
+            gso: false,
+            gso_refused: 0,
         }
+    }
+
+    /// A batch for a UDP socket: consecutive datagrams to one peer, all as long as the first
+    /// but the last (which may be shorter), go as one message with `UDP_SEGMENT`, and the
+    /// kernel carries them as one packet through its stack (split on the wire, or by the NIC).
+    pub(crate) fn with_udp_gso() -> Self {
+        Self {
+            gso: true,
+            ..Self::new()
+        }
+    }
+
+    /// True while runs are sent as UDP GSO messages (it is turned off for good when the kernel
+    /// refuses one with `EIO`: the outgoing device cannot checksum UDP).
+    pub(crate) fn gso(&self) -> bool {
+        self.gso
+    }
+
+    /// GSO messages the kernel refused (their datagrams were then sent one by one).
+    pub(crate) fn gso_refused(&self) -> u64 {
+        self.gso_refused
     }
 
     /// Sends each buffer's frame to the destination `dest` names for it, with as few
@@ -518,7 +607,8 @@ impl SendBatch {
     ///
     /// A frame `dest` has no destination for, or that the kernel refuses (unreachable, too
     /// big, ...), is skipped and the rest still go; a full socket buffer stops the batch.
-    /// When not one frame was taken, the last refusal is returned as the error.
+    /// When not one frame was taken, the last refusal is returned as the error. A GSO message
+    /// the kernel refuses is sent again as single datagrams.
     pub(crate) fn send(
         &mut self,
         fd: BorrowedFd<'_>,
@@ -528,82 +618,147 @@ impl SendBatch {
         let mut taken = 0;
         let mut last_err = None;
         let mut next = 0;
+        // Frames before this index go one per message (their GSO message was refused).
+        let mut single_until = 0;
         while next < bufs.len() {
-            // SAFETY: iovec and mmsghdr are plain C structs for which all-zero bytes are valid.
-            let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-            // SAFETY: as above.
-            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-            let mut index = [0usize; BATCH];
+            let mut messages = [Message::default(); BATCH];
+            let mut dests = [Dest::Bound; BATCH];
             let mut n = 0;
+            let mut iov_used = 0;
             let mut scan = next;
-            while n < BATCH && scan < bufs.len() {
-                let buf = &bufs[scan];
-                match dest(buf) {
-                    Ok(Dest::Bound) => self.addrs[n] = RawAddr::EMPTY,
-                    Ok(Dest::To(addr)) => self.addrs[n] = RawAddr::from_socket_addr(addr),
+            while n < BATCH && scan < bufs.len() && iov_used < MAX_IOV {
+                let to = match dest(&bufs[scan]) {
+                    Ok(to) => to,
                     Err(err) => {
                         last_err = Some(err);
                         scan += 1;
+                        if n == 0 {
+                            next = scan;
+                        }
                         continue;
                     }
-                }
-                let frame = buf.frame();
-                iovs[n] = libc::iovec {
-                    iov_base: frame.as_ptr().cast_mut().cast(),
-                    iov_len: frame.len(),
                 };
-                index[n] = scan;
+                let segment = bufs[scan].frame().len();
+                let mut count = 1;
+                if self.gso && scan >= single_until {
+                    let limit = MAX_GSO_SEGMENTS.min(MAX_IOV - iov_used);
+                    let mut bytes = segment;
+                    while count < limit && scan + count < bufs.len() {
+                        let len = bufs[scan + count].frame().len();
+                        if len > segment
+                            || bytes + len > MAX_GSO_BYTES
+                            || dest(&bufs[scan + count]).ok() != Some(to)
+                        {
+                            break;
+                        }
+                        count += 1;
+                        bytes += len;
+                        if len < segment {
+                            break;
+                        }
+                    }
+                }
+                messages[n] = Message {
+                    first: scan,
+                    count,
+                    segment,
+                };
+                dests[n] = to;
                 n += 1;
-                scan += 1;
+                iov_used += count;
+                scan += count;
             }
             if n == 0 {
                 break;
             }
-            let iov_base = iovs.as_mut_ptr();
-            for (i, (hdr, addr)) in hdrs
-                .iter_mut()
-                .zip(self.addrs.iter_mut())
-                .take(n)
-                .enumerate()
-            {
-                let msg = &mut hdr.msg_hdr;
-                if addr.len > 0 {
-                    msg.msg_namelen = socklen(addr.len);
-                    msg.msg_name = addr.name_ptr();
+            let sent = self.send_messages(fd, bufs, &messages[..n], &dests[..n]);
+            match sent {
+                Ok(0) => break,
+                Ok(sent) => {
+                    taken += messages[..sent].iter().map(|m| m.count).sum::<usize>();
+                    // On a short count the next call starts at the first message not sent;
+                    // if the kernel refuses it, that call reports why.
+                    next = messages
+                        .get(sent)
+                        .filter(|_| sent < n)
+                        .map_or(scan, |m| m.first);
                 }
-                msg.msg_iov = iov_base.wrapping_add(i);
-                msg.msg_iovlen = 1;
-            }
-            let count = c_uint::try_from(n).unwrap_or(0);
-            // SAFETY: the first `n` headers point at `n` live iovecs over frames of `bufs`
-            // (borrowed for this call; the kernel only reads them despite the `*mut` type) and
-            // at initialised addresses of this batch with their lengths, or at no address.
-            let rc = unsafe {
-                libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), count, libc::MSG_DONTWAIT)
-            };
-            if rc < 0 {
-                let err = io::Error::last_os_error();
-                if is_transient(&err) {
-                    break;
+                Err(err) if is_transient(&err) => break,
+                Err(err) => {
+                    let first = messages[0];
+                    if first.count > 1 {
+                        // Refused as a GSO message: send its frames one by one, and if the
+                        // device cannot checksum for GSO at all (EIO), stop trying.
+                        self.gso_refused += 1;
+                        if err.raw_os_error() == Some(libc::EIO) {
+                            self.gso = false;
+                        }
+                        single_until = first.first + first.count;
+                    } else {
+                        // The first frame of the batch was refused: drop it, go on behind it.
+                        last_err = Some(err);
+                        next = first.first + 1;
+                    }
                 }
-                // The first frame of the batch was refused: drop it and go on behind it.
-                last_err = Some(err);
-                next = index[0] + 1;
-                continue;
             }
-            let sent = usize::try_from(rc).unwrap_or(0).min(n);
-            if sent == 0 {
-                break;
-            }
-            taken += sent;
-            // On a short count the next call starts at the first frame not sent; if the kernel
-            // refuses it, that call reports why.
-            next = if sent == n { scan } else { index[sent] };
         }
         match last_err {
             Some(err) if taken == 0 => Err(err),
             _ => Ok(taken),
         }
+    }
+
+    /// One `sendmmsg` of `messages`; the number of messages sent.
+    fn send_messages(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        bufs: &[PacketBuf],
+        messages: &[Message],
+        dests: &[Dest],
+    ) -> io::Result<usize> {
+        // SAFETY: iovec and mmsghdr are plain C structs for which all-zero bytes are valid.
+        let mut iovs: [libc::iovec; MAX_IOV] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let mut iov_at = 0;
+        for (i, (message, to)) in messages.iter().zip(dests).enumerate().take(BATCH) {
+            let iov_start = iov_at;
+            for buf in &bufs[message.first..message.first + message.count] {
+                let frame = buf.frame();
+                iovs[iov_at] = libc::iovec {
+                    iov_base: frame.as_ptr().cast_mut().cast(),
+                    iov_len: frame.len(),
+                };
+                iov_at += 1;
+            }
+            let msg = &mut hdrs[i].msg_hdr;
+            if let Dest::To(addr) = to {
+                self.addrs[i] = RawAddr::from_socket_addr(*addr);
+                msg.msg_namelen = socklen(self.addrs[i].len);
+                msg.msg_name = self.addrs[i].name_ptr();
+            }
+            msg.msg_iov = iovs.as_mut_ptr().wrapping_add(iov_start);
+            msg.msg_iovlen = message.count;
+            if message.count > 1 {
+                // Fits: two or more segments share MAX_GSO_BYTES, under 64 KiB.
+                let size = u16::try_from(message.segment).unwrap_or(u16::MAX);
+                let control = &mut self.controls[i];
+                let len = control.write(libc::SOL_UDP, libc::UDP_SEGMENT, &size.to_ne_bytes());
+                msg.msg_control = control.0.as_mut_ptr().cast();
+                msg.msg_controllen = len;
+            }
+        }
+        let count = c_uint::try_from(messages.len().min(BATCH)).unwrap_or(0);
+        // SAFETY: the first `count` headers point at live iovecs (each within `iovs`, over
+        // frames of `bufs`, borrowed for this call; the kernel only reads them despite the
+        // `*mut` type), at initialised addresses of this batch with their lengths or at no
+        // address, and at control buffers of this batch with the lengths written into them.
+        let rc =
+            unsafe { libc::sendmmsg(fd.as_raw_fd(), hdrs.as_mut_ptr(), count, libc::MSG_DONTWAIT) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(usize::try_from(rc).unwrap_or(0).min(messages.len()))
     }
 }
 
