@@ -38,9 +38,16 @@ async fn version_document_points_back_at_the_server() {
     );
 }
 
+/// On SQLite, and on PostgreSQL when `WEFT_TEST_POSTGRES_URL` is set (always in CI).
 #[tokio::test]
 async fn seed_002_steps_1_2_5() {
-    let (_server, http) = setup().await;
+    for db in support::test_databases().await {
+        let server = Server::start(|c| c.database_url = Some(db.url.clone())).await;
+        seed_flow(Http::new(server.network)).await;
+    }
+}
+
+async fn seed_flow(http: Http) {
     let mut nets = Vec::new();
     for (name, cidr) in [
         ("net0", "10.0.4.0/24"),
@@ -163,9 +170,16 @@ async fn seed_002_steps_1_2_5() {
     assert_eq!(keys, ["fixed_ips", "id", "mac_address", "name", "status"]);
 }
 
+/// On SQLite, and on PostgreSQL when `WEFT_TEST_POSTGRES_URL` is set (always in CI).
 #[tokio::test]
 async fn transcript_error_cases() {
-    let (_server, http) = setup().await;
+    for db in support::test_databases().await {
+        let server = Server::start(|c| c.database_url = Some(db.url.clone())).await;
+        error_cases(Http::new(server.network)).await;
+    }
+}
+
+async fn error_cases(http: Http) {
     let vlan = create(&http, "networks", "network", json!({"provider:network_type": "vlan", "name": "pnet",
         "admin_state_up": true, "provider:segmentation_id": "200", "provider:physical_network": "physnet1"}))
     .await;
