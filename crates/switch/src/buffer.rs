@@ -11,6 +11,10 @@ pub const HEADROOM: usize = 128;
 /// up to 64 KiB behind Ethernet and two VLAN tags), rounded up to a cache line. Frames on the
 /// wire are at most a 9000-byte jumbo MTU plus headers.
 pub const MAX_FRAME: usize = 65_536 + 128;
+/// The largest frame on a wire: a 9000-byte jumbo MTU plus Ethernet and two VLAN tags. Anything
+/// longer that a device without offloads hands over is a coalesced frame it should not have
+/// (GRO on an uplink) and is dropped.
+pub const MAX_WIRE_FRAME: usize = 9216;
 
 /// One frame in a buffer that has [`HEADROOM`] bytes free in front of it.
 ///

@@ -10,9 +10,9 @@
 //! Receive and send are batched with `recvmmsg`/`sendmmsg`.
 //!
 //! Offloads are off here: with GRO/LRO enabled on the interface a packet socket can see
-//! coalesced frames larger than [`MAX_FRAME`](crate::buffer::MAX_FRAME); those are dropped and
-//! counted in [`PacketDevice::truncated`]. Turn GRO off on uplinks (`ethtool -K dev gro off`)
-//! until a `PACKET_VNET_HDR` path exists.
+//! coalesced frames larger than [`MAX_WIRE_FRAME`](crate::buffer::MAX_WIRE_FRAME); those are
+//! dropped and counted in [`PacketDevice::truncated`]. Turn GRO off on uplinks (`ethtool -K dev
+//! gro off`) until a `PACKET_VNET_HDR` path exists.
 
 use std::{
     io,
@@ -25,7 +25,7 @@ use super::{
     Device, Medium,
     sys::{self, RecvBatch, SendBatch},
 };
-use crate::PacketBuf;
+use crate::{PacketBuf, buffer::MAX_WIRE_FRAME};
 
 /// An `AF_PACKET` raw socket bound to one interface, in promiscuous mode.
 #[derive(Debug)]
@@ -91,8 +91,9 @@ impl PacketDevice {
         self.ifindex
     }
 
-    /// Frames dropped because they did not fit a buffer (GRO/LRO super-frames, jumbo frames
-    /// above [`MAX_FRAME`](crate::buffer::MAX_FRAME)).
+    /// Frames dropped because they were longer than
+    /// [`MAX_WIRE_FRAME`](crate::buffer::MAX_WIRE_FRAME) (GRO/LRO super-frames) or did not fit
+    /// a buffer.
     pub fn truncated(&self) -> u64 {
         self.truncated
     }
@@ -157,7 +158,7 @@ impl Device for PacketDevice {
             let mut dropped = 0;
             for i in 0..got {
                 let slot = kept + i;
-                let keep = if self.rx.truncated(i) {
+                let keep = if self.rx.truncated(i) || bufs[slot].len() > MAX_WIRE_FRAME {
                     self.truncated += 1;
                     false
                 } else if self.rx.addr(i).packet_type() == Some(libc::PACKET_OUTGOING) {
