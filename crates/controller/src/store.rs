@@ -1,6 +1,6 @@
 //! The store: SQLite (default, a WAL file under the state directory) or PostgreSQL, through one
 //! sqlx `Any` pool and one set of SQL texts (`$1` placeholders work on both). Migrations are
-//! embedded per backend and applied at open.
+//! embedded (one set for both backends) and applied at open.
 //!
 //! Every API write runs in a [`WriteTx`]: one transaction that also appends the change to the
 //! revision log. On SQLite writes are serialised in-process (one writer lane: SQLite has one
@@ -16,8 +16,9 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+/// One set of migrations serves both backends: the schema sticks to types both have and the
+/// `Any` driver maps (TEXT, BIGINT, BOOLEAN).
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,10 +98,7 @@ impl Store {
                     .await?
             }
         };
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
+        MIGRATIONS.run(&pool).await?;
         let writer = (backend == Backend::Sqlite).then(|| Mutex::new(()));
         Ok(Self {
             pool,

@@ -324,6 +324,32 @@ pub fn record(
     });
 }
 
+/// The common end of a create or update: records the change, commits, and answers
+/// `{"<resource>": ...}` as the caller may see it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fields of one revision-log entry"
+)]
+pub async fn answer(
+    mut tx: WriteTx<'_>,
+    resource: &'static str,
+    id: &str,
+    operation: Operation,
+    project_id: &str,
+    body: &str,
+    admin_body: &str,
+    ctx: &AuthContext,
+) -> Result<String, ApiError> {
+    record(
+        &mut tx, resource, id, operation, project_id, body, admin_body,
+    );
+    tx.commit().await?;
+    Ok(format!(
+        "{{\"{resource}\":{}}}",
+        model::splice(body, admin_body, ctx.is_admin())
+    ))
+}
+
 /// Rewrites the representation of an existing row.
 pub async fn update_row(
     conn: &mut AnyConnection,

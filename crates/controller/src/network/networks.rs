@@ -8,9 +8,9 @@ use crate::{
     config::NetworkType,
     error::{ApiError, Conflict},
     network::{
-        NETWORKS, NetworkService, SUBNETS, delete_row,
+        NETWORKS, NetworkService, SUBNETS, answer, delete_row,
         input::Input,
-        model::{NetworkAdmin, NetworkDoc, SegmentDoc, splice},
+        model::{NetworkAdmin, NetworkDoc, SegmentDoc},
         new_id, record, render,
         segments::{self, SegmentRequest},
         update_row, visible_row,
@@ -245,20 +245,17 @@ impl NetworkService {
         .bind(admin_body.as_str())
         .execute(tx.conn())
         .await?;
-        record(
-            &mut tx,
+        answer(
+            tx,
             "network",
             &id,
             Operation::Create,
             &project_id,
             &body,
             &admin_body,
-        );
-        tx.commit().await?;
-        Ok(format!(
-            "{{\"network\":{}}}",
-            splice(&body, &admin_body, ctx.is_admin())
-        ))
+            ctx,
+        )
+        .await
     }
 
     /// Updates a network.
@@ -331,20 +328,17 @@ impl NetworkService {
         .bind(id)
         .execute(tx.conn())
         .await?;
-        record(
-            &mut tx,
+        answer(
+            tx,
             "network",
             id,
             Operation::Update,
             &doc.project_id,
             &body,
             &admin_body,
-        );
-        tx.commit().await?;
-        Ok(format!(
-            "{{\"network\":{}}}",
-            splice(&body, &admin_body, ctx.is_admin())
-        ))
+            ctx,
+        )
+        .await
     }
 
     /// Deletes a network (and its subnets) when no port uses it.

@@ -10,9 +10,9 @@ use wire::MacAddr;
 
 use crate::{
     auth::AuthContext,
-    error::{ApiError, Conflict, Kind},
+    error::{ApiError, Conflict},
     network::{
-        NETWORKS, NetworkService, PORTS, SECURITY_GROUPS, delete_row,
+        NETWORKS, NetworkService, PORTS, SECURITY_GROUPS, answer, delete_row,
         input::{Input, invalid_value, parse_ip},
         ipam::{self, Space},
         model::{
@@ -637,20 +637,17 @@ impl NetworkService {
         if done.rows_affected() != 1 {
             return Err(mac_in_use(&doc.network_id, mac));
         }
-        record(
-            &mut tx,
+        answer(
+            tx,
             "port",
             id,
             Operation::Update,
             &doc.project_id,
             &body,
             &admin_body,
-        );
-        tx.commit().await?;
-        Ok(format!(
-            "{{\"port\":{}}}",
-            splice(&body, &admin_body, ctx.is_admin())
-        ))
+            ctx,
+        )
+        .await
     }
 
     /// Deletes a port, returning its addresses.
@@ -804,11 +801,6 @@ async fn take_default(
         }
     }
     Ok(out)
-}
-
-/// A security group id that does not exist.
-pub fn group_not_found(id: &str) -> ApiError {
-    ApiError::not_found(Kind::SecurityGroup, id)
 }
 
 #[cfg(test)]

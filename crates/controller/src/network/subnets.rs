@@ -10,7 +10,7 @@ use crate::{
     auth::AuthContext,
     error::{ApiError, Conflict},
     network::{
-        NETWORKS, NetworkService, SUBNETS, delete_row,
+        NETWORKS, NetworkService, SUBNETS, answer, delete_row,
         input::{Input, invalid_value, parse_cidr, parse_ip},
         ipam::{self, check_pools, default_pools},
         model::{NetworkDoc, PoolDoc, RouteDoc, SubnetDoc, splice},
@@ -412,20 +412,17 @@ impl NetworkService {
         doc.updated_at = now();
         let (body, admin_body) = render(&doc, &admin)?;
         update_row(tx.conn(), &SUBNETS, id, &doc.name, &body, &admin_body).await?;
-        record(
-            &mut tx,
+        answer(
+            tx,
             "subnet",
             id,
             Operation::Update,
             &doc.project_id,
             &body,
             &admin_body,
-        );
-        tx.commit().await?;
-        Ok(format!(
-            "{{\"subnet\":{}}}",
-            splice(&body, &admin_body, ctx.is_admin())
-        ))
+            ctx,
+        )
+        .await
     }
 
     /// Deletes a subnet no port has an address in.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::{
     auth::AuthContext,
     error::{ApiError, Kind},
-    network::{NetworkService, list::Table, record, update_row, visible_row},
+    network::{NetworkService, list::Table, record, singular, update_row, visible_row},
     store::{Lock, Operation, now},
 };
 
@@ -131,12 +131,7 @@ impl NetworkService {
             .to_owned();
         let body = value.to_string();
         update_row(tx.conn(), table, id, &name, &body, &row.admin_body).await?;
-        let resource = match table.collection {
-            "networks" => "network",
-            "subnets" => "subnet",
-            "ports" => "port",
-            _ => "security_group",
-        };
+        let resource = singular(table);
         record(
             &mut tx,
             resource,

@@ -1,4 +1,4 @@
--- Identity (Keystone v3 subset), SQLite flavour. Names are unique where Keystone makes them
+-- Identity (Keystone v3 subset), for SQLite and PostgreSQL alike. Names are unique where Keystone makes them
 -- unique (domains globally, projects and users per domain, roles globally); creates rely on
 -- these constraints with ON CONFLICT DO NOTHING, never on a failed statement.
 

@@ -1,6 +1,7 @@
--- weft controller schema, SQLite flavour. Each resource row keeps the indexed columns lists
--- filter and sort on, plus its representation: `body` (what every reader sees) and
--- `admin_body` (the admin-only attributes, a JSON object), so lists are spliced, not rebuilt.
+-- weft controller schema, one text for SQLite and PostgreSQL (TEXT, BIGINT and BOOLEAN only,
+-- the types the sqlx Any driver maps). Each resource row keeps the indexed columns lists filter
+-- and sort on, plus its representation: `body` (what every reader sees) and `admin_body` (the
+-- admin-only attributes, a JSON object), so lists are spliced, not rebuilt.
 
 CREATE TABLE revision_counter (id INTEGER PRIMARY KEY CHECK (id = 1), rev BIGINT NOT NULL);
 INSERT INTO revision_counter (id, rev) VALUES (1, 0);
