@@ -57,6 +57,10 @@ pub struct Config {
     pub bootstrap: Bootstrap,
     /// Type drivers and segment ranges.
     pub ml2: Ml2,
+    /// Seconds after its last heartbeat an agent counts as dead (Neutron's `agent_down_time`).
+    pub agent_down_time_secs: u64,
+    /// The shared agent secret; default `<state_dir>/agent-token`, made on first start.
+    pub agent_token_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             auth: AuthMode::Keystone,
             bootstrap: Bootstrap::default(),
             ml2: Ml2::default(),
+            agent_down_time_secs: 30,
+            agent_token_file: None,
         }
     }
 }
@@ -82,6 +88,13 @@ impl Config {
         let config: Self = toml::from_str(text).map_err(|err| ConfigError(err.to_string()))?;
         config.ml2.ranges()?;
         Ok(config)
+    }
+
+    /// The agent secret's file in effect.
+    pub fn agent_token_file(&self) -> PathBuf {
+        self.agent_token_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("agent-token"))
     }
 
     /// The database URL in effect.

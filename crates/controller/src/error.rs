@@ -35,6 +35,8 @@ pub enum Kind {
     Token,
     /// A Keystone role assignment (a user's role on a project).
     RoleAssignment,
+    /// A network agent.
+    Agent,
     /// Any other path.
     Resource,
 }
@@ -55,6 +57,7 @@ impl Kind {
             Self::Role => "Role",
             Self::Token => "Token",
             Self::RoleAssignment => "RoleAssignment",
+            Self::Agent => "Agent",
             Self::Resource => "Resource",
         }
     }

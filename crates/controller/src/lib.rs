@@ -6,6 +6,8 @@
 //! a typed command; a service runs it in one transaction; [`error::ApiError`] is mapped to a
 //! status and body in exactly one place.
 
+pub mod agent_api;
+pub mod agents;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -13,5 +15,6 @@ pub mod identity;
 pub mod network;
 pub mod server;
 pub mod store;
+pub mod watch;
 
 pub use server::{App, AppState, Listeners};

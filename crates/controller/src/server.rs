@@ -16,12 +16,14 @@ use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
 use crate::{
+    agents::{AgentService, load_or_create_token, token_matches},
     auth::AuthContext,
     config::{AuthMode, Config, ConfigError, Ranges},
     error::ApiError,
     identity::{Bootstrapped, Identity},
     network::NetworkService,
-    store::{Store, StoreError},
+    store::{Backend, Store, StoreError},
+    watch::{Hub, HubError},
 };
 
 /// The largest request body accepted; larger ones get a 400 and change nothing.
@@ -38,6 +40,12 @@ pub struct App {
     pub identity: Identity,
     /// Networks, subnets, ports.
     pub network: NetworkService,
+    /// The agent registry.
+    pub agents: Arc<AgentService>,
+    /// The revision log's in-memory view, serving the agents' watches.
+    pub hub: Arc<Hub>,
+    /// The secret agents present on `/weft/v1`.
+    pub agent_token: String,
     /// Where the networking API really listens (set once bound; port 0 in the config means
     /// "any"), so catalogs can point at it.
     pub network_addr: std::sync::OnceLock<SocketAddr>,
@@ -62,6 +70,17 @@ pub enum StartError {
     /// Identity bootstrap (default domain, roles, first admin) failed.
     #[error("bootstrapping identity: {0}")]
     Bootstrap(ApiError),
+    /// The agent secret could not be read or made.
+    #[error("agent token {path}: {source}")]
+    AgentToken {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The watch could not load the state.
+    #[error(transparent)]
+    Watch(#[from] HubError),
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -87,12 +106,31 @@ impl App {
             .bootstrap(&config.bootstrap)
             .await
             .map_err(StartError::Bootstrap)?;
-        let network = NetworkService::new(Arc::clone(&store), config.ml2.clone(), ranges);
+        let agents = Arc::new(AgentService::new(
+            Arc::clone(&store),
+            std::time::Duration::from_secs(config.agent_down_time_secs),
+        ));
+        let network = NetworkService::new(
+            Arc::clone(&store),
+            config.ml2.clone(),
+            ranges,
+            Arc::clone(&agents),
+        );
+        let token_path = config.agent_token_file();
+        let agent_token =
+            load_or_create_token(&token_path).map_err(|source| StartError::AgentToken {
+                path: token_path,
+                source,
+            })?;
+        let hub = Hub::open(Arc::clone(&store)).await?;
         Ok(Arc::new(Self {
             config,
             store,
             identity,
             network,
+            agents,
+            hub,
+            agent_token,
             network_addr: std::sync::OnceLock::new(),
             identity_addr: std::sync::OnceLock::new(),
             bootstrapped,
@@ -184,6 +222,10 @@ impl Listeners {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let _ = state.network_addr.set(self.network_addr());
+        let tail = tokio::spawn(Arc::clone(&state.hub).run());
+        let listener = (state.store.backend() == Backend::Postgres).then(|| {
+            tokio::spawn(Arc::clone(&state.hub).listen_postgres(state.config.database_url()))
+        });
         let _ = state.identity_addr.set(self.identity_addr());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -198,7 +240,12 @@ impl Listeners {
             let _ = stop_tx.send(true);
             Ok(())
         };
-        tokio::try_join!(async { network.await }, async { identity.await }, stopper,)?;
+        let served = tokio::try_join!(async { network.await }, async { identity.await }, stopper,);
+        tail.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
+        served?;
         Ok(())
     }
 }
@@ -224,6 +271,29 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         state.authenticate(&parts.headers).await.map(Self)
+    }
+}
+
+/// Extractor: a request from an agent (`Authorization: Bearer <agent secret>`). Keystone
+/// tokens are not agent credentials.
+#[derive(Debug)]
+pub struct AgentCaller;
+
+impl FromRequestParts<AppState> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if token_matches(presented.trim(), &state.agent_token) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
     }
 }
 

@@ -7,14 +7,14 @@
 //! writer anyway, and a lane avoids `SQLITE_BUSY` on read-to-write upgrades); on PostgreSQL they
 //! run concurrently and the revision counter row, taken last, orders commits.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Any, AnyConnection, AnyPool, Executor, Row, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
 };
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 
 /// One set of migrations serves both backends: the schema sticks to types both have and the
 /// `Any` driver maps (TEXT, BIGINT, BOOLEAN).
@@ -36,6 +36,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: the single writer lane.
     writer: Option<Mutex<()>>,
+    /// Woken after every commit that appended revisions (the watch tails the log on it).
+    commits: Arc<Notify>,
 }
 
 /// Why the store cannot be opened.
@@ -104,12 +106,18 @@ impl Store {
             pool,
             backend,
             writer,
+            commits: Arc::new(Notify::new()),
         })
     }
 
     /// The pool, for reads.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Notified after every commit that appended to the revision log.
+    pub fn commits(&self) -> Arc<Notify> {
+        Arc::clone(&self.commits)
     }
 
     /// Which database this is.
@@ -134,6 +142,7 @@ impl Store {
             _guard: guard,
             changes: Vec::new(),
             backend: self.backend,
+            commits: Arc::clone(&self.commits),
         })
     }
 
@@ -207,6 +216,7 @@ pub struct WriteTx<'a> {
     _guard: Option<MutexGuard<'a, ()>>,
     changes: Vec<Change>,
     backend: Backend,
+    commits: Arc<Notify>,
 }
 
 impl std::fmt::Debug for WriteTx<'_> {
@@ -267,7 +277,18 @@ impl WriteTx<'_> {
             .execute(&mut *self.tx)
             .await?;
         }
+        if count > 0 && self.backend == Backend::Postgres {
+            // Delivered at commit to every replica's listener (the watch's wake-up).
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::watch::CHANNEL)
+                .bind(last.to_string())
+                .execute(&mut *self.tx)
+                .await?;
+        }
         self.tx.commit().await?;
+        if count > 0 {
+            self.commits.notify_one();
+        }
         Ok(last)
     }
 }

@@ -58,6 +58,9 @@ pub(crate) struct ServerArgs {
     /// No authentication: every request is admin in project fake_project_id.
     #[arg(long)]
     noauth: bool,
+    /// The shared secret agents present (default: <state-dir>/agent-token, made on first start).
+    #[arg(long, value_name = "PATH")]
+    agent_token_file: Option<PathBuf>,
     /// Write a clouds.yaml with a cloud named `weft` (the admin) here once listening.
     #[arg(long, value_name = "PATH")]
     write_clouds_yaml: Option<PathBuf>,
@@ -97,6 +100,9 @@ impl ServerArgs {
         }
         if self.noauth {
             config.auth = AuthMode::Noauth;
+        }
+        if let Some(path) = &self.agent_token_file {
+            config.agent_token_file = Some(path.clone());
         }
         Ok(config)
     }
@@ -385,6 +391,7 @@ mod tests {
             database_url: None,
             admin_password: Some("pw".into()),
             noauth: true,
+            agent_token_file: None,
             write_clouds_yaml: None,
         };
         let config = args.config().unwrap();

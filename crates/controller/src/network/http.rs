@@ -27,6 +27,7 @@ use crate::{
 
 /// The extensions weft implements: exactly these aliases are advertised.
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("agent", "agent", "The agent management extension."),
     (
         "allowed-address-pairs",
         "Allowed Address Pairs",
@@ -134,7 +135,8 @@ pub fn routes() -> Router<AppState> {
             get(show_port).put(update_port).delete(delete_port),
         )
         .route("/v2.0/security-groups", get(list_groups))
-        .route("/v2.0/security-groups/{id}", get(show_group));
+        .route("/v2.0/security-groups/{id}", get(show_group))
+        .merge(crate::agent_api::routes());
     for table in [&NETWORKS, &SUBNETS, &PORTS, &SECURITY_GROUPS] {
         router = router
             .route(

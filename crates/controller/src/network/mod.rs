@@ -3,6 +3,7 @@
 //! requests into the typed commands of [`networks`], [`subnets`] and [`ports`]; the service
 //! methods run each command in one store transaction.
 
+pub mod binding;
 pub mod http;
 pub mod input;
 pub mod ipam;
@@ -20,6 +21,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{AnyConnection, Row};
 
 use crate::{
+    agents::AgentService,
     auth::AuthContext,
     config::{Ml2, Ranges},
     error::{ApiError, Kind},
@@ -154,16 +156,22 @@ pub struct NetworkService {
     /// Each project's `default` security group id, once known. Safe across replicas: the
     /// group is never deleted and a unique index keeps it one per project.
     default_groups: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The agent registry binding consults.
+    agents: Arc<AgentService>,
+    /// The mechanism drivers, in order.
+    drivers: Vec<Box<dyn binding::MechanismDriver>>,
 }
 
 impl NetworkService {
     /// The service over `store` with the given type-driver settings.
-    pub fn new(store: Arc<Store>, ml2: Ml2, ranges: Ranges) -> Self {
+    pub fn new(store: Arc<Store>, ml2: Ml2, ranges: Ranges, agents: Arc<AgentService>) -> Self {
         Self {
             store,
             ml2,
             ranges,
             default_groups: std::sync::Mutex::default(),
+            agents,
+            drivers: binding::default_drivers(),
         }
     }
 

@@ -12,12 +12,14 @@ use crate::{
     auth::AuthContext,
     error::{ApiError, Conflict},
     network::{
-        NETWORKS, NetworkService, PORTS, SECURITY_GROUPS, answer, delete_row,
+        NETWORKS, NetworkService, PORTS, SECURITY_GROUPS, answer,
+        binding::{self, VIF_TYPE_BINDING_FAILED, VIF_TYPE_UNBOUND},
+        delete_row,
         input::{Input, invalid_value, parse_ip},
         ipam::{self, Space},
         model::{
-            AddressPairDoc, FixedIpDoc, NetworkDoc, PortAdmin, PortDoc, SecurityGroupDoc,
-            SubnetDoc, splice,
+            AddressPairDoc, FixedIpDoc, NetworkAdmin, NetworkDoc, PortAdmin, PortDoc,
+            SecurityGroupDoc, SubnetDoc, splice,
         },
         networks::owner,
         new_id, random_u64, record, render, row, visible_row,
@@ -419,11 +421,16 @@ impl NetworkService {
             updated_at: stamp.clone(),
             revision_number: 1,
         };
-        let admin = PortAdmin {
+        let mut admin = PortAdmin {
             host_id: f.host_id.unwrap_or_default(),
             profile: f.profile.unwrap_or_default(),
             ..PortAdmin::default()
         };
+        if !admin.host_id.is_empty() {
+            let (_, net_admin): (NetworkDoc, NetworkAdmin) = network.parse()?;
+            self.bind(tx.conn(), &id, &mut admin, &net_admin.segments())
+                .await?;
+        }
         for attempt in 0.. {
             let mac = f.mac_address.unwrap_or_else(random_mac);
             doc.mac_address = mac.to_string();
@@ -612,7 +619,21 @@ impl NetworkService {
         doc.device_owner = f.device_owner.unwrap_or(doc.device_owner);
         doc.vnic_type = f.vnic_type.unwrap_or(doc.vnic_type);
         if let Some(host) = f.host_id {
+            // Binding runs when the host changes, and again for a port that failed to bind
+            // (Nova retries by setting the host again).
+            let rebind = host != admin.host_id || admin.vif_type == VIF_TYPE_BINDING_FAILED;
             admin.host_id = host;
+            if rebind {
+                doc.status = "DOWN".into();
+                if admin.host_id.is_empty() {
+                    admin.vif_type = VIF_TYPE_UNBOUND.into();
+                    admin.vif_details = Map::new();
+                } else {
+                    let (_, net_admin): (NetworkDoc, NetworkAdmin) = network.parse()?;
+                    self.bind(tx.conn(), id, &mut admin, &net_admin.segments())
+                        .await?;
+                }
+            }
         }
         if let Some(profile) = f.profile {
             admin.profile = profile;
@@ -648,6 +669,81 @@ impl NetworkService {
             ctx,
         )
         .await
+    }
+
+    /// Runs the mechanism drivers for `admin.host_id` and writes the outcome into `admin`.
+    async fn bind(
+        &self,
+        conn: &mut AnyConnection,
+        port_id: &str,
+        admin: &mut PortAdmin,
+        segments: &[crate::network::model::SegmentDoc],
+    ) -> Result<(), ApiError> {
+        let agents = self.agents.on_host(conn, &admin.host_id).await?;
+        let outcome = binding::bind(&self.drivers, &admin.host_id, &agents, segments);
+        if !outcome.reasons.is_empty() {
+            tracing::warn!(
+                port = port_id,
+                host = admin.host_id,
+                reasons = ?outcome.reasons,
+                "port binding failed"
+            );
+        }
+        admin.vif_type = outcome.vif_type;
+        admin.vif_details = outcome.vif_details;
+        Ok(())
+    }
+
+    /// An agent's report that its ports' devices came up or went away: ports bound to `host`
+    /// become `ACTIVE` or `DOWN` (one revision each that changes); others are ignored.
+    pub async fn set_device_status(
+        &self,
+        host: &str,
+        up: &[String],
+        down: &[String],
+    ) -> Result<(Vec<String>, Vec<String>), ApiError> {
+        let mut tx = self.store.write().await?;
+        let lock = tx.lock(Lock::Update);
+        let mut updated = Vec::new();
+        let mut ignored = Vec::new();
+        let wanted = up
+            .iter()
+            .map(|id| (id, "ACTIVE"))
+            .chain(down.iter().map(|id| (id, "DOWN")));
+        for (id, status) in wanted {
+            let Some(stored) = row(tx.conn(), &PORTS, id, lock).await? else {
+                ignored.push(id.clone());
+                continue;
+            };
+            let (mut doc, admin): (PortDoc, PortAdmin) = stored.parse()?;
+            let bound = admin.host_id == host
+                && admin.vif_type != VIF_TYPE_BINDING_FAILED
+                && admin.vif_type != VIF_TYPE_UNBOUND;
+            if !bound {
+                ignored.push(id.clone());
+                continue;
+            }
+            if doc.status != status {
+                doc.status = status.into();
+                doc.revision_number += 1;
+                doc.updated_at = now();
+                let (body, admin_body) = render(&doc, &admin)?;
+                crate::network::update_row(tx.conn(), &PORTS, id, &doc.name, &body, &admin_body)
+                    .await?;
+                record(
+                    &mut tx,
+                    "port",
+                    id,
+                    Operation::Update,
+                    &doc.project_id,
+                    &body,
+                    &admin_body,
+                );
+            }
+            updated.push(id.clone());
+        }
+        tx.commit().await?;
+        Ok((updated, ignored))
     }
 
     /// Deletes a port, returning its addresses.

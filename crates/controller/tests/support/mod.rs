@@ -69,6 +69,8 @@ pub struct Http {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     pub base: String,
     pub token: Option<String>,
+    /// Sent as `Authorization: Bearer` (the agent secret).
+    pub bearer: Option<String>,
 }
 
 impl Http {
@@ -77,6 +79,7 @@ impl Http {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base: format!("http://{addr}"),
             token: None,
+            bearer: None,
         }
     }
 
@@ -91,6 +94,9 @@ impl Http {
             .uri(format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.header("x-auth-token", token);
+        }
+        if let Some(secret) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {secret}"));
         }
         if body.is_some() {
             request = request.header("content-type", "application/json");
@@ -112,6 +118,29 @@ impl Http {
         }
     }
 
+    /// Opens a streaming GET and returns its lines as they come.
+    pub async fn lines(&self, path: &str) -> (u16, Lines) {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.base));
+        if let Some(secret) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {secret}"));
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            Lines {
+                body: response.into_body(),
+                buffer: Vec::new(),
+            },
+        )
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.call(Method::GET, path, None).await
     }
@@ -126,6 +155,41 @@ impl Http {
 
     pub async fn delete(&self, path: &str) -> Answer {
         self.call(Method::DELETE, path, None).await
+    }
+}
+
+/// A streaming response read line by line.
+pub struct Lines {
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+}
+
+impl Lines {
+    /// The next line as JSON, or `None` when the stream ends or nothing comes for `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                return Some(serde_json::from_slice(&line).expect("a JSON line"));
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
+            if let Ok(data) = frame.ok()?.into_data() {
+                self.buffer.extend_from_slice(&data);
+            }
+        }
+    }
+
+    /// The next line that is not a bookmark.
+    pub async fn event(&mut self, wait: std::time::Duration) -> Option<Value> {
+        loop {
+            let line = self.next(wait).await?;
+            if line["type"] != "bookmark" {
+                return Some(line);
+            }
+        }
     }
 }
 
