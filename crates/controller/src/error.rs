@@ -37,6 +37,10 @@ pub enum Kind {
     RoleAssignment,
     /// A network agent.
     Agent,
+    /// A trunk.
+    Trunk,
+    /// A trunk's subport.
+    SubPort,
     /// Any other path.
     Resource,
 }
@@ -58,6 +62,8 @@ impl Kind {
             Self::Token => "Token",
             Self::RoleAssignment => "RoleAssignment",
             Self::Agent => "Agent",
+            Self::Trunk => "Trunk",
+            Self::SubPort => "SubPort",
             Self::Resource => "Resource",
         }
     }
@@ -93,6 +99,18 @@ pub enum Conflict {
     PortBound,
     /// A Keystone entity with that name already exists.
     Duplicate,
+    /// The port already belongs to a trunk.
+    TrunkPortInUse,
+    /// The VLAN id is already taken on the trunk.
+    DuplicateSubPort,
+    /// The trunk's parent is bound: it cannot be deleted.
+    TrunkInUse,
+    /// The trunk is administratively down: its subports cannot change.
+    TrunkDisabled,
+    /// The port is a trunk's parent: it cannot be deleted.
+    PortInUseAsTrunkParent,
+    /// The port is a trunk's subport: it cannot be deleted.
+    PortInUseAsSubPort,
 }
 
 impl Conflict {
@@ -114,6 +132,12 @@ impl Conflict {
             Self::SecurityGroupInUse => "SecurityGroupInUse",
             Self::PortBound => "PortBound",
             Self::Duplicate => "Conflict",
+            Self::TrunkPortInUse => "TrunkPortInUse",
+            Self::DuplicateSubPort => "DuplicateSubPort",
+            Self::TrunkInUse => "TrunkInUse",
+            Self::TrunkDisabled => "TrunkDisabled",
+            Self::PortInUseAsTrunkParent => "PortInUseAsTrunkParent",
+            Self::PortInUseAsSubPort => "PortInUseAsSubPort",
         }
     }
 }

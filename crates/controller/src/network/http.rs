@@ -8,19 +8,20 @@ use axum::{
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode, Uri, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, put},
 };
 use serde_json::json;
 
 use crate::{
     error::{ApiError, Kind},
     network::{
-        NETWORKS, PORTS, SECURITY_GROUPS, SUBNETS,
+        NETWORKS, PORTS, SECURITY_GROUPS, SUBNETS, TRUNKS,
         list::Table,
         networks::{CreateNetwork, UpdateNetwork},
         ports::{CreatePort, UpdatePort},
         subnets::{CreateSubnet, UpdateSubnet},
         tags::{TagChange, check_tag, parse_replace},
+        trunks::{CreateTrunk, UpdateTrunk, parse_subport_body},
     },
     server::{AppState, Caller, JsonObject, base_url},
 };
@@ -74,6 +75,16 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Extension that indicates that pagination is enabled.",
     ),
     ("port-security", "Port Security", "Provides port security"),
+    (
+        "trunk",
+        "Trunk Extension",
+        "Provides support for trunk ports",
+    ),
+    (
+        "trunk-details",
+        "Trunk port details",
+        "Expose trunk port details",
+    ),
     (
         "project-id",
         "project_id field enabled",
@@ -136,8 +147,16 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v2.0/security-groups", get(list_groups))
         .route("/v2.0/security-groups/{id}", get(show_group))
+        .route("/v2.0/trunks", get(list_trunks).post(create_trunk))
+        .route(
+            "/v2.0/trunks/{id}",
+            get(show_trunk).put(update_trunk).delete(delete_trunk),
+        )
+        .route("/v2.0/trunks/{id}/add_subports", put(add_subports))
+        .route("/v2.0/trunks/{id}/remove_subports", put(remove_subports))
+        .route("/v2.0/trunks/{id}/get_subports", get(get_subports))
         .merge(crate::agent_api::routes());
-    for table in [&NETWORKS, &SUBNETS, &PORTS, &SECURITY_GROUPS] {
+    for table in [&NETWORKS, &SUBNETS, &PORTS, &SECURITY_GROUPS, &TRUNKS] {
         router = router
             .route(
                 &format!("/v2.0/{}/{{id}}/tags", table.path),
@@ -404,6 +423,87 @@ async fn update_port(
 async fn delete_port(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Answer {
     s.network.delete_port(&c.0, &id).await?;
     Ok(no_content())
+}
+
+async fn list_trunks(
+    State(s): State<AppState>,
+    c: Caller,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    list_in(&s, &c, &h, q, &TRUNKS).await
+}
+
+async fn show_trunk(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    show_in(&s, &c, &id, q, &TRUNKS).await
+}
+
+async fn create_trunk(
+    State(s): State<AppState>,
+    c: Caller,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let cmd = CreateTrunk::parse(body)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        s.network.create_trunk(&c.0, cmd).await?,
+    ))
+}
+
+async fn update_trunk(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let cmd = UpdateTrunk::parse(body)?;
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.update_trunk(&c.0, &id, cmd).await?,
+    ))
+}
+
+async fn delete_trunk(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Answer {
+    s.network.delete_trunk(&c.0, &id).await?;
+    Ok(no_content())
+}
+
+async fn add_subports(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let subs = parse_subport_body(body, true)?;
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.add_subports(&c.0, &id, subs).await?,
+    ))
+}
+
+async fn remove_subports(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let subs = parse_subport_body(body, false)?;
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.remove_subports(&c.0, &id, subs).await?,
+    ))
+}
+
+async fn get_subports(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Answer {
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.get_subports(&c.0, &id).await?,
+    ))
 }
 
 async fn list_groups(

@@ -14,6 +14,7 @@ pub mod ports;
 pub mod segments;
 pub mod subnets;
 pub mod tags;
+pub mod trunks;
 
 use std::sync::Arc;
 
@@ -86,6 +87,30 @@ pub static SUBNETS: Table = Table {
     ],
     admin_attributes: &[],
     visibility: Visibility::OwnerOrSharedNetwork,
+};
+
+/// The trunks table.
+pub static TRUNKS: Table = Table {
+    name: "trunks",
+    collection: "trunks",
+    path: "trunks",
+    kind: Kind::Trunk,
+    columns: &["id", "project_id", "name", "port_id", "created_at"],
+    bool_columns: &[],
+    attributes: &[
+        "id",
+        "name",
+        "project_id",
+        "port_id",
+        "admin_state_up",
+        "status",
+        "description",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ],
+    admin_attributes: &[],
+    visibility: Visibility::Owner,
 };
 
 /// The ports table.
@@ -217,6 +242,7 @@ pub fn singular(table: &Table) -> &'static str {
         "networks" => "network",
         "subnets" => "subnet",
         "ports" => "port",
+        "trunks" => "trunk",
         _ => "security_group",
     }
 }

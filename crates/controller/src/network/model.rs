@@ -210,6 +210,9 @@ pub struct PortDoc {
     pub updated_at: String,
     /// Bumped on every change.
     pub revision_number: i64,
+    /// A trunk parent's trunk and subports (`trunk-details`); absent on other ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk_details: Option<Value>,
 }
 
 /// The admin-only binding attributes of a port.

@@ -22,7 +22,7 @@ use crate::{
             SecurityGroupDoc, SubnetDoc, splice,
         },
         networks::owner,
-        new_id, random_u64, record, render, row, visible_row,
+        new_id, random_u64, record, render, row, trunks, visible_row,
     },
     store::{Lock, Operation, WriteTx, now},
 };
@@ -420,6 +420,7 @@ impl NetworkService {
             created_at: stamp.clone(),
             updated_at: stamp.clone(),
             revision_number: 1,
+            trunk_details: None,
         };
         let mut admin = PortAdmin {
             host_id: f.host_id.unwrap_or_default(),
@@ -658,6 +659,8 @@ impl NetworkService {
         if done.rows_affected() != 1 {
             return Err(mac_in_use(&doc.network_id, mac));
         }
+        // The parent's binding leads its trunk's subports.
+        self.follow_parent(&mut tx, id).await?;
         answer(
             tx,
             "port",
@@ -672,7 +675,7 @@ impl NetworkService {
     }
 
     /// Runs the mechanism drivers for `admin.host_id` and writes the outcome into `admin`.
-    async fn bind(
+    pub(crate) async fn bind(
         &self,
         conn: &mut AnyConnection,
         port_id: &str,
@@ -740,6 +743,7 @@ impl NetworkService {
                     &admin_body,
                 );
             }
+            self.follow_parent(&mut tx, id).await?;
             updated.push(id.clone());
         }
         tx.commit().await?;
@@ -752,6 +756,19 @@ impl NetworkService {
         let mut tx = self.store.write().await?;
         let lock = tx.lock(Lock::Update);
         let stored = visible_row(tx.conn(), &PORTS, ctx, id, lock).await?;
+        if let Some((trunk, parent)) = trunks::membership(tx.conn(), id).await? {
+            return Err(if parent {
+                ApiError::conflict(
+                    Conflict::PortInUseAsTrunkParent,
+                    format!("Port {id} is currently a parent port for trunk {trunk}."),
+                )
+            } else {
+                ApiError::conflict(
+                    Conflict::PortInUseAsSubPort,
+                    format!("Port {id} is currently a subport for trunk {trunk}."),
+                )
+            });
+        }
         ipam::release_port(tx.conn(), id).await?;
         delete_row(tx.conn(), &PORTS, id).await?;
         record(
