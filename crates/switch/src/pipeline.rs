@@ -178,12 +178,15 @@ fn from_vm(
     }
     // The port's own DHCP, if its network has a DHCP subnet holding the port's address; a
     // frame from another MAC behind the port (an allowed pair) is not its client's.
+    // Networks without DHCP subnets pay one length check.
     if ethertype == EtherType::IPV4
         && src == vm.mac
-        && dhcp::is_client_message(buf.frame())
-        && let Some(lease) = tables
+        && let Some(subnets) = tables
             .switch(ls)
-            .and_then(|s| dhcp::lease(vm.mac, &vm.ips, &s.dhcp))
+            .map(|s| s.dhcp.as_slice())
+            .filter(|d| !d.is_empty())
+        && dhcp::is_client_message(buf.frame())
+        && let Some(lease) = dhcp::lease(vm.mac, &vm.ips, subnets)
     {
         let response = dhcp::respond(buf.frame(), &lease);
         if let Some(reply) = response.reply {
