@@ -327,7 +327,8 @@ fn build(request: &Message, lease: &Lease<'_>, reply: Reply) -> Option<Vec<u8>> 
         (MacAddr::BROADCAST, BROADCAST_IP)
     } else if !ciaddr.is_unspecified() {
         (lease.mac, ciaddr)
-    } else if request.flags().broadcast() {
+    } else if request.flags().broadcast() || yiaddr.is_unspecified() {
+        // Also an INFORM that did not say its address: there is nothing to unicast to.
         (MacAddr::BROADCAST, BROADCAST_IP)
     } else {
         (lease.mac, yiaddr)
@@ -638,6 +639,11 @@ mod tests {
             opt(reply.opts(), OptionCode::InterfaceMtu),
             Some(DhcpOption::InterfaceMtu(1450))
         );
+        // An INFORM without its address in ciaddr gets the answer broadcast, not sent to
+        // 0.0.0.0.
+        let bare = broadcast(MessageType::Inform, &[]);
+        let (dst_mac, _, dst_ip, _) = decode(&answer(&bare).reply.unwrap());
+        assert_eq!((dst_mac, dst_ip), (MacAddr::BROADCAST, BROADCAST_IP));
     }
 
     #[test]
