@@ -955,4 +955,36 @@ fn taps_moved_by_someone_else_forward_and_report_down_when_destroyed() {
     let names: Vec<String> = status(&host).into_iter().map(|(name, ..)| name).collect();
     assert_eq!(names, [vms[0].port.clone(), vms[1].port.clone()]);
     assert!(ping(&lab, &vms[1], vms[0].ip));
+
+    // A changed device: VM 2's port now asks the switch itself to put it in VM 2's namespace
+    // as eth0. The old TAP (VM 2's eth0 now) must be closed before the new one can take that
+    // name there.
+    let mut fourth = std::fs::read_to_string(&third).unwrap();
+    let port2 = format!("name = \"{}\"\n", vms[1].port);
+    fourth = fourth.replacen(
+        &port2,
+        &format!(
+            "{port2}netns = \"{}\"\nnetns_ifname = \"eth0\"\n",
+            vms[1].netns
+        ),
+        1,
+    );
+    let fourth_path = dir.join("four.toml");
+    std::fs::write(&fourth_path, fourth).unwrap();
+    assert!(
+        ctl(&host, &["replace", fourth_path.to_str().unwrap()]).contains("ok: generation 4"),
+        "{}",
+        lab.log("h.log")
+    );
+    bring_up(&lab, &vms[1]);
+    assert!(
+        status(&host).iter().all(|(_, up, _)| *up),
+        "{:?}",
+        status(&host)
+    );
+    assert!(
+        ping(&lab, &vms[0], vms[1].ip),
+        "{}",
+        ctl(&host, &["counters"])
+    );
 }
