@@ -61,6 +61,7 @@ fn setup() -> (Tables, MacTable) {
             segment: Segment::Vxlan(Vni::new(100).unwrap()),
             flood: (0..200).map(remote).collect(),
             mac_limit: 1_000_000,
+            dhcp: vec![],
         }],
         ports: vec![
             vm("vm1", 1),

@@ -9,6 +9,7 @@
 pub mod buffer;
 pub mod daemon;
 pub mod device;
+pub mod dhcp;
 
 pub use buffer::PacketBuf;
 pub mod mac;

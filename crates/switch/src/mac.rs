@@ -139,6 +139,31 @@ impl MacTable {
         self.counts.clear();
     }
 
+    /// Carries every entry over to new ids: `map` gives an entry's logical switch and location
+    /// under the new numbering, or `None` to forget it (its network or port is gone). Ages are
+    /// kept; so are entries beyond a new, lower limit until they age out.
+    pub fn remap(&mut self, mut map: impl FnMut(LsId, Location) -> Option<(LsId, Location)>) {
+        let old = core::mem::take(&mut self.entries);
+        self.counts.clear();
+        for ((ls, mac), entry) in old {
+            let Some((ls, location)) = map(ls, entry.location) else {
+                continue;
+            };
+            self.entries.insert(
+                (ls, mac),
+                Entry {
+                    location,
+                    seen: entry.seen,
+                },
+            );
+            let slot = usize::from(ls.0);
+            if self.counts.len() <= slot {
+                self.counts.resize(slot + 1, 0);
+            }
+            self.counts[slot] += 1;
+        }
+    }
+
     /// How many times an address moved.
     pub fn moves(&self) -> u64 {
         self.moves
@@ -220,6 +245,34 @@ mod tests {
             Learned::New
         );
         assert_eq!(table.moves(), 1);
+    }
+
+    #[test]
+    fn test_remap_renumbers_and_forgets() {
+        let mut table = MacTable::new(secs(300));
+        let remote = Location::Remote("192.0.2.2".parse().unwrap());
+        table.learn(LsId(0), MAC, Location::Local(PortId(1)), secs(0), 10);
+        table.learn(LsId(1), MAC, remote, secs(1), 10);
+        table.learn(LsId(2), MAC, Location::Uplink(PortId(4)), secs(2), 10);
+        // Switch 0 became 1, switch 1 became 0, switch 2 is gone; port 1 became port 7.
+        table.remap(|ls, location| {
+            let ls = [Some(LsId(1)), Some(LsId(0)), None][usize::from(ls.0)]?;
+            let location = match location {
+                Location::Local(PortId(1)) => Location::Local(PortId(7)),
+                other => other,
+            };
+            Some((ls, location))
+        });
+        assert_eq!(table.len(), 2);
+        assert_eq!(
+            table.lookup(LsId(1), MAC, secs(3)),
+            Some(Location::Local(PortId(7)))
+        );
+        assert_eq!(table.lookup(LsId(0), MAC, secs(3)), Some(remote));
+        // Ages and per-switch counts came along: it still ages out on time.
+        assert_eq!(table.lookup(LsId(1), MAC, secs(301)), None);
+        assert_eq!(table.expire(secs(302)), 2);
+        assert!(table.is_empty());
     }
 
     #[test]

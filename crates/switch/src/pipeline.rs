@@ -1,7 +1,9 @@
 //! The forwarding pipeline: a pure function from (tables, ingress port, frame, time) to a
 //! [`Verdict`]. It reads the immutable [`Tables`], updates the worker-owned [`MacTable`], and
 //! may rewrite the frame in its buffer (strip a tag or a tunnel header, write an ARP reply). It
-//! makes no syscalls, reads no clock and never allocates.
+//! makes no syscalls, reads no clock and never allocates, with one exception: a DHCP client
+//! message the switch answers ([`crate::dhcp`]) is a slow-path punt whose reply the DHCP codec
+//! builds on the heap. Deciding that a frame is one costs a few byte compares.
 
 use core::{net::IpAddr, time::Duration};
 
@@ -9,6 +11,8 @@ use wire::{EtherType, IpProtocol, MacAddr, arp, encap, ethernet, ipv4, ipv6, vla
 
 use crate::{
     PacketBuf,
+    buffer::Offload,
+    dhcp,
     mac::{Learned, MacTable},
     tables::{
         Location, LsId, PortId, PortKind, Segment, Tables, TunnelKey, TunnelProtocol, VmPort,
@@ -40,6 +44,10 @@ pub enum Verdict {
     },
     /// The buffer now holds a reply (ARP): send it back out of the ingress port.
     Hairpin,
+    /// A DHCP client message the switch answered itself (never forwarded): if the outcome
+    /// has a reply ([`Outcome::replies`](dhcp::Outcome::replies)) the buffer holds it, to send
+    /// back out of the ingress port; otherwise the message is consumed and counted.
+    Dhcp(dhcp::Outcome),
     /// Drop, and count why.
     Drop(DropReason),
 }
@@ -167,6 +175,27 @@ fn from_vm(
     learn(tables, macs, ls, src, Location::Local(in_port), now);
     if ethertype == EtherType::ARP && answer_arp(tables, ls, buf) {
         return Ok(Verdict::Hairpin);
+    }
+    // The port's own DHCP, if its network has a DHCP subnet holding the port's address; a
+    // frame from another MAC behind the port (an allowed pair) is not its client's.
+    // Networks without DHCP subnets pay one length check.
+    if ethertype == EtherType::IPV4
+        && src == vm.mac
+        && let Some(subnets) = tables
+            .switch(ls)
+            .map(|s| s.dhcp.as_slice())
+            .filter(|d| !d.is_empty())
+        && dhcp::is_client_message(buf.frame())
+        && let Some(lease) = dhcp::lease(vm.mac, &vm.ips, subnets)
+    {
+        let response = dhcp::respond(buf.frame(), &lease);
+        if let Some(reply) = response.reply {
+            buf.set_frame(&reply);
+            buf.peer = None;
+            // The request may have come with a partial checksum; the reply is finished.
+            buf.offload = Offload::NONE;
+        }
+        return Ok(Verdict::Dhcp(response.outcome));
     }
     Ok(unicast_or_flood(tables, macs, ls, in_port, dst, now))
 }

@@ -19,9 +19,10 @@ use wire::{EtherType, gre, gso::Gso, vlan, vxlan};
 use crate::{
     PacketBuf,
     device::{Device, Medium, Offloads},
+    dhcp,
     mac::MacTable,
     pipeline::{self, DropReason, Verdict},
-    tables::{LsId, PortId, PortKind, Segment, Tables, TunnelProtocol},
+    tables::{Location, LsId, PortId, PortKind, Segment, Tables, TunnelProtocol},
 };
 
 /// Frames read from one device per round.
@@ -53,6 +54,9 @@ pub struct Counters {
     pub ports: HashMap<String, PortCounters>,
     /// Drops, indexed like [`DropReason::ALL`].
     pub drops: Vec<u64>,
+    /// DHCP client messages the switch answered or consumed, indexed like
+    /// [`dhcp::Outcome::ALL`].
+    pub dhcp: Vec<u64>,
 }
 
 impl Counters {
@@ -64,6 +68,20 @@ impl Counters {
             .unwrap_or(0);
         self.drops.get(index).copied().unwrap_or(0)
     }
+
+    /// How many DHCP client messages came to `outcome`.
+    pub fn dhcp(&self, outcome: dhcp::Outcome) -> u64 {
+        self.dhcp.get(outcome.index()).copied().unwrap_or(0)
+    }
+}
+
+/// Whether a device works, as the forwarding thread last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    /// The port's name.
+    pub name: String,
+    /// Why the device stopped working (its netdev is gone, say); `None` while it works.
+    pub failure: Option<String>,
 }
 
 struct Attached {
@@ -73,17 +91,26 @@ struct Attached {
     offloads: Offloads,
     tx: Vec<PacketBuf>,
     counters: PortCounters,
+    /// Set when a receive failed in a way that does not heal (the netdev was destroyed): the
+    /// device is no longer read or written, and its port reports down.
+    failure: Option<String>,
 }
 
 /// One host's switch: devices, tables, learning and counters.
 pub struct Switch {
     tables: Arc<ArcSwap<Tables>>,
     devices: Vec<Attached>,
-    /// `PortId` → device index, for the generation in `generation`.
+    /// `PortId` → device index, for the snapshot in `bound`.
     port_device: Vec<Option<usize>>,
-    generation: Option<u64>,
+    /// The snapshot `port_device` and the learned entries' ids refer to.
+    bound: Option<Arc<Tables>>,
+    /// Devices came or went since `port_device` was made.
+    stale: bool,
     macs: MacTable,
     drops: Vec<u64>,
+    dhcp: Vec<u64>,
+    /// Names of devices that failed since the driver last asked.
+    failed: Vec<String>,
     rx: Vec<PacketBuf>,
     pool: Vec<PacketBuf>,
     /// The latest device error, for the driver to report.
@@ -97,9 +124,12 @@ impl Switch {
             tables,
             devices: Vec::new(),
             port_device: Vec::new(),
-            generation: None,
+            bound: None,
+            stale: true,
             macs: MacTable::new(MAC_AGING),
             drops: vec![0; DropReason::ALL.len()],
+            dhcp: vec![0; dhcp::Outcome::ALL.len()],
+            failed: Vec::new(),
             rx: (0..BATCH).map(|_| PacketBuf::new()).collect(),
             // Enough spare buffers for a batch flooded to a few dozen destinations.
             pool: (0..BATCH * 4).map(|_| PacketBuf::new()).collect(),
@@ -115,15 +145,34 @@ impl Switch {
             device,
             tx: Vec::with_capacity(BATCH * 4),
             counters: PortCounters::default(),
+            failure: None,
         });
-        self.generation = None;
+        self.stale = true;
     }
 
-    /// Detaches and returns the device of port `name`.
+    /// Detaches and returns the device of port `name` (the first attached, while a port's
+    /// new device and its old one are both attached).
     pub fn detach(&mut self, name: &str) -> Option<Box<dyn Device>> {
         let index = self.devices.iter().position(|d| d.name == name)?;
-        self.generation = None;
+        self.stale = true;
         Some(self.devices.remove(index).device)
+    }
+
+    /// Every attached device and whether it works.
+    pub fn device_status(&self) -> Vec<DeviceStatus> {
+        self.devices
+            .iter()
+            .map(|d| DeviceStatus {
+                name: d.name.clone(),
+                failure: d.failure.clone(),
+            })
+            .collect()
+    }
+
+    /// The names of devices that failed since the last call (the driver stops waiting on
+    /// them).
+    pub fn take_failed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.failed)
     }
 
     /// A copy of the counters so far.
@@ -135,6 +184,7 @@ impl Switch {
                 .map(|d| (d.name.clone(), d.counters))
                 .collect(),
             drops: self.drops.clone(),
+            dhcp: self.dhcp.clone(),
         }
     }
 
@@ -163,14 +213,19 @@ impl Switch {
     /// many frames were received. `now` is the time since the switch started.
     ///
     /// A device that fails is counted (`rx_errors`/`tx_errors`) and skipped for this round;
-    /// the others carry on. [`take_error`](Self::take_error) returns the latest failure.
+    /// the others carry on. [`take_error`](Self::take_error) returns the latest failure. A
+    /// device whose failure does not heal ([`Device::is_gone`]) is marked failed and left
+    /// alone from then on: frames for it are dropped (`tx_failed`).
     pub fn poll(&mut self, now: Duration) -> usize {
         let tables = self.tables.load_full();
-        if self.generation != Some(tables.generation()) {
+        if self.stale || self.bound.as_ref().map(|t| t.generation()) != Some(tables.generation()) {
             self.rebind(&tables);
         }
         let mut received = 0;
         for index in 0..self.devices.len() {
+            if self.devices[index].failure.is_some() {
+                continue;
+            }
             let port = self.port_of(&tables, index);
             let n = match self.devices[index].device.recv(&mut self.rx) {
                 Ok(n) => n,
@@ -179,6 +234,10 @@ impl Switch {
                     // One failing device must not starve the others: count it and go on.
                     let attached = &mut self.devices[index];
                     attached.counters.rx_errors += 1;
+                    if attached.device.is_gone(&err) {
+                        attached.failure = Some(err.to_string());
+                        self.failed.push(attached.name.clone());
+                    }
                     self.last_error = Some((attached.name.clone(), err));
                     0
                 }
@@ -209,17 +268,33 @@ impl Switch {
         received
     }
 
-    fn rebind(&mut self, tables: &Tables) {
+    fn rebind(&mut self, tables: &Arc<Tables>) {
         let ports = &tables.config().ports;
         self.port_device = ports
             .iter()
             .map(|p| self.devices.iter().position(|d| d.name == p.name))
             .collect();
-        if self.generation.is_some() {
-            // Logical switch numbers may have changed meaning.
-            self.macs.clear();
+        if let Some(old) = &self.bound
+            && old.generation() != tables.generation()
+        {
+            // Ids may have changed meaning: carry what was learned over by name.
+            let (ls_map, port_map) = renumbering(old, tables);
+            self.macs.remap(|ls, location| {
+                let ls = ls_map.get(usize::from(ls.0)).copied().flatten()?;
+                let location = match location {
+                    Location::Local(port) => {
+                        Location::Local(port_map.get(usize::from(port.0)).copied().flatten()?)
+                    }
+                    Location::Uplink(port) => {
+                        Location::Uplink(port_map.get(usize::from(port.0)).copied().flatten()?)
+                    }
+                    remote @ Location::Remote(_) => remote,
+                };
+                Some((ls, location))
+            });
         }
-        self.generation = Some(tables.generation());
+        self.bound = Some(Arc::clone(tables));
+        self.stale = false;
     }
 
     fn port_of(&self, tables: &Tables, device: usize) -> Option<PortId> {
@@ -339,6 +414,18 @@ impl Switch {
         match verdict {
             Verdict::Drop(reason) => self.drop(reason, buf),
             Verdict::Hairpin => self.enqueue(in_port, buf),
+            Verdict::Dhcp(outcome) => {
+                if let Some(count) = self.dhcp.get_mut(outcome.index()) {
+                    *count += 1;
+                }
+                if outcome.replies() {
+                    self.enqueue(in_port, buf);
+                } else if outcome == dhcp::Outcome::Malformed {
+                    self.drop(DropReason::Malformed, buf);
+                } else {
+                    self.recycle(buf);
+                }
+            }
             Verdict::Forward { port, vlan } => {
                 if let Some(vid) = vlan
                     && let Err(reason) = push_vlan(&mut buf, vid)
@@ -443,7 +530,12 @@ impl Switch {
             return;
         }
         let attached = &mut self.devices[index];
-        let sent = match attached.device.send(&attached.tx) {
+        let result = if attached.failure.is_some() {
+            Ok(0)
+        } else {
+            attached.device.send(&attached.tx)
+        };
+        let sent = match result {
             Ok(sent) => sent.min(attached.tx.len()),
             Err(err) => {
                 attached.counters.tx_errors += 1;
@@ -462,6 +554,43 @@ impl Switch {
             self.pool.push(buf);
         }
     }
+}
+
+/// How the ids of `old` map onto `new`, for what was learned under `old`: a logical switch to
+/// the one of the same name and segment (one whose segment changed is another network and
+/// starts afresh), a port to the one of the same name and kind.
+fn renumbering(old: &Tables, new: &Tables) -> (Vec<Option<LsId>>, Vec<Option<PortId>>) {
+    let (old, new) = (old.config(), new.config());
+    let switches = old
+        .switches
+        .iter()
+        .map(|ls| {
+            new.switches
+                .iter()
+                .position(|n| n.name == ls.name && n.segment == ls.segment)
+                .and_then(|i| u16::try_from(i).ok())
+                .map(LsId)
+        })
+        .collect();
+    let ports = old
+        .ports
+        .iter()
+        .map(|port| {
+            let i = new.ports.iter().position(|n| n.name == port.name)?;
+            let same_kind = match (&port.kind, &new.ports[i].kind) {
+                (PortKind::Vm(a), PortKind::Vm(b)) => {
+                    old.switches.get(usize::from(a.ls.0)).map(|s| &s.name)
+                        == new.switches.get(usize::from(b.ls.0)).map(|s| &s.name)
+                }
+                (PortKind::Uplink { .. }, PortKind::Uplink { .. }) => true,
+                _ => false,
+            };
+            same_kind
+                .then(|| u16::try_from(i).ok().map(PortId))
+                .flatten()
+        })
+        .collect();
+    (switches, ports)
 }
 
 fn finish_checksum(buf: &mut PacketBuf) -> Result<(), DropReason> {

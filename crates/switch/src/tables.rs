@@ -10,6 +10,8 @@ use hashbrown::{HashMap, HashSet};
 use ipnet::IpNet;
 use wire::{MacAddr, Vni};
 
+use crate::dhcp;
+
 /// Index of a port in the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u16);
@@ -81,6 +83,8 @@ pub struct LogicalSwitch {
     pub flood: Vec<IpAddr>,
     /// The most MAC addresses learned on this network before learning stops.
     pub mac_limit: usize,
+    /// The DHCP-enabled IPv4 subnets the switch answers DHCP for on this network.
+    pub dhcp: Vec<dhcp::Subnet>,
 }
 
 /// What a port is.
@@ -420,6 +424,17 @@ impl Tables {
                 .insert((record.ls, record.mac), Location::Remote(record.remote));
             tables.ips.insert((record.ls, record.ip), record.mac);
             tables.remotes.insert(record.remote);
+        }
+        // The DHCP server answers ARP for its address so unicast renewals reach it; a port or
+        // record holding the same address (a router's interface on the gateway) wins.
+        for (i, ls) in config.switches.iter().enumerate() {
+            let id = LsId(u16::try_from(i).unwrap_or(u16::MAX));
+            for subnet in &ls.dhcp {
+                tables
+                    .ips
+                    .entry((id, IpAddr::V4(subnet.server_ip)))
+                    .or_insert(subnet.server_mac);
+            }
         }
         tables.config = config;
         Ok(tables)

@@ -575,3 +575,194 @@ fn a_busy_polling_switch_forwards_and_stops_the_same() {
     drop(setup);
     assert!(now() - started < Duration::from_secs(5), "stops promptly");
 }
+
+/// What `list` shows for port `name`, to edit into a `replace`.
+fn port_in<'a>(config: &'a mut Value, name: &str) -> &'a mut Value {
+    config["port"]
+        .as_array_mut()
+        .expect("ports")
+        .iter_mut()
+        .find(|p| p["name"] == json!(name))
+        .expect("the port")
+}
+
+#[test]
+fn replace_keeps_unchanged_devices_and_what_was_learned() {
+    let (mut setup, _remote) = programmed("replace");
+    // Learn an address behind a port without port security.
+    let mut open = vm_port("vm4", 4);
+    open["port_security"] = json!(false);
+    setup.ok(json!({"op": "add_port", "port": open}));
+    let stranger = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    setup
+        .peer("vm4")
+        .inject(&udp_frame(stranger, mac(1), ip(4), ip(1)));
+    assert_eq!(receive(&setup.peer("vm1")).len(), 1);
+    let learned = setup.ok(json!({"op": "macs"}));
+    assert_eq!(learned.as_array().map(Vec::len), Some(1), "{learned}");
+
+    // The same configuration again: nothing changes, not even the generation.
+    let config = setup.list();
+    let before = setup.ok(json!({"op": "replace", "config": config.clone()}));
+    assert_eq!(before["changed"], json!(false));
+    let again = setup.ok(json!({"op": "replace", "config": config.clone()}));
+    assert_eq!(again, before);
+
+    // VM 1 gets a second address, VM 2 goes, a local network with VM 5 comes.
+    let (vm1, vm2) = (setup.peer("vm1"), setup.peer("vm2"));
+    let mut next = config;
+    port_in(&mut next, "vm1")["ips"] = json!([ip(1).to_string(), ip(11).to_string()]);
+    next["port"]
+        .as_array_mut()
+        .expect("ports")
+        .retain(|p| p["name"] != json!("vm2"));
+    next["switch"]
+        .as_array_mut()
+        .expect("switches")
+        .push(json!({"name": "net2", "local_vlan": 2, "segment": "local"}));
+    let mut vm5 = vm_port("vm5", 5);
+    vm5["switch"] = json!("net2");
+    next["port"].as_array_mut().expect("ports").push(vm5);
+    let result = setup.ok(json!({"op": "replace", "config": next.clone()}));
+    assert_eq!(result["changed"], json!(true));
+    assert!(result["generation"].as_u64() > before["generation"].as_u64());
+    assert_eq!(
+        setup.list(),
+        SwitchConfig::from_value(&next).unwrap().to_value()
+    );
+
+    // VM 1 kept its device (the peer taken before still works) and has its new address.
+    assert_eq!(who_has(&setup.peer("vm4"), 4, ip(11)), mac(1));
+    assert_eq!(who_has(&vm1, 1, ip(4)), mac(4));
+    // VM 2's device is closed; VM 5 is there.
+    assert!(setup.daemon.memory_peer("vm2").is_none());
+    vm1.inject(&udp_frame(mac(1), mac(2), ip(1), ip(2)));
+    assert!(vm2.drain().is_empty());
+    assert!(setup.daemon.memory_peer("vm5").is_some());
+    // net1 kept its name and segment, so what it learned stays.
+    assert_eq!(
+        learned_without_age(&setup.ok(json!({"op": "macs"}))),
+        learned_without_age(&learned)
+    );
+    let status = setup.ok(json!({"op": "status"}));
+    let expected: Vec<Value> = ["vxlan0", "vm1", "vm4", "vm5"]
+        .iter()
+        .map(|name| {
+            let kind = if *name == "vxlan0" { "vxlan" } else { "memory" };
+            json!({"name": name, "type": kind, "up": true})
+        })
+        .collect();
+    assert_eq!(status, json!({"ports": expected}));
+}
+
+/// `macs` as it would read now: the same entries, ages left out (they moved on).
+fn learned_without_age(learned: &Value) -> Value {
+    let mut learned = learned.clone();
+    for entry in learned.as_array_mut().expect("a list") {
+        entry["age_ms"] = Value::Null;
+    }
+    learned
+}
+
+#[test]
+fn replace_reopens_a_changed_device() {
+    let (mut setup, remote) = programmed("reopen");
+    let other = Remote::new();
+    let mut next = setup.list();
+    // The tunnel port moves to another UDP port: a new socket; the remote host there gets
+    // the tunnel traffic from now on.
+    port_in(&mut next, "vxlan0")["port"] = json!(other.port);
+    setup.ok(json!({"op": "replace", "config": next}));
+    let vm1 = setup.peer("vm1");
+    let to_vm3 = udp_frame(mac(1), mac(3), ip(1), ip(3));
+    vm1.inject(&to_vm3);
+    let mut buf = [0u8; 2048];
+    let (len, from) = other.socket.recv_from(&mut buf).expect("a VXLAN datagram");
+    assert_eq!(from.port(), other.port, "sent from the new socket's port");
+    let (vni, inner) = wire::encap::decapsulate_vxlan(&buf[..len]).expect("VXLAN");
+    assert_eq!((vni.get(), &buf[inner]), (100, &to_vm3[..]));
+    remote
+        .socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    assert!(
+        remote.socket.recv_from(&mut buf).is_err(),
+        "the old port is quiet"
+    );
+}
+
+#[test]
+fn a_bad_replace_names_the_field_and_changes_nothing() {
+    let (mut setup, _remote) = programmed("badreplace");
+    let before = setup.list();
+    let dhcp = |subnet: Value| {
+        let mut config = before.clone();
+        config["switch"][0]["dhcp"] = json!([subnet]);
+        json!({"op": "replace", "config": config})
+    };
+    let good = json!({"cidr": "10.0.0.0/24", "server_ip": "10.0.0.254", "server_mac": "fa:16:3e:ff:00:01"});
+    let with = |key: &str, value: Value| {
+        let mut subnet = good.clone();
+        subnet[key] = value;
+        subnet
+    };
+    let mut orphan = before.clone();
+    port_in(&mut orphan, "vm1")["switch"] = json!("nope");
+    let cases = [
+        (
+            dhcp(with("server_ip", json!("10.1.0.1"))),
+            r#"switch "net1".dhcp[0].server_ip: 10.1.0.1 is not in 10.0.0.0/24"#,
+        ),
+        (
+            dhcp(with("cidr", json!("2001:db8::/64"))),
+            r#"switch "net1".dhcp[0].cidr: 2001:db8::/64 is an IPv6 prefix"#,
+        ),
+        (
+            dhcp(with("mtu", json!(20))),
+            r#"switch "net1".dhcp[0].mtu: must be 68-65535, got 20"#,
+        ),
+        (
+            dhcp(with("routes", json!([{"destination": "10.5.0.0/16"}]))),
+            r#"switch "net1".dhcp[0].routes[0].nexthop: missing"#,
+        ),
+        (
+            dhcp(with("lease_secs", json!(0))),
+            r#"switch "net1".dhcp[0].lease_secs: must be 1-4294967295 seconds"#,
+        ),
+        (
+            dhcp(with("server_mac", json!("01:00:5e:00:00:01"))),
+            r#"switch "net1".dhcp[0].server_mac: 01:00:5e:00:00:01 is a multicast address"#,
+        ),
+        (
+            dhcp(with("colour", json!("red"))),
+            r#"switch "net1".dhcp[0].colour: unknown field"#,
+        ),
+        (
+            json!({"op": "replace", "config": orphan}),
+            r#"port "vm1".switch: no switch named "nope""#,
+        ),
+        (json!({"op": "replace"}), "config: missing"),
+        (
+            json!({"op": "replace", "config": []}),
+            "config: expected a table of fields, got a list",
+        ),
+    ];
+    for (request, expected) in cases {
+        let error = setup.refused(request.clone());
+        assert!(
+            error.starts_with(expected),
+            "{request}\n  expected {expected:?}\n       got {error:?}"
+        );
+        assert_eq!(setup.list(), before, "{request} changed something");
+    }
+    // Two subnets that overlap.
+    let mut config = before.clone();
+    config["switch"][0]["dhcp"] = json!([good.clone(), with("cidr", json!("10.0.0.128/25"))]);
+    let mut second = with("cidr", json!("10.0.0.128/25"));
+    second["server_ip"] = json!("10.0.0.129");
+    config["switch"][0]["dhcp"] = json!([good, second]);
+    assert_eq!(
+        setup.refused(json!({"op": "replace", "config": config})),
+        r#"switch "net1".dhcp[1].cidr: 10.0.0.128/25 overlaps 10.0.0.0/24"#
+    );
+}

@@ -57,6 +57,7 @@ fn ls(name: &str, local_vlan: u16, segment: Segment, flood: Vec<IpAddr>) -> Logi
         segment,
         flood,
         mac_limit: 1000,
+        dhcp: vec![],
     }
 }
 
@@ -924,4 +925,86 @@ fn super_frames_to_a_vlan_uplink_are_cut_behind_the_tag() {
         assert_eq!(&got[..12], &want[..12]);
         assert_eq!(&got[offset..], &want[14..]);
     }
+}
+
+/// A device whose netdev is gone: every read fails as a TAP's does then (`EBADFD`).
+struct Gone {
+    reads: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl switch::device::Device for Gone {
+    fn recv(&mut self, _bufs: &mut [switch::PacketBuf]) -> std::io::Result<usize> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(std::io::Error::from_raw_os_error(libc_ebadfd()))
+    }
+
+    fn send(&mut self, _bufs: &[switch::PacketBuf]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(libc_ebadfd()))
+    }
+
+    fn medium(&self) -> Medium {
+        Medium::Ethernet
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
+    fn is_gone(&self, _err: &std::io::Error) -> bool {
+        true
+    }
+}
+
+/// `EBADFD` on Linux (77), without a libc dependency in the tests.
+const fn libc_ebadfd() -> i32 {
+    77
+}
+
+#[test]
+fn a_device_that_is_gone_is_marked_failed_and_left_alone() {
+    let mut host = Host::new(Config {
+        switches: vec![ls("net", 1, Segment::Local, vec![])],
+        ports: vec![
+            vm("vm1", 0, mac(1), ip(1)),
+            vm("vm2", 0, mac(2), ip(2)),
+            vm("vm3", 0, mac(3), ip(3)),
+        ],
+        records: vec![],
+    });
+    let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _ = host.switch.detach("vm3");
+    host.switch.attach(
+        "vm3",
+        Box::new(Gone {
+            reads: Arc::clone(&reads),
+        }),
+    );
+    for _ in 0..50 {
+        host.poll();
+    }
+    assert_eq!(
+        reads.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "read once, then left alone"
+    );
+    assert_eq!(host.switch.take_failed(), vec!["vm3".to_owned()]);
+    assert!(host.switch.take_failed().is_empty(), "reported once");
+    let status = host.switch.device_status();
+    let vm3 = status.iter().find(|d| d.name == "vm3").expect("vm3");
+    assert!(vm3.failure.is_some(), "{status:?}");
+    assert!(
+        status
+            .iter()
+            .filter(|d| d.name != "vm3")
+            .all(|d| d.failure.is_none())
+    );
+    assert_eq!(host.switch.counters().ports["vm3"].rx_errors, 1);
+    // The others carry on; a frame for the failed port is dropped, not sent.
+    let frame = udp_frame(mac(1), mac(2), ip(1), ip(2), b"on");
+    host.send("vm1", &frame);
+    assert_eq!(host.take("vm2"), vec![frame]);
+    host.send("vm1", &udp_frame(mac(1), mac(3), ip(1), ip(3), b"gone"));
+    assert_eq!(host.dropped(DropReason::TxFailed), 1);
+    assert_eq!(host.switch.counters().ports["vm3"].tx_errors, 0);
 }

@@ -58,6 +58,15 @@ enum CtlOp {
     Counters,
     /// Show the learned MAC addresses.
     Macs,
+    /// Show whether each port's device is open and working.
+    Status,
+    /// Replace the whole configuration with FILE (TOML like the daemon's file, or JSON in the
+    /// shape `list --json` prints); ports whose device is unchanged keep it.
+    Replace {
+        /// The configuration file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Add a logical switch.
     AddSwitch {
         /// Its name.
@@ -216,6 +225,8 @@ fn run_ctl(ctl: CtlArgs, out: &mut impl Write) -> Result<()> {
         CtlOp::List => json!({"op": "list"}),
         CtlOp::Counters => json!({"op": "counters"}),
         CtlOp::Macs => json!({"op": "macs"}),
+        CtlOp::Status => json!({"op": "status"}),
+        CtlOp::Replace { file } => json!({"op": "replace", "config": read_config(file)?}),
         CtlOp::AddSwitch {
             name,
             local_vlan,
@@ -280,11 +291,25 @@ fn run_ctl(ctl: CtlArgs, out: &mut impl Write) -> Result<()> {
         CtlOp::List => show_list(&result)?,
         CtlOp::Counters => show_counters(&result),
         CtlOp::Macs => show_macs(&result),
+        CtlOp::Status => show_status(&result),
         CtlOp::Request { .. } => format!("{:#}\n", result),
         _ => show_change(&result),
     };
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// A configuration file for `replace`: JSON if it reads as JSON, else TOML (checked here, so
+/// a syntax error names the line; the daemon checks the rest and names the field).
+fn read_config(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Ok(value) = serde_json::from_str::<Value>(&text) {
+        return Ok(value);
+    }
+    let config =
+        SwitchConfig::from_toml(&text).map_err(|err| anyhow!("{}: {err}", path.display()))?;
+    Ok(config.to_value())
 }
 
 /// A number as JSON if it is one, else the text as given (the daemon names the field when it
@@ -353,14 +378,27 @@ fn show_change(result: &Value) -> String {
 fn show_list(result: &Value) -> Result<String> {
     let config = SwitchConfig::from_value(result)
         .map_err(|err| anyhow!("the daemon's list is not a configuration: {err}"))?;
-    let mut switches = Table::new(&["SWITCH", "LOCAL_VLAN", "SEGMENT", "FLOOD", "MAC_LIMIT"]);
+    let mut switches = Table::new(&[
+        "SWITCH",
+        "LOCAL_VLAN",
+        "SEGMENT",
+        "FLOOD",
+        "MAC_LIMIT",
+        "DHCP",
+    ]);
     for s in &config.switches {
+        let dhcp: Vec<String> = s
+            .dhcp
+            .iter()
+            .map(|d| format!("{} server {}", d.cidr, d.server_ip))
+            .collect();
         switches.row(vec![
             s.name.clone(),
             s.local_vlan.to_string(),
             s.segment.to_string(),
             join(&s.flood),
             s.mac_limit.to_string(),
+            dhcp.join(", "),
         ]);
     }
     let mut ports = Table::new(&["PORT", "TYPE", "SWITCH", "MAC", "IPS", "DETAILS"]);
@@ -441,7 +479,29 @@ fn show_counters(result: &Value) -> String {
     for (reason, count) in result["drops"].as_object().into_iter().flatten() {
         drops.row(vec![reason.clone(), text(count)]);
     }
-    format!("{ports}\n{drops}")
+    let mut dhcp = Table::new(&["DHCP", "MESSAGES"]);
+    for (outcome, count) in result["dhcp"].as_object().into_iter().flatten() {
+        dhcp.row(vec![outcome.clone(), text(count)]);
+    }
+    format!("{ports}\n{drops}\n{dhcp}")
+}
+
+fn show_status(result: &Value) -> String {
+    let mut ports = Table::new(&["PORT", "TYPE", "UP", "REASON"]);
+    for port in result["ports"].as_array().into_iter().flatten() {
+        ports.row(vec![
+            text(&port["name"]),
+            text(&port["type"]),
+            if port["up"] == json!(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_owned(),
+            text(&port["reason"]),
+        ]);
+    }
+    ports.to_string()
 }
 
 fn show_macs(result: &Value) -> String {

@@ -287,3 +287,70 @@ fn a_bad_config_file_names_the_field_and_starts_nothing() {
     assert!(!control.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ctl_replace_takes_toml_or_json_and_status_lists_the_ports() {
+    let dir = scratch("replace");
+    let udp_port = free_udp_port();
+    let mut daemon = Daemon::start(&dir, "");
+    assert_eq!(
+        daemon.ctl_ok(&["status", "--json"]).trim(),
+        r#"{"ports":[]}"#
+    );
+
+    // TOML, as the daemon's file is written; a DHCP subnet on net2 and a memory VM on it.
+    let toml = dir.join("next.toml");
+    let dhcp = "segment = \"local\"\n\n[[switch.dhcp]]\ncidr = \"10.0.2.0/24\"\n\
+                server_ip = \"10.0.2.254\"\nserver_mac = \"fa:16:3e:ff:00:02\"\nmtu = 1450\n";
+    let with_vm = config(udp_port).replacen("segment = \"local\"\n", dhcp, 1)
+        + "\n[[port]]\nname = \"vm1\"\ntype = \"memory\"\nswitch = \"net2\"\n\
+           mac = \"fa:16:3e:00:00:01\"\nips = [\"10.0.2.1\"]\n";
+    std::fs::write(&toml, &with_vm).expect("write");
+    assert_eq!(
+        daemon.ctl_ok(&["replace", path(&toml)]),
+        "ok: generation 1\n"
+    );
+    let list = daemon.ctl_ok(&["list"]);
+    assert!(list.contains("10.0.2.0/24 server 10.0.2.254"), "{list}");
+    let status: Value = serde_json::from_str(&daemon.ctl_ok(&["status", "--json"])).expect("JSON");
+    assert_eq!(
+        status,
+        json!({"ports": [
+            {"name": "vxlan0", "type": "vxlan", "up": true},
+            {"name": "vm1", "type": "memory", "up": true},
+        ]})
+    );
+    let table = daemon.ctl_ok(&["status"]);
+    assert!(
+        table.starts_with("PORT    TYPE    UP   REASON\nvxlan0  vxlan   yes"),
+        "{table}"
+    );
+
+    // JSON, as `list --json` prints it: the same configuration changes nothing.
+    let json_file = dir.join("same.json");
+    std::fs::write(&json_file, daemon.ctl_ok(&["list", "--json"])).expect("write");
+    assert_eq!(
+        daemon.ctl_ok(&["replace", path(&json_file)]),
+        "ok: nothing to change (generation 1)\n"
+    );
+    // A bad one names the field and changes nothing.
+    std::fs::write(&toml, with_vm.replace("mtu = 1450", "mtu = 10")).expect("write");
+    let (code, _, err) = daemon.ctl(&["replace", path(&toml)]);
+    assert_eq!(code, 1);
+    // TOML is read (and so checked) by the client: the message names the file too.
+    assert_eq!(
+        err,
+        format!(
+            "weft: {}: switch \"net2\".dhcp[0].mtu: must be 68-65535, got 10\n",
+            toml.display()
+        )
+    );
+    assert_eq!(daemon.ctl_ok(&["list"]), list);
+    let counters = daemon.ctl_ok(&["counters"]);
+    assert!(
+        counters.contains("DHCP") && counters.contains("offers"),
+        "{counters}"
+    );
+    assert_eq!(daemon.terminate(), 0, "{}", daemon.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}

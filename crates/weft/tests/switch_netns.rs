@@ -795,3 +795,196 @@ fn tcp_crosses_two_switches_over_vxlan_on_an_ipv6_underlay_intact_with_offloads(
         assert_tcp_intact(true);
     }
 }
+
+/// `weft switch ctl --json status` as (port, up, reason) triples.
+fn status(host: &Host) -> Vec<(String, bool, String)> {
+    let out = ctl(host, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    value["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                p["up"].as_bool().unwrap_or(false),
+                p["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// One switch started empty and programmed by `replace` alone, as an agent does, with three
+/// TAPs left in its namespace (no netns) that the test moves into VM namespaces and renames
+/// `eth0` (as Nova and libvirt do). Traffic flows between them; a replace that changes only a
+/// port's VM side keeps its device; deleting a VM's namespace destroys its TAP's netdev, and
+/// `status` says that port is down while the others keep forwarding.
+#[test]
+fn taps_moved_by_someone_else_forward_and_report_down_when_destroyed() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let h = lab.netns("h");
+    let vms: Vec<Vm> = (1..=3u8)
+        .map(|n| Vm {
+            netns: lab.netns(&format!("v{n}")),
+            port: lab.name(&format!("t{n}")),
+            mac: mac(7, n),
+            ip: ["10.0.7.1", "10.0.7.2", "10.0.7.3"][usize::from(n - 1)],
+        })
+        .collect();
+    // No --config: the switch starts empty.
+    let control = lab.dir.join("h.sock");
+    lab.spawn(
+        &h,
+        &[WEFT, "switch", "--control", control.to_str().unwrap()],
+        "h.log",
+    );
+    assert!(
+        wait_for(&control, Duration::from_secs(10)),
+        "{}",
+        lab.log("h.log")
+    );
+    let host = Host {
+        netns: h.clone(),
+        control,
+    };
+    let dir = lab.dir.clone();
+    let write_config = |name: &str, extra_ip: Option<&str>, vms: &[&Vm]| {
+        let mut toml =
+            String::from("[[switch]]\nname = \"net0\"\nlocal_vlan = 1\nsegment = \"local\"\n");
+        for vm in vms {
+            let mut ips = format!("\"{}\"", vm.ip);
+            if let Some(extra) = extra_ip.filter(|_| vm.ip == "10.0.7.1") {
+                write!(ips, ", \"{extra}\"").unwrap();
+            }
+            writeln!(
+                toml,
+                "[[port]]\nname = \"{}\"\ntype = \"tap\"\nswitch = \"net0\"\nmac = \"{}\"\nips = [{ips}]\n",
+                vm.port, vm.mac
+            )
+            .unwrap();
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, toml).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let all: Vec<&Vm> = vms.iter().collect();
+    let first = write_config("one.toml", None, &all);
+    assert!(ctl(&host, &["replace", &first]).contains("ok: generation 1"));
+    for vm in &vms {
+        lab.exec(
+            &h,
+            &[
+                "ip", "link", "set", &vm.port, "netns", &vm.netns, "name", "eth0",
+            ],
+        );
+        bring_up(&lab, vm);
+    }
+    assert!(
+        ping(&lab, &vms[0], vms[1].ip),
+        "{}",
+        ctl(&host, &["counters"])
+    );
+    assert!(
+        ping(&lab, &vms[1], vms[2].ip),
+        "{}",
+        ctl(&host, &["counters"])
+    );
+    assert!(ctl(&host, &["replace", &first]).contains("nothing to change"));
+
+    // VM 1's port gets a second address: its VM side changes, its device stays (a reopened
+    // TAP would be a new netdev in the switch's namespace, and VM 1's eth0 would be gone).
+    let second = write_config("two.toml", Some("10.0.7.11"), &all);
+    assert!(ctl(&host, &["replace", &second]).contains("ok: generation 2"));
+    lab.exec(&vms[0].netns, &["ip", "link", "show", "eth0"]);
+    lab.addr(&vms[0].netns, "eth0", "10.0.7.11/24");
+    assert!(
+        ping(&lab, &vms[1], "10.0.7.11"),
+        "port security took the new address: {}",
+        ctl(&host, &["counters"])
+    );
+    assert!(
+        status(&host).iter().all(|(_, up, _)| *up),
+        "{:?}",
+        status(&host)
+    );
+
+    // VM 3's namespace goes, and its netdev with it.
+    lab.delete_netns(&vms[2].netns);
+    let gone = &vms[2].port;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut ports = status(&host);
+    while ports.iter().any(|(name, up, _)| name == gone && *up) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {gone} still up: {ports:?}\n{}",
+            lab.log("h.log")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        ports = status(&host);
+    }
+    let (_, _, reason) = ports.iter().find(|(name, ..)| name == gone).unwrap();
+    assert!(reason.contains("device failed"), "{ports:?}");
+    assert!(
+        ports
+            .iter()
+            .filter(|(name, ..)| name != gone)
+            .all(|(_, up, _)| *up),
+        "{ports:?}"
+    );
+    assert!(ping(&lab, &vms[0], vms[1].ip), "the others keep forwarding");
+    // Counted once, and not read again (no busy loop on a dead descriptor).
+    let errors = |counters: &str| {
+        let value: serde_json::Value = serde_json::from_str(counters).unwrap();
+        value["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == gone.as_str())
+            .map(|p| p["rx_errors"].as_u64().unwrap_or(0))
+    };
+    let before = errors(&ctl(&host, &["counters", "--json"]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(errors(&ctl(&host, &["counters", "--json"])), before);
+    assert_eq!(before, Some(1));
+    // The agent drops the port: it is gone from status.
+    let third = write_config("three.toml", Some("10.0.7.11"), &all[..2]);
+    assert!(ctl(&host, &["replace", &third]).contains("ok: generation 3"));
+    let names: Vec<String> = status(&host).into_iter().map(|(name, ..)| name).collect();
+    assert_eq!(names, [vms[0].port.clone(), vms[1].port.clone()]);
+    assert!(ping(&lab, &vms[1], vms[0].ip));
+
+    // A changed device: VM 2's port now asks the switch itself to put it in VM 2's namespace
+    // as eth0. The old TAP (VM 2's eth0 now) must be closed before the new one can take that
+    // name there.
+    let mut fourth = std::fs::read_to_string(&third).unwrap();
+    let port2 = format!("name = \"{}\"\n", vms[1].port);
+    fourth = fourth.replacen(
+        &port2,
+        &format!(
+            "{port2}netns = \"{}\"\nnetns_ifname = \"eth0\"\n",
+            vms[1].netns
+        ),
+        1,
+    );
+    let fourth_path = dir.join("four.toml");
+    std::fs::write(&fourth_path, fourth).unwrap();
+    assert!(
+        ctl(&host, &["replace", fourth_path.to_str().unwrap()]).contains("ok: generation 4"),
+        "{}",
+        lab.log("h.log")
+    );
+    bring_up(&lab, &vms[1]);
+    assert!(
+        status(&host).iter().all(|(_, up, _)| *up),
+        "{:?}",
+        status(&host)
+    );
+    assert!(
+        ping(&lab, &vms[0], vms[1].ip),
+        "{}",
+        ctl(&host, &["counters"])
+    );
+}

@@ -17,6 +17,18 @@
 //! segment = "vxlan:100"
 //! flood = ["192.0.2.2"]
 //!
+//! # optional: the switch answers DHCP for ports whose fixed IPv4 address is in one of these
+//! [[switch.dhcp]]
+//! cidr = "10.0.0.0/24"
+//! server_ip = "10.0.0.1"          # in cidr: the gateway, or the last host address
+//! server_mac = "fa:16:3e:ff:00:01"
+//! router = "10.0.0.1"             # optional
+//! dns = ["10.0.0.2"]              # optional
+//! routes = [{ destination = "169.254.169.254/32", nexthop = "10.0.0.3" }]  # optional
+//! mtu = 1450                      # optional
+//! lease_secs = 86400              # optional (default a day)
+//! domain = "example.org"          # optional
+//!
 //! [[port]]
 //! name = "wft-vm1"
 //! type = "tap"                    # tap | memory | uplink | vxlan | gre
@@ -36,15 +48,20 @@
 //! remote = "192.0.2.2"
 //! ```
 
-use core::{fmt, net::IpAddr, str::FromStr};
+use core::{
+    fmt,
+    net::{IpAddr, Ipv4Addr},
+    str::FromStr,
+};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
 use serde_json::{Map, Value, json};
 use wire::{MacAddr, Vni};
 
 use super::fields::{self, Object, invalid};
 use crate::{
+    dhcp::{self, DEFAULT_LEASE_SECS, Route},
     switch::MAC_AGING,
     tables::{
         self, ConfigError, LogicalSwitch, LsId, Port, PortKind, Record, Segment, Tables,
@@ -94,6 +111,8 @@ pub struct SwitchSpec {
     pub flood: Vec<IpAddr>,
     /// The most MAC addresses it learns.
     pub mac_limit: usize,
+    /// The DHCP-enabled IPv4 subnets whose ports the switch answers DHCP for.
+    pub dhcp: Vec<dhcp::Subnet>,
 }
 
 /// A port.
@@ -394,6 +413,7 @@ impl SwitchConfig {
                 segment: s.segment.clone(),
                 flood: s.flood.clone(),
                 mac_limit: s.mac_limit,
+                dhcp: s.dhcp.clone(),
             })
             .collect();
         let mut ports = Vec::with_capacity(self.ports.len());
@@ -511,6 +531,20 @@ impl SwitchSpec {
             .map_or(DEFAULT_MAC_LIMIT, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             });
+        let dhcp = object
+            .optional("dhcp", |f, v| fields::list(f, v, read_dhcp_subnet))?
+            .unwrap_or_default();
+        for (i, subnet) in dhcp.iter().enumerate() {
+            if let Some(other) = dhcp[..i]
+                .iter()
+                .find(|o| o.cidr.contains(&subnet.cidr) || subnet.cidr.contains(&o.cidr))
+            {
+                return Err(invalid(
+                    format!("{}[{i}].cidr", object.field("dhcp")),
+                    format!("{} overlaps {}", subnet.cidr, other.cidr),
+                ));
+            }
+        }
         object.finish()?;
         Ok(Self {
             name,
@@ -518,6 +552,7 @@ impl SwitchSpec {
             segment,
             flood,
             mac_limit,
+            dhcp,
         })
     }
 
@@ -529,7 +564,143 @@ impl SwitchSpec {
             "segment": self.segment.to_string(),
             "flood": self.flood.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "mac_limit": self.mac_limit,
+            "dhcp": self.dhcp.iter().map(dhcp_subnet_to_value).collect::<Vec<_>>(),
         })
+    }
+}
+
+/// Reads one DHCP subnet of a switch.
+fn read_dhcp_subnet(field: &str, value: &Value) -> Result<dhcp::Subnet, ConfigError> {
+    let mut object = Object::new(field, value)?;
+    let cidr = object.required("cidr", ipv4_prefix)?;
+    let in_subnet = |field: &str, ip: Ipv4Addr| {
+        if cidr.contains(&ip) {
+            Ok(ip)
+        } else {
+            Err(invalid(field, format!("{ip} is not in {cidr}")))
+        }
+    };
+    let server_ip = object.required("server_ip", |f, v| in_subnet(f, ipv4(f, v)?))?;
+    let server_mac = object.required("server_mac", fields::unicast_mac)?;
+    let router = object.optional("router", ipv4)?;
+    let dns = object
+        .optional("dns", |f, v| fields::list(f, v, ipv4))?
+        .unwrap_or_default();
+    let routes = object
+        .optional("routes", |f, v| {
+            fields::list(f, v, |field, value| {
+                let mut route = Object::new(field, value)?;
+                let destination = route.required("destination", ipv4_prefix)?;
+                let nexthop = route.required("nexthop", ipv4)?;
+                route.finish()?;
+                Ok(Route {
+                    destination,
+                    nexthop,
+                })
+            })
+        })?
+        .unwrap_or_default();
+    let mtu = object.optional("mtu", |field, value| {
+        let mtu = fields::integer::<u16>(field, value)?;
+        // RFC 2132 §5.1: 68 is the smallest MTU an IPv4 host must take.
+        if mtu < 68 {
+            return Err(invalid(field, format!("must be 68-65535, got {mtu}")));
+        }
+        Ok(mtu)
+    })?;
+    let lease_secs = object
+        .optional("lease_secs", |field, value| {
+            let secs = fields::integer::<u32>(field, value)?;
+            if secs == 0 {
+                return Err(invalid(field, "must be 1-4294967295 seconds"));
+            }
+            Ok(secs)
+        })?
+        .unwrap_or(DEFAULT_LEASE_SECS);
+    let domain = object.optional("domain", |field, value| {
+        let domain = fields::name(field, value)?;
+        // Option 15 is at most 255 bytes of a DNS name.
+        if domain.len() > 255 || !domain.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                field,
+                format!("{domain:?} is not a domain name (ASCII, at most 255 bytes)"),
+            ));
+        }
+        Ok(domain)
+    })?;
+    object.finish()?;
+    Ok(dhcp::Subnet {
+        cidr,
+        server_ip,
+        server_mac,
+        router,
+        dns,
+        routes,
+        mtu,
+        lease_secs,
+        domain,
+    })
+}
+
+fn dhcp_subnet_to_value(subnet: &dhcp::Subnet) -> Value {
+    let mut map = Map::new();
+    map.insert("cidr".into(), json!(subnet.cidr.to_string()));
+    map.insert("server_ip".into(), json!(subnet.server_ip.to_string()));
+    map.insert("server_mac".into(), json!(subnet.server_mac.to_string()));
+    if let Some(router) = subnet.router {
+        map.insert("router".into(), json!(router.to_string()));
+    }
+    map.insert(
+        "dns".into(),
+        json!(
+            subnet
+                .dns
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ),
+    );
+    map.insert(
+        "routes".into(),
+        Value::Array(
+            subnet
+                .routes
+                .iter()
+                .map(|r| {
+                    json!({"destination": r.destination.to_string(), "nexthop": r.nexthop.to_string()})
+                })
+                .collect(),
+        ),
+    );
+    if let Some(mtu) = subnet.mtu {
+        map.insert("mtu".into(), json!(mtu));
+    }
+    map.insert("lease_secs".into(), json!(subnet.lease_secs));
+    if let Some(domain) = &subnet.domain {
+        map.insert("domain".into(), json!(domain));
+    }
+    Value::Object(map)
+}
+
+/// An IPv4 address.
+fn ipv4(field: &str, value: &Value) -> Result<Ipv4Addr, ConfigError> {
+    match fields::ip(field, value)? {
+        IpAddr::V4(ip) => Ok(ip),
+        IpAddr::V6(ip) => Err(invalid(
+            field,
+            format!("{ip} is an IPv6 address; DHCPv4 needs IPv4"),
+        )),
+    }
+}
+
+/// An IPv4 prefix like `10.0.0.0/24`.
+fn ipv4_prefix(field: &str, value: &Value) -> Result<Ipv4Net, ConfigError> {
+    match fields::prefix(field, value)? {
+        IpNet::V4(net) => Ok(net),
+        IpNet::V6(net) => Err(invalid(
+            field,
+            format!("{net} is an IPv6 prefix; DHCPv4 needs IPv4"),
+        )),
     }
 }
 
@@ -576,6 +747,38 @@ fn read_segment(field: &str, value: &Value) -> Result<Segment, ConfigError> {
 }
 
 impl PortSpec {
+    /// True when `other` is backed by the same device: the same name, type and device fields
+    /// (a TAP's namespace, an uplink's physical network, a tunnel's local address and port).
+    /// Such a port keeps its open device across a change; only its VM side (logical switch,
+    /// MAC, addresses, port security) may differ.
+    pub fn same_device(&self, other: &Self) -> bool {
+        self.name == other.name
+            && match (&self.kind, &other.kind) {
+                (PortType::Tap { netns: a, .. }, PortType::Tap { netns: b, .. }) => a == b,
+                (PortType::Memory { .. }, PortType::Memory { .. }) => true,
+                (
+                    PortType::Uplink {
+                        physical_network: a,
+                    },
+                    PortType::Uplink {
+                        physical_network: b,
+                    },
+                ) => a == b,
+                (
+                    PortType::Vxlan {
+                        local_ip: a,
+                        port: pa,
+                    },
+                    PortType::Vxlan {
+                        local_ip: b,
+                        port: pb,
+                    },
+                ) => a == b && pa == pb,
+                (PortType::Gre { local_ip: a }, PortType::Gre { local_ip: b }) => a == b,
+                _ => false,
+            }
+    }
+
     /// Reads a port found at `path`.
     pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
         let mut object = Object::new(path, value)?;
@@ -828,6 +1031,9 @@ local_vlan = 1
 segment = "vxlan:100"
 flood = ["192.0.2.2"]
 mac_limit = 100
+dhcp = [{ cidr = "10.0.0.0/24", server_ip = "10.0.0.254", server_mac = "fa:16:3e:ff:00:01",
+          router = "10.0.0.254", dns = ["10.0.0.2"], mtu = 1450, lease_secs = 600,
+          domain = "example.org", routes = [{ destination = "10.5.0.0/16", nexthop = "10.0.0.3" }] }]
 
 [[switch]]
 name = "net2"
@@ -891,6 +1097,12 @@ remote = "192.0.2.2"
             Segment::Vxlan(Vni::from_low_bits(100))
         );
         assert_eq!(config.switches[1].mac_limit, DEFAULT_MAC_LIMIT);
+        let dhcp = &config.switches[0].dhcp[0];
+        assert_eq!(
+            (dhcp.mtu, dhcp.lease_secs, dhcp.routes.len()),
+            (Some(1450), 600, 1)
+        );
+        assert!(config.switches[1].dhcp.is_empty());
         let PortType::Tap { vm, netns } = &config.ports[0].kind else {
             panic!("a tap port")
         };
@@ -962,7 +1174,7 @@ remote = "192.0.2.2"
             ),
             (
                 example_with("mac_limit = 100", "mac_limit = 100\ncolour = \"red\""),
-                r#"switch "net1".colour: unknown field; expected one of name, local_vlan, segment, flood, mac_limit"#,
+                r#"switch "net1".colour: unknown field; expected one of name, local_vlan, segment, flood, mac_limit, dhcp"#,
             ),
             (
                 example_with("port = 4789", "port = 4789\nmac = \"fa:16:3e:00:00:09\""),
@@ -1010,6 +1222,14 @@ remote = "192.0.2.2"
             (
                 example_with("name = \"wft-vm1\"", "name = \"a-very-long-tap-name\""),
                 r#"port[0].name: "a-very-long-tap-name" is not a valid interface name"#,
+            ),
+            (
+                example_with("nexthop = \"10.0.0.3\"", "nexthop = \"fd00::3\""),
+                r#"switch "net1".dhcp[0].routes[0].nexthop: fd00::3 is an IPv6 address"#,
+            ),
+            (
+                example_with("domain = \"example.org\"", "domain = \"\""),
+                r#"switch "net1".dhcp[0].domain: must not be empty"#,
             ),
             (
                 example_with("mac_aging_secs = 300", "mac_aging_secs = 0"),

@@ -12,8 +12,10 @@
 //! | `add_record` | `record`: a record as in the file | `{changed, generation}` |
 //! | `remove_record` | `switch`, and `mac` or `ip` or both | `{changed, generation}` |
 //! | `set_flood` | `switch`, `flood`: list of IPs | `{changed, generation}` |
+//! | `replace` | `config`: the whole configuration in the shape `list` returns | `{changed, generation}` |
 //! | `list` | | the whole configuration in the file's shape |
-//! | `counters` | | `{ports: [{name, rx_/tx_packets, rx_/tx_bytes}], drops: {reason: n}}` |
+//! | `status` | | `{ports: [{name, type, up, reason?}]}` |
+//! | `counters` | | `{ports: [{name, rx_/tx_packets, rx_/tx_bytes, rx_/tx_errors}], drops: {reason: n}, dhcp: {offers, acks, naks, releases, declines, ignored, malformed}}` |
 //! | `macs` | | `[{switch, mac, location: port/uplink/remote, and that key's value, age_ms}]` |
 //!
 //! Responses are `{"ok":true,"result":...}` or `{"ok":false,"error":"field: reason"}`.
@@ -24,6 +26,20 @@
 //! ever sent to a port without a device. Adding what is already there, identically, changes
 //! nothing and succeeds (an agent that restarts can replay its state); adding something
 //! different under a name in use fails.
+//!
+//! `replace` is how an agent programs the switch: it sends everything it wants and the switch
+//! works out the difference by port name. A port whose device is unchanged
+//! ([`PortSpec::same_device`]: same name, type and device fields) keeps its open device and
+//! only takes its new VM side with the swapped tables, so its traffic never stops; a port that
+//! is new or whose device changed is opened, one that is gone is closed. A TAP whose device
+//! changed is closed before its new one is created (the kernel allows one netdev of a name),
+//! so it alone sees a short gap. What was learned on logical switches whose name and segment
+//! stay is kept.
+//!
+//! `status`: `up` is true while the port's device is open and working; `reason` says why not
+//! (no device, or the device failed: a TAP whose netdev was destroyed, for instance when the
+//! namespace it was moved into is deleted). A failed port stays configured, and down, until a
+//! `replace` or `remove_port` drops or reopens it.
 
 use core::{net::IpAddr, time::Duration};
 use std::{
@@ -43,14 +59,16 @@ use serde_json::{Map, Value, json};
 use wire::MacAddr;
 
 use super::{
-    config::{PortSpec, RecordSpec, SwitchConfig, SwitchSpec},
+    config::{PortSpec, PortType, RecordSpec, SwitchConfig, SwitchSpec},
     devices,
     fields::{self, Object, invalid},
     forward::{Command, MacEntry, MacLocation},
 };
 use crate::{
     device::memory::MemoryPeer,
+    dhcp,
     pipeline::DropReason,
+    switch::DeviceStatus,
     tables::{ConfigError, Tables},
 };
 
@@ -74,7 +92,9 @@ pub const OPS: &[&str] = &[
     "add_record",
     "remove_record",
     "set_flood",
+    "replace",
     "list",
+    "status",
     "counters",
     "macs",
 ];
@@ -114,8 +134,12 @@ pub enum Request {
         /// The remote endpoints.
         flood: Vec<IpAddr>,
     },
+    /// Replace the whole configuration.
+    Replace(SwitchConfig),
     /// The whole configuration.
     List,
+    /// Whether each port's device is open and working.
+    Status,
     /// Per-port packet and byte counts, and drops by reason.
     Counters,
     /// The learned MAC addresses.
@@ -153,6 +177,10 @@ impl Request {
                 name: object.required("name", fields::name)?,
             },
             "add_record" => Self::AddRecord(object.required("record", RecordSpec::read)?),
+            "replace" => Self::Replace(
+                object.required("config", |_, value| SwitchConfig::from_value(value))?,
+            ),
+            "status" => Self::Status,
             "remove_record" => {
                 let switch = object.required("switch", fields::name)?;
                 let mac = object.optional("mac", fields::mac)?;
@@ -208,7 +236,9 @@ impl Request {
                 "switch": switch,
                 "flood": flood.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
+            Self::Replace(config) => json!({"op": "replace", "config": config.to_value()}),
             Self::List => json!({"op": "list"}),
+            Self::Status => json!({"op": "status"}),
             Self::Counters => json!({"op": "counters"}),
             Self::Macs => json!({"op": "macs"}),
         }
@@ -286,7 +316,7 @@ impl Control {
         lock(&self.peers).get(name).cloned()
     }
 
-    /// Replaces the whole configuration (at start).
+    /// Replaces the whole configuration (at start, and the `replace` op).
     pub(crate) fn replace(&self, config: SwitchConfig) -> Result<Value, ControlError> {
         self.mutate(|current| {
             let changed = *current != config;
@@ -307,6 +337,8 @@ impl Control {
     pub(crate) fn execute(&self, request: Request) -> Result<Value, ControlError> {
         match request {
             Request::List => Ok(lock(&self.state).config.to_value()),
+            Request::Replace(config) => self.replace(config),
+            Request::Status => self.status(),
             Request::Counters => self.counters(),
             Request::Macs => self.macs(),
             Request::AddSwitch(switch) => self.mutate(|config| {
@@ -421,26 +453,31 @@ impl Control {
         let generation = state.generation + 1;
         let tables = next.tables(generation)?;
         let current = &state.config;
-        let removed: Vec<String> = current
-            .ports
-            .iter()
-            .filter(|p| next.port(&p.name) != Some(*p))
-            .map(|p| p.name.clone())
-            .collect();
+        // A port keeps its device when the other side has one of its name on the same device.
+        let kept = |port: &PortSpec, other: &SwitchConfig| {
+            other.port(&port.name).is_some_and(|o| o.same_device(port))
+        };
+        let removed: Vec<&PortSpec> = current.ports.iter().filter(|p| !kept(p, &next)).collect();
+        let fresh: Vec<&PortSpec> = next.ports.iter().filter(|p| !kept(p, current)).collect();
+        // A TAP being reopened: its netdev's name is taken until the old file is closed.
+        let (early, late): (Vec<&PortSpec>, Vec<&PortSpec>) =
+            removed.into_iter().partition(|old| {
+                matches!(old.kind, PortType::Tap { .. })
+                    && fresh.iter().any(|new| new.name == old.name)
+            });
+        for port in early {
+            self.close(&port.name);
+        }
         let mut opened = Vec::new();
-        for port in next
-            .ports
-            .iter()
-            .filter(|p| current.port(&p.name) != Some(*p))
-        {
+        for port in fresh {
             let device = devices::open(port).map_err(|source| ControlError::Device {
                 port: port.name.clone(),
                 source,
             })?;
             opened.push((port.name.clone(), device));
         }
-        // A port that changed (only `replace` can do that) gets its new device attached
-        // before the old one is detached; the switch reads the first device of a name.
+        // A port that changed gets its new device attached before the old one is detached;
+        // the switch reads the first device of a name.
         let mut attached: Vec<String> = Vec::new();
         let mut peers = Vec::new();
         for (name, opened) in opened {
@@ -461,16 +498,21 @@ impl Control {
             }
         }
         self.tables.store(Arc::new(tables));
-        for name in removed {
-            lock(&self.peers).remove(&name);
-            if let Err(err) = self.detach(name.clone()) {
-                eprintln!("weft switch: port {name:?}: cannot close its device: {err}");
-            }
+        for port in late {
+            self.close(&port.name);
         }
         lock(&self.peers).extend(peers);
         state.config = next;
         state.generation = generation;
         Ok(())
+    }
+
+    /// Detaches and closes the device of port `name`, and forgets its memory peer.
+    fn close(&self, name: &str) {
+        lock(&self.peers).remove(name);
+        if let Err(err) = self.detach(name.to_owned()) {
+            eprintln!("weft switch: port {name:?}: cannot close its device: {err}");
+        }
     }
 
     fn detach(&self, name: String) -> Result<(), ControlError> {
@@ -515,7 +557,40 @@ impl Control {
             .iter()
             .map(|&reason| (reason.as_str().to_owned(), json!(counters.dropped(reason))))
             .collect();
-        Ok(json!({"ports": ports, "drops": drops}))
+        let dhcp: Map<String, Value> = dhcp::Outcome::ALL
+            .iter()
+            .map(|&outcome| (outcome.as_str().to_owned(), json!(counters.dhcp(outcome))))
+            .collect();
+        Ok(json!({"ports": ports, "drops": drops, "dhcp": dhcp}))
+    }
+
+    fn status(&self) -> Result<Value, ControlError> {
+        let devices: Vec<DeviceStatus> = self.call(Command::Status)?;
+        let state = lock(&self.state);
+        let ports: Vec<Value> = state
+            .config
+            .ports
+            .iter()
+            .map(|port| {
+                let device = devices.iter().find(|d| d.name == port.name);
+                let mut map = Map::new();
+                map.insert("name".into(), json!(port.name));
+                map.insert("type".into(), json!(port.kind.as_str()));
+                let reason = match device {
+                    None => Some("no device".to_owned()),
+                    Some(device) => device
+                        .failure
+                        .as_ref()
+                        .map(|why| format!("device failed: {why}")),
+                };
+                map.insert("up".into(), json!(reason.is_none()));
+                if let Some(reason) = reason {
+                    map.insert("reason".into(), json!(reason));
+                }
+                Value::Object(map)
+            })
+            .collect();
+        Ok(json!({"ports": ports}))
     }
 
     fn macs(&self) -> Result<Value, ControlError> {

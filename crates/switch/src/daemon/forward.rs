@@ -26,7 +26,7 @@ use wire::MacAddr;
 
 use crate::{
     device::Device,
-    switch::{Counters, MAC_AGING, Switch},
+    switch::{Counters, DeviceStatus, MAC_AGING, Switch},
     tables::Location,
 };
 
@@ -52,6 +52,8 @@ pub(crate) enum Command {
     Counters(SyncSender<Counters>),
     /// Send the learned MAC table, by name.
     Macs(SyncSender<Vec<MacEntry>>),
+    /// Send whether each attached device works.
+    Status(SyncSender<Vec<DeviceStatus>>),
     /// Stop forwarding and return.
     Stop,
 }
@@ -149,6 +151,11 @@ pub(crate) fn run(mut switch: Switch, commands: &Receiver<Command>, busy_poll: D
                     eprintln!("weft switch: port {port}: {err} ({errors} device errors so far)");
                 }
             }
+            for name in switch.take_failed() {
+                // Gone for good: waiting on it would wake poll(2) at once, forever.
+                forget(&mut waitables, &name);
+                eprintln!("weft switch: port {name}: its device is gone; the port is down");
+            }
             if received == 0 {
                 drained = true;
                 break;
@@ -179,9 +186,12 @@ fn execute(switch: &mut Switch, waitables: &mut Vec<Waitable>, command: Command,
             let _ = done.send(());
         }
         Command::Detach { name, done } => {
-            waitables.retain(|w| w.name != name);
+            forget(waitables, &name);
             drop(switch.detach(&name));
             let _ = done.send(());
+        }
+        Command::Status(reply) => {
+            let _ = reply.send(switch.device_status());
         }
         Command::Counters(reply) => {
             let _ = reply.send(switch.counters());
@@ -190,6 +200,14 @@ fn execute(switch: &mut Switch, waitables: &mut Vec<Waitable>, command: Command,
             let _ = reply.send(mac_entries(switch, now));
         }
         Command::Stop => {}
+    }
+}
+
+/// Stops waiting on the first device named `name` (the switch detaches the first one too,
+/// while a port's old and new devices are both attached).
+fn forget(waitables: &mut Vec<Waitable>, name: &str) {
+    if let Some(index) = waitables.iter().position(|w| w.name == name) {
+        waitables.remove(index);
     }
 }
 

@@ -117,6 +117,10 @@ impl<D: Device, W: Write + Send> Device for Capture<D, W> {
     fn offloads(&self) -> Offloads {
         self.inner.offloads()
     }
+
+    fn is_gone(&self, err: &io::Error) -> bool {
+        self.inner.is_gone(err)
+    }
 }
 
 #[cfg(test)]

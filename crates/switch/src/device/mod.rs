@@ -82,4 +82,12 @@ pub trait Device: Send {
     fn offloads(&self) -> Offloads {
         Offloads::NONE
     }
+
+    /// True when `err`, returned by [`recv`](Device::recv), means the device is gone for good
+    /// (a TAP whose netdev was destroyed), so reading it again is pointless. False by
+    /// default: a socket's errors (an ICMP error queued on a UDP socket) clear when read.
+    fn is_gone(&self, err: &io::Error) -> bool {
+        let _ = err;
+        false
+    }
 }

@@ -608,6 +608,16 @@ impl Device for TapDevice {
         Some(self.fd.as_fd())
     }
 
+    /// A TAP whose netdev was unregistered (deleted, or its namespace destroyed) is detached
+    /// from its file: reads fail with `EBADFD` from then on and poll(2) reports `POLLERR`.
+    /// `EIO`, `ENODEV` and `ENXIO` mean the same on the read side.
+    fn is_gone(&self, err: &io::Error) -> bool {
+        matches!(
+            err.raw_os_error(),
+            Some(libc::EBADFD | libc::EIO | libc::ENODEV | libc::ENXIO)
+        )
+    }
+
     fn offloads(&self) -> Offloads {
         if self.vnet {
             Offloads::ALL

@@ -101,6 +101,12 @@ impl Lab {
         name
     }
 
+    /// Deletes one of the lab's namespaces now (what is in it goes with it).
+    pub(crate) fn delete_netns(&mut self, name: &str) {
+        run(&["ip", "netns", "delete", name]);
+        self.namespaces.retain(|ns| ns != name);
+    }
+
     /// Runs a command inside a namespace (panics on failure).
     pub(crate) fn exec(&self, netns: &str, args: &[&str]) -> String {
         let mut full = vec!["ip", "netns", "exec", netns];
@@ -150,6 +156,12 @@ impl Lab {
     /// The contents of a log file of a spawned process.
     pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Sends a signal (`kill -SIGNAL`, e.g. `USR1`) to a spawned process.
+    pub(crate) fn signal(&self, index: usize, signal: &str) {
+        let pid = self.children[index].id().to_string();
+        run(&["kill", &format!("-{signal}"), &pid]);
     }
 
     /// Sends SIGTERM to a spawned process and waits (at most 5 s) for it to exit.
