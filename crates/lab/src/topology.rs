@@ -673,7 +673,14 @@ mod tests {
             "physical_network[0].vlan_range"
         );
         assert_eq!(error("colour = 1").field, "file");
-        let err = error("name = \"abcdef\"\n[[host]]\nname = \"ghijkl\"");
+        // abcdef-ghijklp1 is 15 bytes and fits; the tenth physical network's p10 does not.
+        assert!(Topology::from_toml("name = \"abcdef\"\n[[host]]\nname = \"ghijkl\"").is_ok());
+        let physnets: String = (1..=10)
+            .map(|i| format!("[[physical_network]]\nname = \"p{i}\"\n"))
+            .collect();
+        let err = error(&format!(
+            "name = \"abcdef\"\n{physnets}[[host]]\nname = \"ghijkl\""
+        ));
         assert_eq!(err.field, "host[0].name");
         assert!(err.message.contains("15 bytes"), "{err}");
         let err = error(
