@@ -684,7 +684,7 @@ mod tests {
         assert_eq!(err.field, "host[0].name");
         assert!(err.message.contains("15 bytes"), "{err}");
         let err = error(
-            "management = \"198.18.0.0/28\"\n[[host]]\nname = \"a\"\n[[host]]\nname = \"b\"\n[[host]]\nname = \"c\"\n[[host]]\nname = \"d\"",
+            "management = \"198.18.0.0/28\"\n[[host]]\nname = \"a\"\n[[host]]\nname = \"b\"\n[[host]]\nname = \"c\"\n[[host]]\nname = \"d\"\n[[host]]\nname = \"e\"",
         );
         assert_eq!(err.field, "management", "{err}");
     }
