@@ -215,6 +215,19 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// `text` as a URL query value: unreserved characters as they are, every other byte as `%XX`.
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn decode<T: DeserializeOwned>(
     method: &Method,
     url: &str,
@@ -388,7 +401,11 @@ impl Cloud {
 
     /// The id of the role called `name`.
     pub fn role_id(&self, token: &Token, auth_url: &str, name: &str) -> Result<String, ApiError> {
-        let url = format!("{}/roles?name={name}", auth_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/roles?name={}",
+            auth_url.trim_end_matches('/'),
+            query_value(name)
+        );
         let answer = self
             .http
             .call(Method::GET, &url, Some(&token.token), None)?;
@@ -425,13 +442,21 @@ impl Cloud {
     /// The network `name_or_id` names, as the token's user sees it (an id first, then a
     /// unique name).
     pub fn network(&self, token: &Token, name_or_id: &str) -> Result<Network, ApiError> {
-        let url = format!("{}/v2.0/networks/{name_or_id}", self.network_url);
+        let url = format!(
+            "{}/v2.0/networks/{}",
+            self.network_url,
+            query_value(name_or_id)
+        );
         match self.http.call(Method::GET, &url, Some(&token.token), None) {
             Ok(answer) => return decode(&Method::GET, &url, &answer.body, "network"),
             Err(err) if err.status() == Some(StatusCode::NOT_FOUND) => {}
             Err(err) => return Err(err),
         }
-        let url = format!("{}/v2.0/networks?name={name_or_id}", self.network_url);
+        let url = format!(
+            "{}/v2.0/networks?name={}",
+            self.network_url,
+            query_value(name_or_id)
+        );
         let answer = self
             .http
             .call(Method::GET, &url, Some(&token.token), None)?;
@@ -452,13 +477,21 @@ impl Cloud {
 
     /// The port `name_or_id` names (an id first, then a unique name).
     pub fn port(&self, token: &Token, name_or_id: &str) -> Result<Port, ApiError> {
-        let url = format!("{}/v2.0/ports/{name_or_id}", self.network_url);
+        let url = format!(
+            "{}/v2.0/ports/{}",
+            self.network_url,
+            query_value(name_or_id)
+        );
         match self.http.call(Method::GET, &url, Some(&token.token), None) {
             Ok(answer) => return decode(&Method::GET, &url, &answer.body, "port"),
             Err(err) if err.status() == Some(StatusCode::NOT_FOUND) => {}
             Err(err) => return Err(err),
         }
-        let url = format!("{}/v2.0/ports?name={name_or_id}", self.network_url);
+        let url = format!(
+            "{}/v2.0/ports?name={}",
+            self.network_url,
+            query_value(name_or_id)
+        );
         let answer = self
             .http
             .call(Method::GET, &url, Some(&token.token), None)?;
@@ -530,6 +563,12 @@ mod tests {
         let keystone = json!({"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}});
         assert!(error_message(&keystone).starts_with("The request"));
         assert_eq!(error_message(&Value::String("oops".into())), "oops");
+    }
+
+    #[test]
+    fn test_query_values_are_escaped() {
+        assert_eq!(query_value("net-1_a.b~"), "net-1_a.b~");
+        assert_eq!(query_value("a b&c/é"), "a%20b%26c%2F%C3%A9");
     }
 
     #[test]

@@ -91,7 +91,14 @@ enum VmCommand {
 
 /// Runs `weft lab ...`; `Ok(code)` is the exit code (non-zero only from `vm exec`).
 pub(crate) fn run(args: LabArgs) -> Result<u8> {
-    interrupt::install()?;
+    // Commands that build or remove turn Ctrl-C into an orderly stop. `vm exec` must not: the
+    // handler's blocked signals would be inherited by the command, which Ctrl-C should stop.
+    if !matches!(
+        args.command,
+        LabCommand::Vm(VmCommand::Exec { .. } | VmCommand::List) | LabCommand::Status
+    ) {
+        interrupt::install()?;
+    }
     let mut stdout = std::io::stdout();
     let mut progress = Progress::new(&mut stdout);
     match args.command {

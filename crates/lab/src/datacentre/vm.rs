@@ -26,15 +26,16 @@ const PORT_ACTIVE: Duration = Duration::from_secs(60);
 const DHCP_LEASE: Duration = Duration::from_secs(60);
 /// ISC dhclient, preferred.
 const DHCLIENT: &str = "/usr/sbin/dhclient";
-/// The environment variable naming the resolv.conf the DHCP script may write.
-const RESOLV_ENV: &str = "WEFT_LAB_RESOLV";
 
 /// The script both DHCP clients run (`dhclient -sf`, `udhcpc -s`). Debian's own
 /// dhclient-script runs hooks that act on the whole machine (the timesyncd hook restarts a
 /// host service), so the lab brings its own: it only touches the VM's interface, the VM
 /// namespace's routes and the VM's own resolv.conf.
-const DHCP_SCRIPT: &str = r#"#!/bin/sh
-# Written by `weft lab`: applies a DHCP lease inside a VM's namespace. Called by ISC dhclient
+///
+/// ISC dhclient runs its script with an environment of its own making, so the VM's
+/// resolv.conf cannot come in through the environment: [`dhcp_script`] writes it into the
+/// first line of a copy per VM.
+const DHCP_SCRIPT: &str = r#"# Written by `weft lab`: applies a DHCP lease inside a VM's namespace. Called by ISC dhclient
 # ($reason, $new_*) or by busybox udhcpc ($1, $ip, $mask, ...). Touches only $interface, the
 # namespace's routes and $WEFT_LAB_RESOLV.
 set -u
@@ -114,6 +115,13 @@ else
 fi
 exit 0
 "#;
+
+/// The DHCP script of a VM whose resolvers go to `resolv_conf`.
+fn dhcp_script(resolv_conf: &Path) -> String {
+    // Single quotes keep the path literal; a quote inside it is closed, escaped and reopened.
+    let quoted = resolv_conf.to_string_lossy().replace('\'', r"'\''");
+    format!("#!/bin/sh\nWEFT_LAB_RESOLV='{quoted}'\n{DHCP_SCRIPT}")
+}
 
 /// What `weft lab vm create` is asked for.
 #[derive(Debug, Clone)]
@@ -349,15 +357,12 @@ fn attach(
     let vm_dir = lab.path().join("vms").join(&vm.name);
     fs::create_dir_all(&vm_dir)
         .map_err(|err| Error::io(format!("cannot create {}", vm_dir.display()), err))?;
-    let script = lab.path().join("dhcp-script");
-    if !script.exists() {
-        state::write_atomically(&script, DHCP_SCRIPT.as_bytes())?;
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o700))
-            .map_err(|err| Error::io(format!("cannot chmod {}", script.display()), err))?;
-    }
+    let script = vm_dir.join("dhcp-script");
+    state::write_atomically(&script, dhcp_script(&resolv).as_bytes())?;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o700))
+        .map_err(|err| Error::io(format!("cannot chmod {}", script.display()), err))?;
     let log = vm_dir.join("dhcp.log");
     let script_arg = script.to_string_lossy().into_owned();
-    let resolv_arg = resolv.to_string_lossy().into_owned();
     let name = state.topology.name.clone();
     let (client, mut dhcp) = if Path::new(DHCLIENT).exists() {
         let pid_file = vm_dir.join("dhclient.pid").to_string_lossy().into_owned();
@@ -378,23 +383,11 @@ fn attach(
             &lease_file,
             "eth0",
         ];
-        let child = spawn_detached(
-            Some(&vm.ns),
-            &args,
-            &name,
-            &[(RESOLV_ENV, &resolv_arg)],
-            &log,
-        )?;
+        let child = spawn_detached(Some(&vm.ns), &args, &name, &[], &log)?;
         ("dhclient", child)
     } else if netns::have_program("busybox") {
         let args = ["busybox", "udhcpc", "-f", "-i", "eth0", "-s", &script_arg];
-        let child = spawn_detached(
-            Some(&vm.ns),
-            &args,
-            &name,
-            &[(RESOLV_ENV, &resolv_arg)],
-            &log,
-        )?;
+        let child = spawn_detached(Some(&vm.ns), &args, &name, &[], &log)?;
         ("udhcpc", child)
     } else {
         return Err(Error::Failed(format!(
@@ -592,7 +585,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weft-lab-script-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s");
-        fs::write(&path, DHCP_SCRIPT).unwrap();
+        let script = dhcp_script(Path::new("/etc/netns/it's/resolv.conf"));
+        assert!(
+            script.starts_with("#!/bin/sh\nWEFT_LAB_RESOLV='/etc/netns/it'\\''s/resolv.conf'\n")
+        );
+        fs::write(&path, script).unwrap();
         let ok = Command::new("sh").arg("-n").arg(&path).status().unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert!(ok.success());
