@@ -466,6 +466,13 @@ fn clouds_yaml(state: &State) -> String {
 
 fn write_clouds_yaml(dir: &LabDir, state: &mut State, path: &Path) -> Result<()> {
     state::write_atomically(path, clouds_yaml(state).as_bytes())?;
+    // Under sudo, the user who asked for the lab runs `openstack` as themselves: the file is
+    // theirs (still 0600: it holds passwords).
+    let sudo_id = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u32>().ok());
+    if let (Some(uid), Some(gid)) = (sudo_id("SUDO_UID"), sudo_id("SUDO_GID")) {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|err| Error::io(format!("cannot chown {}", path.display()), err))?;
+    }
     // Made absolute so `weft lab down` run from elsewhere still finds it.
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     state.clouds_yaml = Some(absolute);
