@@ -685,9 +685,9 @@ pub fn status(dir: &Path, out: &mut dyn Write) -> Result<()> {
         let _ = writeln!(out, "no lab in {}", dir.display());
         return Ok(());
     }
-    let state = LabDir::open(dir)?
-        .load()?
-        .ok_or_else(|| Error::Failed(format!("no lab in {}", dir.display())))?;
+    // Read without the lock: status must answer while a `vm create` waits for a port.
+    let state =
+        state::peek(dir)?.ok_or_else(|| Error::Failed(format!("no lab in {}", dir.display())))?;
     let t = &state.topology;
     let answers = Cloud::new(&state.network_url)
         .map(|c| c.answers(&state.auth_url))
@@ -738,7 +738,8 @@ pub fn status(dir: &Path, out: &mut dyn Write) -> Result<()> {
 
 /// `weft lab vm list`.
 pub fn vm_list(dir: &Path, out: &mut dyn Write) -> Result<()> {
-    let (_lab, state) = open_ready(dir)?;
+    let state =
+        state::peek(dir)?.ok_or_else(|| Error::Failed(format!("no lab in {}", dir.display())))?;
     let _ = out.write_all(vm::list_text(&state).as_bytes());
     Ok(())
 }

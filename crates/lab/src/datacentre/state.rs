@@ -175,15 +175,7 @@ impl LabDir {
 
     /// The state, if a readable one is there.
     pub fn load(&self) -> Result<Option<State>> {
-        let path = self.path.join(STATE_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::io(format!("cannot read {}", path.display()), err)),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|err| Error::Failed(format!("{}: {err}", path.display())))
+        peek(&self.path)
     }
 
     /// Saves the state (whole or not at all).
@@ -200,6 +192,20 @@ impl LabDir {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
     }
+}
+
+/// The state of the lab in `dir` without taking the lock: the file is only ever replaced
+/// whole, so a reader sees one complete state, maybe one step old.
+pub(super) fn peek(dir: &Path) -> Result<Option<State>> {
+    let path = dir.join(STATE_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io(format!("cannot read {}", path.display()), err)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|err| Error::Failed(format!("{}: {err}", path.display())))
 }
 
 /// Writes `path` whole or not at all, mode 0600 (state and clouds.yaml hold passwords).

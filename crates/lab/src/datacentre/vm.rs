@@ -452,7 +452,9 @@ fn ipv4_of(ns: &str, dev: &str) -> Option<String> {
 /// `weft lab vm exec NAME -- CMD...`: runs the command inside the VM with this terminal,
 /// returns its exit code (128 + signal if a signal ended it).
 pub fn vm_exec(dir: &Path, name: &str, command: &[String]) -> Result<i32> {
-    let (lab, state) = open_ready(dir)?;
+    // Without the lock: a long command inside a VM must not hold up changes to the lab.
+    let state =
+        state::peek(dir)?.ok_or_else(|| Error::Failed(format!("no lab in {}", dir.display())))?;
     let vm = state
         .vms
         .iter()
@@ -462,8 +464,6 @@ pub fn vm_exec(dir: &Path, name: &str, command: &[String]) -> Result<i32> {
         return Err(Error::Failed("no command to run".into()));
     }
     let ns = vm.ns.clone();
-    // The lock is for changes to the lab; a long command inside a VM must not block them.
-    drop(lab);
     let status = Command::new("ip")
         .args(["netns", "exec", &ns])
         .args(command)
