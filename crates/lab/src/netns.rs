@@ -194,6 +194,188 @@ pub fn remove_stale() -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// The environment variable that marks every process a `weft lab` data centre starts; its
+/// value is the lab's name, so `weft lab down` finds them again without any state file.
+pub const MARKER: &str = "WEFT_LAB";
+
+/// A long-lived process started with [`spawn_detached`]: it outlives the process that started
+/// it. Dropping this handle neither stops nor waits for it.
+#[derive(Debug)]
+pub struct Detached {
+    child: Child,
+}
+
+impl Detached {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if it has ended (then it is reaped), `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+/// Starts `args` detached: in namespace `ns` (with `ip netns exec`, which execs it, so the
+/// process id is the command's) or in this one, in a session of its own (no terminal, no
+/// signal from a Ctrl-C meant for the starter), with `MARKER=marker` and `env` added to its
+/// environment, stdin from /dev/null and stdout and stderr appended to `log`.
+pub fn spawn_detached(
+    ns: Option<&str>,
+    args: &[&str],
+    marker: &str,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> Result<Detached> {
+    let (program, rest) = args
+        .split_first()
+        .ok_or_else(|| Error::Failed("empty command".into()))?;
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|err| Error::io(format!("cannot open {}", log.display()), err))?;
+    let err = out
+        .try_clone()
+        .map_err(|err| Error::io("cannot duplicate a log descriptor", err))?;
+    let mut command = match ns {
+        Some(ns) => {
+            let mut command = new_command("ip");
+            command.args(["netns", "exec", ns, program]);
+            command
+        }
+        None => new_command(program),
+    };
+    command
+        .args(rest)
+        .env(MARKER, marker)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let line = match ns {
+        Some(ns) => format!("ip netns exec {ns} {}", command_line(args)),
+        None => command_line(args),
+    };
+    let child = command.spawn().map_err(|err| Error::Command {
+        command: line,
+        message: err.to_string(),
+    })?;
+    Ok(Detached { child })
+}
+
+/// True when process `pid` exists and has not ended (a zombie has ended).
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+/// True when process `pid` carries `MARKER=marker` in its environment: it is one the lab of
+/// that name started (and not an unrelated process that reused the id).
+pub fn is_marked(pid: u32, marker: &str) -> bool {
+    let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("{MARKER}={marker}");
+    environ
+        .split(|&b| b == 0)
+        .any(|var| var == wanted.as_bytes())
+}
+
+/// Every live process with `MARKER=marker` in its environment, except this one.
+pub fn marked_processes(marker: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me && is_marked(pid, marker) && is_alive(pid))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The process ids inside namespace `ns` (`ip netns pids`); empty if there is no such
+/// namespace.
+pub fn pids_inside(ns: &str) -> Vec<u32> {
+    run(&["ip", "netns", "pids", ns])
+        .map(|out| {
+            out.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Stops processes that are not this process's children: SIGTERM, up to `grace` for them to
+/// go, then SIGKILL for the rest. Returns the ids that were still alive at the start.
+pub fn terminate(pids: &[u32], grace: Duration) -> Vec<u32> {
+    let alive: Vec<u32> = pids.iter().copied().filter(|&p| is_alive(p)).collect();
+    let send = |pid: u32, signal: Signal| {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = kill(Pid::from_raw(raw), signal);
+        }
+    };
+    for &pid in &alive {
+        send(pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while alive.iter().any(|&p| is_alive(p)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    for &pid in alive.iter().filter(|&&p| is_alive(p)) {
+        send(pid, Signal::SIGKILL);
+    }
+    // A SIGKILLed process still needs its parent (init, for a detached one) to reap it.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive.iter().any(|&p| is_alive(p)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    alive
+}
+
+/// The names of the links in this (the root) namespace (`ip -o link show`), without the
+/// `@peer` part.
+pub fn list_links() -> Result<Vec<String>> {
+    Ok(run(&["ip", "-o", "link", "show"])?
+        .lines()
+        .filter_map(|line| {
+            let name = line.split(": ").nth(1)?;
+            Some(name.split('@').next().unwrap_or(name).to_owned())
+        })
+        .collect())
+}
+
+/// True when a link called `name` exists in this namespace.
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Turns IPv6 off on link `name` in this namespace before it comes up, so the lab's bridges
+/// and veths send no router solicitations or MLD reports. Best effort: without IPv6 there is
+/// nothing to turn off.
+pub fn disable_ipv6(name: &str) {
+    let _ = fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
+}
+
 /// A process a [`Lab`] started; the index of its entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcId(usize);

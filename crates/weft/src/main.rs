@@ -1,11 +1,13 @@
 //! `weft`: the single binary of weft (multi-tenant network virtualization).
 //!
 //! Subcommands arrive with the crates that implement them; today: `weft server`,
-//! `weft decode`, `weft switch` (with its client, `weft switch ctl`) and `weft bench`.
+//! `weft decode`, `weft switch` (with its client, `weft switch ctl`), `weft bench` and
+//! `weft lab`.
 
 mod bench_api;
 mod bench_cmd;
 mod decode;
+mod lab_cmd;
 mod server_cmd;
 mod switch_cmd;
 
@@ -37,11 +39,14 @@ enum Command {
     Switch(Box<switch_cmd::SwitchArgs>),
     /// Measure weft on real topologies built in network namespaces (root).
     Bench(bench_cmd::BenchArgs),
+    /// A small data centre on this machine: controller, hosts, VMs in namespaces (root).
+    Lab(lab_cmd::LabArgs),
 }
 
 /// Exit codes: 0 success (also `weft server` and `weft switch` stopped by SIGINT/SIGTERM),
 /// 1 the command failed (the message says why), 2 bad usage (clap), 130 interrupted
-/// (SIGINT/SIGTERM/SIGHUP during `weft bench`, after cleaning up).
+/// (SIGINT/SIGTERM/SIGHUP during `weft bench` or `weft lab`, after cleaning up); `weft lab vm
+/// exec` exits with its command's code.
 const EXIT_FAILURE: u8 = 1;
 /// See [`EXIT_FAILURE`].
 const EXIT_INTERRUPTED: u8 = 130;
@@ -55,6 +60,11 @@ fn main() -> ExitCode {
         }
         Command::Switch(args) => switch_cmd::run(*args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Lab(args) => match lab_cmd::run(args) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,205 @@
+//! `weft lab`: a small data centre on this machine (`lab::datacentre`): up, down, status, and
+//! VMs that are network namespaces on Neutron ports.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use lab::{
+    datacentre::{self, ADMIN_CLOUD, CLOUDS_YAML, DEFAULT_DIR, Options, Progress, VmCreate},
+    interrupt,
+    topology::Topology,
+};
+
+/// `weft lab ...`.
+#[derive(Debug, Args)]
+pub(crate) struct LabArgs {
+    /// The lab directory: state, configs, logs, sockets, the controller's database.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR, global = true)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Build the data centre (default: two hosts, h1 and h2) and start weft server, and weft
+    /// switch and weft agent on every host; writes clouds.yaml here (root).
+    Up {
+        /// The topology file (TOML); default: the built-in two-host topology.
+        topology: Option<PathBuf>,
+        /// Where to write clouds.yaml.
+        #[arg(long, value_name = "PATH", default_value = CLOUDS_YAML)]
+        clouds_yaml: PathBuf,
+    },
+    /// Remove everything the lab made, also after a crash (processes, namespaces, links,
+    /// bridges, /etc/netns entries, clouds.yaml, the lab directory).
+    Down {
+        /// The lab's name, when its directory is gone (default: the directory's, else weft).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Show the lab's processes, hosts and VMs.
+    Status,
+    /// VMs: namespaces whose eth0 is a Neutron port's TAP.
+    #[command(subcommand)]
+    Vm(VmCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VmCommand {
+    /// Create a VM: make (or take) a port, bind it to a host, move its TAP into the VM's
+    /// namespace as eth0 and run DHCP there.
+    Create {
+        /// The VM's name.
+        name: String,
+        /// Make a port on this network (name or id).
+        #[arg(
+            long,
+            value_name = "NET",
+            required_unless_present = "port",
+            conflicts_with = "port"
+        )]
+        network: Option<String>,
+        /// Use this port (name or id).
+        #[arg(long, value_name = "PORT")]
+        port: Option<String>,
+        /// The host (default: the next one, round robin).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+        /// The cloud of clouds.yaml that makes or finds the port.
+        #[arg(long, value_name = "CLOUD", default_value = ADMIN_CLOUD)]
+        os_cloud: String,
+    },
+    /// Run a command inside a VM (its exit code is weft's).
+    Exec {
+        /// The VM.
+        name: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Delete a VM: its DHCP client, its namespace, and its port (or its binding, for a port
+    /// it was given).
+    Delete {
+        /// The VM.
+        name: String,
+    },
+    /// List the VMs.
+    List,
+}
+
+/// Runs `weft lab ...`; `Ok(code)` is the exit code (non-zero only from `vm exec`).
+pub(crate) fn run(args: LabArgs) -> Result<u8> {
+    // Commands that build or remove turn Ctrl-C into an orderly stop. `vm exec` must not: the
+    // handler's blocked signals would be inherited by the command, which Ctrl-C should stop.
+    if !matches!(
+        args.command,
+        LabCommand::Vm(VmCommand::Exec { .. } | VmCommand::List) | LabCommand::Status
+    ) {
+        interrupt::install()?;
+    }
+    let mut stdout = std::io::stdout();
+    let mut progress = Progress::new(&mut stdout);
+    match args.command {
+        LabCommand::Up {
+            topology,
+            clouds_yaml,
+        } => {
+            let topology = read_topology(topology.as_deref())?;
+            let weft = std::env::current_exe().context("cannot find the weft executable")?;
+            let options = Options {
+                dir: args.dir.clone(),
+                weft,
+                clouds_yaml,
+            };
+            let state = datacentre::up(topology, &options, &mut progress)?;
+            let dir = args.dir.display();
+            let clouds = state
+                .clouds_yaml
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            progress.step(format!("lab {:?} is up", state.topology.name));
+            progress.say(format!(
+                "\nclouds.yaml: {clouds}. From this directory:\n  \
+                 openstack --os-cloud weft network create net1\n  \
+                 openstack --os-cloud weft subnet create --network net1 --subnet-range \
+                 10.0.1.0/24 sub1\n  \
+                 weft lab vm create vm1 --network net1\n  \
+                 weft lab vm create vm2 --network net1\n  \
+                 weft lab vm exec vm1 -- ping -c 3 <vm2's address>\n  \
+                 weft lab status\n  \
+                 weft lab down\n\
+                 The demo user's cloud is weft-demo. Logs are in {dir}."
+            ));
+            Ok(0)
+        }
+        LabCommand::Down { name } => {
+            let removed = datacentre::down(&args.dir, name.as_deref(), &mut progress)?;
+            if removed.is_empty() {
+                progress.step("nothing to remove");
+            } else {
+                progress.step("lab removed");
+            }
+            Ok(0)
+        }
+        LabCommand::Status => {
+            datacentre::status(&args.dir, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Create {
+            name,
+            network,
+            port,
+            host,
+            os_cloud,
+        }) => {
+            let request = VmCreate {
+                name,
+                network,
+                port,
+                host,
+                cloud: os_cloud,
+            };
+            let vm = datacentre::vm_create(&args.dir, &request, &mut progress)?;
+            println!("{}", vm.ip.unwrap_or_default());
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Exec { name, command }) => {
+            let code = datacentre::vm_exec(&args.dir, &name, &command)?;
+            Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+        }
+        LabCommand::Vm(VmCommand::Delete { name }) => {
+            datacentre::vm_delete(&args.dir, &name, &mut progress)?;
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::List) => {
+            datacentre::vm_list(&args.dir, &mut std::io::stdout())?;
+            Ok(0)
+        }
+    }
+}
+
+/// The topology file, or the built-in one.
+fn read_topology(path: Option<&Path>) -> Result<Topology> {
+    let Some(path) = path else {
+        return Ok(Topology::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match Topology::from_toml(&text) {
+        Ok(topology) => Ok(topology),
+        Err(err) => bail!("{}: {err}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_arguments_are_consistent() {
+        use clap::Args as _;
+        LabArgs::augment_args(clap::Command::new("lab")).debug_assert();
+    }
+}

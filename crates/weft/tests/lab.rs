@@ -1,0 +1,525 @@
+//! `weft lab` on real namespaces (root): `up` serves the real `openstack` CLI with both clouds,
+//! runs a switch (and, once this weft has it, an agent) in every host, and `down` leaves
+//! nothing behind — also after `up` was SIGKILLed half way and after a host's daemons died.
+//!
+//! Each test's lab has its own name (a letter and this process's id in base 36) and its own
+//! management network in 198.19.0.0/16, so tests and test runs in parallel do not collide; a
+//! drop guard runs `weft lab down`, so a failing test cleans up too.
+
+use std::{
+    fs,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+/// Why a test cannot run here, if it cannot.
+fn cannot_run() -> Option<&'static str> {
+    if !lab::netns::is_root() {
+        return Some("not root");
+    }
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some("no `ip` (iproute2)");
+    }
+    None
+}
+
+/// The `openstack` executable: `WEFT_OPENSTACK_CLI`, else the repo's `.venv`.
+fn openstack_cli() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("WEFT_OPENSTACK_CLI") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/openstack");
+    venv.exists().then_some(venv)
+}
+
+fn base36(mut n: u32) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
+
+/// One test's lab: a working directory (clouds.yaml goes there) and the lab directory in it;
+/// `weft lab down` on drop.
+struct TestLab {
+    name: String,
+    work: tempfile::TempDir,
+    management: String,
+}
+
+impl TestLab {
+    /// A lab named `<tag><pid in base 36>` with management network number `slot` (0-4).
+    fn new(tag: char, slot: u32) -> Self {
+        let pid = std::process::id();
+        let name = format!("{tag}{}", base36(pid));
+        assert!(name.len() <= 6, "{name}");
+        let third = (pid % 50) * 5 + slot;
+        let lab = Self {
+            name,
+            work: tempfile::tempdir().unwrap(),
+            management: format!("198.19.{third}.0/24"),
+        };
+        // Leftovers of an earlier run of this very name (a reused pid) would fail `up`.
+        lab.weft(&["lab", "down", "--name", &lab.name]);
+        let topology = format!(
+            "name = \"{}\"\nmanagement = \"{}\"\n[[host]]\nname = \"h1\"\n[[host]]\nname = \"h2\"\n",
+            lab.name, lab.management
+        );
+        fs::write(lab.work.path().join("topology.toml"), topology).unwrap();
+        lab
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.work.path().join(".weft-lab")
+    }
+
+    fn controller(&self) -> String {
+        let base = self.management.trim_end_matches(".0/24");
+        format!("{base}.1")
+    }
+
+    /// Runs `weft ARGS` in the working directory.
+    fn weft(&self, args: &[&str]) -> Output {
+        Command::new(WEFT)
+            .args(args)
+            .current_dir(self.work.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `weft ARGS` and insists it succeeds; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.weft(args);
+        assert!(
+            out.status.success(),
+            "weft {} failed: {}\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn up(&self) -> String {
+        self.ok(&["lab", "up", "topology.toml"])
+    }
+
+    /// `openstack --os-cloud CLOUD ARGS` in the working directory.
+    fn openstack(&self, cli: &Path, cloud: &str, args: &str) -> String {
+        let out = Command::new(cli)
+            .current_dir(self.work.path())
+            .args(["--os-cloud", cloud])
+            .args(args.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openstack --os-cloud {cloud} {args}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the lab left: namespaces and links with its prefix, processes with its marker,
+    /// /etc/netns entries, its directory and clouds.yaml.
+    fn leftovers(&self) -> Vec<String> {
+        let prefix = format!("{}-", self.name);
+        let mut left: Vec<String> = ip_names(&["netns", "list"])
+            .into_iter()
+            .chain(ip_names(&["-o", "link", "show"]))
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        left.extend(marked(&self.name).iter().map(|p| format!("process {p}")));
+        if let Ok(entries) = fs::read_dir("/etc/netns") {
+            left.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&prefix)),
+            );
+        }
+        for path in [self.dir(), self.work.path().join("clouds.yaml")] {
+            if path.exists() {
+                left.push(path.display().to_string());
+            }
+        }
+        left
+    }
+
+    fn assert_clean(&self) {
+        let left = self.leftovers();
+        assert!(left.is_empty(), "lab {} left {left:?}", self.name);
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = self.weft(&["lab", "down", "--name", &self.name]);
+    }
+}
+
+/// Names from `ip ARGS` output (first word, or the link name of `-o link show`).
+fn ip_names(args: &[&str]) -> Vec<String> {
+    let out = Command::new("ip").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            if args.contains(&"link") {
+                let name = line.split(": ").nth(1)?;
+                Some(name.split('@').next().unwrap_or(name).to_owned())
+            } else {
+                line.split_whitespace().next().map(str::to_owned)
+            }
+        })
+        .collect()
+}
+
+/// Live processes carrying `WEFT_LAB=name`.
+fn marked(name: &str) -> Vec<u32> {
+    let wanted = format!("WEFT_LAB={name}");
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie
+                && fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()))
+        })
+        .collect()
+}
+
+/// The command lines of the processes inside namespace `ns`.
+fn commands_in(ns: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|pid| fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        .collect()
+}
+
+/// `GET http://addr/path`'s status line.
+fn http_status(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+fn has_agent() -> bool {
+    Command::new(WEFT)
+        .args(["agent", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn lab_up_serves_both_clouds_and_down_leaves_nothing() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let lab = TestLab::new('u', 0);
+    let out = lab.up();
+    assert!(out.contains("is up"), "{out}");
+    let controller = lab.controller();
+
+    // The controller answers on the management bridge, both APIs.
+    let status = http_status(&format!("{controller}:5000"), "/v3");
+    assert!(status.contains(" 200"), "{status}");
+    let status = http_status(&format!("{controller}:9696"), "/");
+    assert!(status.starts_with("HTTP/1.1"), "{status}");
+
+    // Every host runs its switch (and its agent, once this weft has one).
+    for host in ["h1", "h2"] {
+        let ns = format!("{}-{host}", lab.name);
+        let commands = commands_in(&ns);
+        assert!(
+            commands.iter().any(|c| c.contains(" switch --control ")),
+            "{ns}: {commands:?}"
+        );
+        if has_agent() {
+            assert!(
+                commands
+                    .iter()
+                    .any(|c| c.contains(" agent ") && c.contains(&format!("--host {host}"))),
+                "{ns}: {commands:?}"
+            );
+        } else {
+            eprintln!("this weft has no `weft agent` yet: the agent-process check is skipped");
+        }
+        // No default route anywhere: only the lab's own networks.
+        let routes = Command::new("ip")
+            .args(["-n", &ns, "route", "show", "default"])
+            .output()
+            .unwrap();
+        assert!(routes.stdout.is_empty(), "{ns} has a default route");
+    }
+    let status = lab.ok(&["lab", "status"]);
+    assert!(
+        status.contains("(up)") && !status.contains("GONE"),
+        "{status}"
+    );
+
+    match openstack_cli() {
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the openstack CLI part"
+            );
+            eprintln!("no openstack CLI (set WEFT_OPENSTACK_CLI): CLI part skipped");
+        }
+        Some(cli) => {
+            let _ = lab.openstack(&cli, "weft", "network list");
+            lab.openstack(&cli, "weft", "network create adminnet");
+            lab.openstack(&cli, "weft-demo", "network create demonet");
+            let admin = lab.openstack(&cli, "weft", "network list -f value -c Name");
+            assert!(
+                admin.contains("adminnet") && admin.contains("demonet"),
+                "{admin}"
+            );
+            let demo = lab.openstack(&cli, "weft-demo", "network list -f value -c Name");
+            assert_eq!(demo.trim(), "demonet", "the demo project sees only its own");
+        }
+    }
+
+    let out = lab.ok(&["lab", "down"]);
+    assert!(out.contains("lab removed"), "{out}");
+    lab.assert_clean();
+    // Idempotent.
+    let out = lab.ok(&["lab", "down", "--name", &lab.name]);
+    assert!(out.contains("nothing to remove"), "{out}");
+}
+
+#[test]
+fn lab_down_cleans_up_after_up_was_killed() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let lab = TestLab::new('k', 1);
+    let mut up = Command::new(WEFT)
+        .args(["lab", "up", "topology.toml"])
+        .current_dir(lab.work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed right after it started the server: bridges, hosts and a detached daemon exist,
+    // the state is mid-way.
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.contains("weft server (pid");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    up.kill().unwrap();
+    let _ = up.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("weft server (pid")),
+        "{seen:?}"
+    );
+    assert!(
+        !marked(&lab.name).is_empty(),
+        "the server should outlive a killed `lab up`"
+    );
+    assert!(!lab.leftovers().is_empty());
+
+    lab.ok(&["lab", "down"]);
+    lab.assert_clean();
+}
+
+#[test]
+fn lab_down_after_a_hosts_processes_were_killed() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let lab = TestLab::new('h', 2);
+    lab.up();
+    let ns = format!("{}-h1", lab.name);
+    let pids = String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!pids.trim().is_empty());
+    for pid in pids.split_whitespace() {
+        Command::new("kill").args(["-KILL", pid]).status().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = lab.ok(&["lab", "status"]);
+    assert!(status.contains("GONE"), "{status}");
+
+    lab.ok(&["lab", "down"]);
+    lab.assert_clean();
+}
+
+#[test]
+fn lab_up_refuses_a_bad_topology_naming_the_field() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let lab = TestLab::new('t', 3);
+    fs::write(
+        lab.work.path().join("bad.toml"),
+        "name = \"x\"\nmanagement = \"10.1.0.0/24\"\n",
+    )
+    .unwrap();
+    let out = lab.weft(&["lab", "up", "bad.toml"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("name:"), "{stderr}");
+    lab.assert_clean();
+}
+
+/// The whole VM lifecycle over real agents: two VMs on two hosts ping each other over VXLAN,
+/// and a VM of the demo user's.
+///
+/// Ignored until `weft agent` (and the controller's binding and `weft switch`'s `replace`)
+/// are merged: without an agent no port binds. The integrator enables it.
+#[test]
+#[ignore = "needs `weft agent`, port binding and switch replace (other branches)"]
+fn lab_vms_get_addresses_and_reach_each_other() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let Some(cli) = openstack_cli() else {
+        eprintln!("no openstack CLI: skipped");
+        return;
+    };
+    assert!(has_agent(), "this weft has no `weft agent`");
+    let lab = TestLab::new('v', 4);
+    lab.up();
+    lab.openstack(&cli, "weft", "network create net1");
+    lab.openstack(
+        &cli,
+        "weft",
+        "subnet create --network net1 --subnet-range 10.0.1.0/24 sub1",
+    );
+    let ip1 = lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "vm1",
+        "--network",
+        "net1",
+        "--host",
+        "h1",
+    ]);
+    let ip2 = lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "vm2",
+        "--network",
+        "net1",
+        "--host",
+        "h2",
+    ]);
+    let ip1 = ip1
+        .lines()
+        .last()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ip2 = ip2
+        .lines()
+        .last()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(ip1.starts_with("10.0.1."), "{ip1}");
+    assert!(ip2.starts_with("10.0.1."), "{ip2}");
+    lab.ok(&[
+        "lab", "vm", "exec", "vm1", "--", "ping", "-c", "3", "-W", "2", &ip2,
+    ]);
+    lab.ok(&[
+        "lab", "vm", "exec", "vm2", "--", "ping", "-c", "3", "-W", "2", &ip1,
+    ]);
+    // The exit code of the command comes through.
+    let out = lab.weft(&["lab", "vm", "exec", "vm1", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    let list = lab.ok(&["lab", "vm", "list"]);
+    assert!(list.contains("vm1") && list.contains("vm2"), "{list}");
+
+    // A port of the demo user's, made by the CLI, used as it is and only unbound on delete.
+    lab.openstack(&cli, "weft-demo", "network create dnet");
+    lab.openstack(
+        &cli,
+        "weft-demo",
+        "subnet create --network dnet --subnet-range 10.0.2.0/24 dsub",
+    );
+    lab.openstack(&cli, "weft-demo", "port create --network dnet dport");
+    let ip3 = lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "vm3",
+        "--port",
+        "dport",
+        "--os-cloud",
+        "weft-demo",
+    ]);
+    assert!(ip3.contains("10.0.2."), "{ip3}");
+    lab.ok(&["lab", "vm", "delete", "vm3"]);
+    let port = lab.openstack(&cli, "weft", "port show dport -f value -c device_id");
+    assert!(port.trim().is_empty(), "dport still has a device: {port}");
+
+    lab.ok(&["lab", "vm", "delete", "vm1"]);
+    let ports = lab.openstack(&cli, "weft", "port list -f value -c Name");
+    assert!(!ports.contains("vm1"), "{ports}");
+    assert!(!ip_names(&["netns", "list"]).contains(&format!("{}-vm-vm1", lab.name)));
+
+    lab.ok(&["lab", "down"]);
+    lab.assert_clean();
+}
