@@ -104,7 +104,7 @@ pub enum Object {
 pub enum EventError {
     /// The line is not JSON, or an object lacks a field or has one of the wrong type.
     #[error("malformed event: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// The line is not UTF-8.
     #[error("malformed event: not UTF-8")]
     NotUtf8,
@@ -143,6 +143,13 @@ pub enum EventError {
         /// The network it names.
         network_id: String,
     },
+}
+
+// The cause is part of the message, so it is not also a `source`.
+impl From<serde_json::Error> for EventError {
+    fn from(err: serde_json::Error) -> Self {
+        Self::Json(err)
+    }
 }
 
 /// A line as read, before its fields are checked against its type.

@@ -22,11 +22,11 @@ const ERROR_BODY_CHARS: usize = 300;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The request could not be made or its answer not read.
-    #[error("request failed: {0}")]
-    Request(#[from] hyper_util::client::legacy::Error),
+    #[error("request failed: {}", chain(.0))]
+    Request(hyper_util::client::legacy::Error),
     /// The body broke off.
-    #[error("reading the answer: {0}")]
-    Body(#[from] hyper::Error),
+    #[error("reading the answer: {}", chain(.0))]
+    Body(hyper::Error),
     /// No answer in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -49,6 +49,41 @@ pub enum HttpError {
         /// Why.
         reason: String,
     },
+}
+
+// The causes are part of the message (hyper's own messages are terse: "client error
+// (Connect)"), so they are not also sources: a `{:#}` chain would repeat them.
+impl From<hyper_util::client::legacy::Error> for HttpError {
+    fn from(err: hyper_util::client::legacy::Error) -> Self {
+        Self::Request(err)
+    }
+}
+
+impl From<hyper::Error> for HttpError {
+    fn from(err: hyper::Error) -> Self {
+        Self::Body(err)
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(
+    err: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    err.and_then(std::error::Error::source)
 }
 
 /// A client of one controller.

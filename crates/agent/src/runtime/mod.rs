@@ -109,13 +109,13 @@ pub enum AgentError {
     EmptyToken,
     /// A controller request failed.
     #[error("controller: {0}")]
-    Http(#[from] HttpError),
+    Http(HttpError),
     /// A switch request failed.
     #[error("switch: {0}")]
-    Switch(#[from] SwitchError),
+    Switch(SwitchError),
     /// The watch stream carried an event the view refused.
     #[error("watch: {0}")]
-    Event(#[from] EventError),
+    Event(EventError),
     /// The watch stream was silent too long.
     #[error("watch: nothing for {0:?}")]
     Idle(Duration),
@@ -125,6 +125,26 @@ pub enum AgentError {
     /// The switch's status answer had an unexpected shape.
     #[error("switch: status: {0}")]
     BadStatus(serde_json::Error),
+}
+
+// The inner errors are part of the message, so they are not also sources (a `{:#}` chain
+// would print them twice).
+impl From<HttpError> for AgentError {
+    fn from(err: HttpError) -> Self {
+        Self::Http(err)
+    }
+}
+
+impl From<SwitchError> for AgentError {
+    fn from(err: SwitchError) -> Self {
+        Self::Switch(err)
+    }
+}
+
+impl From<EventError> for AgentError {
+    fn from(err: EventError) -> Self {
+        Self::Event(err)
+    }
 }
 
 /// What the loops share.

@@ -21,12 +21,12 @@ use tokio::{
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
     /// The socket failed (the switch is not running, or went away).
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}: {error}")]
     Io {
         /// The socket.
         path: PathBuf,
-        /// What failed.
-        source: io::Error,
+        /// What failed (part of the message, so not a `source`).
+        error: io::Error,
     },
     /// No answer in time.
     #[error("control socket: no answer within {0:?}")]
@@ -92,9 +92,9 @@ impl SwitchClient {
     }
 
     async fn exchange(&mut self, request: &str) -> Result<String, SwitchError> {
-        let io = |source| SwitchError::Io {
+        let io = |error| SwitchError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         if self.connection.is_none() {
             let stream = UnixStream::connect(&self.path).await.map_err(io)?;
@@ -116,12 +116,12 @@ impl SwitchClient {
         match read {
             Ok(0) => Err(SwitchError::Io {
                 path: self.path.clone(),
-                source: io::Error::new(io::ErrorKind::UnexpectedEof, "the switch hung up"),
+                error: io::Error::new(io::ErrorKind::UnexpectedEof, "the switch hung up"),
             }),
             Ok(_) => Ok(answer),
-            Err(source) => Err(SwitchError::Io {
+            Err(error) => Err(SwitchError::Io {
                 path: self.path.clone(),
-                source,
+                error,
             }),
         }
     }
