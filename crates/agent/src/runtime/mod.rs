@@ -562,8 +562,13 @@ async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             );
             tracker.confirm(&local, &report);
             Ok::<_, AgentError>(())
-        }
-        .await;
+        };
+        // A report cut by shutdown is harmless: the next agent reports everything again.
+        let outcome = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => return,
+            outcome = outcome => outcome,
+        };
         if let Err(err) = outcome {
             tracing::warn!(%err, "device status not reported; retrying");
             if all {
