@@ -1,9 +1,10 @@
 //! `weft`: the single binary of weft (multi-tenant network virtualization).
 //!
 //! Subcommands arrive with the crates that implement them; today: `weft server`,
-//! `weft decode`, `weft switch` (with its client, `weft switch ctl`), `weft bench` and
-//! `weft lab`.
+//! `weft agent`, `weft decode`, `weft switch` (with its client, `weft switch ctl`), `weft
+//! bench` and `weft lab`.
 
+mod agent_cmd;
 mod bench_api;
 mod bench_cmd;
 mod decode;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the controller: the networking API (Neutron v2.0) and the identity API (Keystone v3).
     Server(Box<server_cmd::ServerArgs>),
+    /// Run the agent on this host: watch the controller and program the local switch.
+    Agent(Box<agent_cmd::AgentArgs>),
     /// Print every packet of a pcap or pcapng file on one line, outer headers to inner.
     Decode {
         /// The capture to read (pcap or pcapng; Ethernet, Linux cooked or raw IP link types).
@@ -43,10 +46,10 @@ enum Command {
     Lab(lab_cmd::LabArgs),
 }
 
-/// Exit codes: 0 success (also `weft server` and `weft switch` stopped by SIGINT/SIGTERM),
-/// 1 the command failed (the message says why), 2 bad usage (clap), 130 interrupted
-/// (SIGINT/SIGTERM/SIGHUP during `weft bench` or `weft lab`, after cleaning up); `weft lab vm
-/// exec` exits with its command's code.
+/// Exit codes: 0 success (also `weft server`, `weft agent` and `weft switch` stopped by
+/// SIGINT/SIGTERM), 1 the command failed (the message says why), 2 bad usage (clap), 130
+/// interrupted (SIGINT/SIGTERM/SIGHUP during `weft bench` or `weft lab`, after cleaning up);
+/// `weft lab vm exec` exits with its command's code.
 const EXIT_FAILURE: u8 = 1;
 /// See [`EXIT_FAILURE`].
 const EXIT_INTERRUPTED: u8 = 130;
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server_cmd::run(*args),
+        Command::Agent(args) => agent_cmd::run(*args),
         Command::Decode { file, vxlan_port } => {
             decode::run(&file, vxlan_port, &mut std::io::stdout().lock())
         }

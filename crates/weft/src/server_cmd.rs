@@ -120,7 +120,7 @@ pub(crate) fn run(args: ServerArgs) -> Result<()> {
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default: info).
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -243,7 +243,7 @@ async fn clouds_password(app: &App) -> Result<Option<&str>> {
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
