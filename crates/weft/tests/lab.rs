@@ -423,7 +423,6 @@ fn lab_up_refuses_a_bad_topology_naming_the_field() {
 /// Ignored until `weft agent` (and the controller's binding and `weft switch`'s `replace`)
 /// are merged: without an agent no port binds. The integrator enables it.
 #[test]
-#[ignore = "needs `weft agent`, port binding and switch replace (other branches)"]
 fn lab_vms_get_addresses_and_reach_each_other() {
     if let Some(why) = cannot_run() {
         eprintln!("weft lab test skipped: {why}");

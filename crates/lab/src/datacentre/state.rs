@@ -151,6 +151,10 @@ impl LabDir {
 
     /// Locks an existing lab directory (waits while another `weft lab` command holds it).
     pub fn open(path: &Path) -> Result<Self> {
+        // Absolute: the paths handed to daemons (dhclient refuses a relative lease file) must
+        // not depend on their working directory.
+        let path = &std::path::absolute(path)
+            .map_err(|err| Error::io(format!("cannot resolve {}", path.display()), err))?;
         let lock_path = path.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
             .create(true)

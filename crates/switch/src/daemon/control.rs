@@ -72,8 +72,9 @@ use crate::{
     tables::{ConfigError, Tables},
 };
 
-/// The longest request line accepted.
-pub const MAX_REQUEST: usize = 1 << 20;
+/// The longest request line accepted: a `replace` carries a host's whole configuration (an
+/// agent with 10,000 ports on one network sends about 0.8 MB).
+pub const MAX_REQUEST: usize = 64 << 20;
 /// The most clients connected at once; more are answered with an error and closed.
 pub const MAX_CLIENTS: usize = 64;
 /// How long the forwarding thread may take to answer a command.
