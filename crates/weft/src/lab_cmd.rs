@@ -39,6 +39,16 @@ enum LabCommand {
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
+    /// Restart the controller (`server`) or a host's agent (`agent --host H`); switches keep
+    /// forwarding meanwhile.
+    Restart {
+        /// `server` or `agent`.
+        #[arg(value_parser = ["server", "agent"])]
+        daemon: String,
+        /// The host, for `agent`.
+        #[arg(long, required_if_eq("daemon", "agent"))]
+        host: Option<String>,
+    },
     /// Show the lab's processes, hosts and VMs.
     Status,
     /// VMs: namespaces whose eth0 is a Neutron port's TAP.
@@ -145,6 +155,14 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
         }
         LabCommand::Status => {
             datacentre::status(&args.dir, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        LabCommand::Restart { daemon, host } => {
+            let which = match (daemon.as_str(), host) {
+                ("agent", Some(host)) => datacentre::Daemon::Agent(host),
+                _ => datacentre::Daemon::Server,
+            };
+            datacentre::restart(&args.dir, &which, &mut progress)?;
             Ok(0)
         }
         LabCommand::Vm(VmCommand::Create {

@@ -522,3 +522,278 @@ fn lab_vms_get_addresses_and_reach_each_other() {
     lab.ok(&["lab", "down"]);
     lab.assert_clean();
 }
+
+/// The address `weft lab vm create` printed (its last line, `10.0.1.5/24`), without the prefix.
+fn printed_ip(out: &str) -> String {
+    out.lines()
+        .last()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl TestLab {
+    /// `weft lab vm exec VM -- ARGS`, its output and whether it succeeded.
+    fn vm(&self, vm: &str, args: &[&str]) -> (bool, String) {
+        let mut all = vec!["lab", "vm", "exec", vm, "--"];
+        all.extend_from_slice(args);
+        let out = self.weft(&all);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn pings(&self, vm: &str, ip: &str) -> bool {
+        self.vm(vm, &["ping", "-c", "2", "-W", "2", ip]).0
+    }
+
+    /// The MAC the VM's neighbour table holds for `ip` (after traffic to it).
+    fn neighbour(&self, vm: &str, ip: &str) -> String {
+        let (_, out) = self.vm(vm, &["ip", "neigh", "show", ip]);
+        out.split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Starts `ping -i 0.1 -c COUNT ip` in a VM; the child prints the summary when done.
+    fn ping_in_background(&self, vm: &str, ip: &str, count: u32) -> std::process::Child {
+        Command::new(WEFT)
+            .args([
+                "lab", "vm", "exec", vm, "--", "ping", "-n", "-i", "0.1", "-W", "1",
+            ])
+            .args(["-c", &count.to_string(), ip])
+            .current_dir(self.work.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn lost_none(child: std::process::Child) {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" 0% packet loss"),
+        "pings were lost:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 5 end to end with the stock CLI: VXLAN across hosts, a VLAN provider network across
+/// the underlay, an overlapping second tenant kept apart, a deleted port that stops
+/// traffic, and agent and controller restarts that lose no ping.
+#[test]
+fn lab_tenants_vlans_restarts_end_to_end() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let Some(cli) = openstack_cli() else {
+        eprintln!("no openstack CLI: skipped");
+        return;
+    };
+    let lab = TestLab::new('e', 3);
+    lab.up();
+    let agents = lab.openstack(&cli, "weft", "network agent list -f value -c Host -c Alive");
+    assert!(
+        agents.contains("h1 True") && agents.contains("h2 True"),
+        "{agents}"
+    );
+
+    // The admin's tenant network (VXLAN), with a port whose address the other tenant reuses.
+    lab.openstack(&cli, "weft", "network create blue");
+    lab.openstack(
+        &cli,
+        "weft",
+        "subnet create --network blue --subnet-range 10.0.1.0/24 blue-sub",
+    );
+    lab.openstack(
+        &cli,
+        "weft",
+        "port create --network blue --fixed-ip ip-address=10.0.1.50 blue-b2",
+    );
+    let b1 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "b1",
+        "--network",
+        "blue",
+        "--host",
+        "h1",
+    ]));
+    let b2 = printed_ip(&lab.ok(&[
+        "lab", "vm", "create", "b2", "--port", "blue-b2", "--host", "h2",
+    ]));
+    assert_eq!(b2, "10.0.1.50");
+    assert!(lab.pings("b1", &b2), "blue VMs on two hosts cannot talk");
+    let mtu = lab.vm("b1", &["cat", "/sys/class/net/eth0/mtu"]).1;
+    assert_eq!(mtu.trim(), "1450", "DHCP's MTU on a VXLAN network");
+
+    // The demo tenant: the same subnet, the same address, on the same two hosts.
+    lab.openstack(&cli, "weft-demo", "network create red");
+    lab.openstack(
+        &cli,
+        "weft-demo",
+        "subnet create --network red --subnet-range 10.0.1.0/24 red-sub",
+    );
+    lab.openstack(
+        &cli,
+        "weft-demo",
+        "port create --network red --fixed-ip ip-address=10.0.1.50 red-d2",
+    );
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "d1",
+        "--network",
+        "red",
+        "--host",
+        "h1",
+        "--os-cloud",
+        "weft-demo",
+    ]);
+    let d2 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "d2",
+        "--port",
+        "red-d2",
+        "--host",
+        "h2",
+        "--os-cloud",
+        "weft-demo",
+    ]));
+    assert_eq!(d2, "10.0.1.50");
+    let d2_mac = lab.openstack(&cli, "weft", "port show red-d2 -f value -c mac_address");
+    let b2_mac = lab.openstack(&cli, "weft", "port show blue-b2 -f value -c mac_address");
+    let d1_mac = lab.vm("d1", &["cat", "/sys/class/net/eth0/address"]).1;
+    // While d1 talks to 10.0.1.50, b2 (blue's 10.0.1.50) sees none of it.
+    let capture = Command::new(WEFT)
+        .args([
+            "lab", "vm", "exec", "b2", "--", "timeout", "4", "tcpdump", "-i", "eth0", "-n", "-e",
+        ])
+        .args(["ether", "host", d1_mac.trim()])
+        .current_dir(lab.work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(lab.pings("d1", "10.0.1.50"), "red VMs cannot talk");
+    assert_eq!(
+        lab.neighbour("d1", "10.0.1.50"),
+        d2_mac.trim(),
+        "d1 reached the wrong 10.0.1.50"
+    );
+    assert!(lab.pings("b1", "10.0.1.50"));
+    assert_eq!(
+        lab.neighbour("b1", "10.0.1.50"),
+        b2_mac.trim(),
+        "b1 reached the wrong 10.0.1.50"
+    );
+    let seen = capture.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&seen.stdout);
+    assert!(seen.trim().is_empty(), "blue's b2 saw red frames:\n{seen}");
+
+    // A VLAN provider network on physnet1, across the hosts' physical uplinks.
+    lab.openstack(
+        &cli,
+        "weft",
+        "network create --provider-network-type vlan --provider-physical-network physnet1 \
+         --provider-segment 150 green",
+    );
+    lab.openstack(
+        &cli,
+        "weft",
+        "subnet create --network green --subnet-range 10.0.3.0/24 green-sub",
+    );
+    let g1 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "g1",
+        "--network",
+        "green",
+        "--host",
+        "h1",
+    ]));
+    let g2 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "g2",
+        "--network",
+        "green",
+        "--host",
+        "h2",
+    ]));
+    assert!(
+        g1.starts_with("10.0.3.") && g2.starts_with("10.0.3."),
+        "{g1} {g2}"
+    );
+    assert!(
+        lab.pings("g1", &g2),
+        "the VLAN network does not carry traffic across hosts"
+    );
+    let mtu = lab.vm("g1", &["cat", "/sys/class/net/eth0/mtu"]).1;
+    assert_eq!(mtu.trim(), "1500", "DHCP's MTU on a VLAN network");
+
+    // Agents and the controller restart under a continuous ping: nothing is lost.
+    let mut ping = lab.ping_in_background("g1", &g2, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    lab.ok(&["lab", "restart", "agent", "--host", "h1"]);
+    lab.ok(&["lab", "restart", "agent", "--host", "h2"]);
+    lab.ok(&["lab", "restart", "server"]);
+    assert!(
+        ping.try_wait().unwrap().is_none(),
+        "the ping ended before the restarts did: lengthen it"
+    );
+    lost_none(ping);
+    // The restarted agents and controller still serve: a new VM binds, gets DHCP, talks.
+    let g3 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "g3",
+        "--network",
+        "green",
+        "--host",
+        "h1",
+    ]));
+    assert!(g3.starts_with("10.0.3."), "{g3}");
+    assert!(
+        lab.pings("g3", &g2),
+        "a VM made after the restarts cannot talk"
+    );
+    let status = lab.openstack(&cli, "weft", "port show blue-b2 -f value -c status");
+    assert_eq!(status.trim(), "ACTIVE");
+
+    // Deleting a VM's port stops its traffic (the agent unplugs it).
+    lab.openstack(&cli, "weft", "port delete blue-b2");
+    let mut stopped = false;
+    for _ in 0..20 {
+        if !lab.pings("b1", &b2) {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "b2 still answers after its port was deleted");
+    assert!(lab.pings("d1", "10.0.1.50"), "red's 10.0.1.50 went too");
+    let _ = b1;
+    drop(lab);
+}

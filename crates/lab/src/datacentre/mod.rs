@@ -53,6 +53,8 @@ const SERVER_START: Duration = Duration::from_secs(90);
 /// How long a switch gets to open its control socket, and the server to write the agent
 /// secret.
 const DAEMON_START: Duration = Duration::from_secs(20);
+/// How long a restarted daemon gets to stop before SIGKILL.
+const RESTART_GRACE: Duration = Duration::from_secs(5);
 /// How long agents get to register with the controller.
 const AGENT_REGISTER: Duration = Duration::from_secs(30);
 
@@ -339,6 +341,23 @@ fn start_server(dir: &LabDir, state: &mut State, progress: &mut Progress<'_>) ->
     );
     let config_path = dir.path().join("server.toml");
     state::write_atomically(&config_path, config.as_bytes())?;
+    state.clouds.insert(
+        ADMIN_CLOUD.into(),
+        Credentials {
+            auth_url: state.auth_url.clone(),
+            username: "admin".into(),
+            password: admin_password,
+            project: "admin".into(),
+        },
+    );
+    launch_server(dir, state, progress)
+}
+
+/// Starts `weft server` from the lab's `server.toml` and waits until it answers.
+fn launch_server(dir: &LabDir, state: &mut State, progress: &mut Progress<'_>) -> Result<()> {
+    let t = &state.topology;
+    let controller = t.controller_ip();
+    let config_path = dir.path().join("server.toml");
     let log = dir.path().join("server.log");
     let weft = state.weft.to_string_lossy().into_owned();
     let config_arg = config_path.to_string_lossy().into_owned();
@@ -356,15 +375,6 @@ fn start_server(dir: &LabDir, state: &mut State, progress: &mut Progress<'_>) ->
         pid: server.pid(),
         log: log.clone(),
     });
-    state.clouds.insert(
-        ADMIN_CLOUD.into(),
-        Credentials {
-            auth_url: state.auth_url.clone(),
-            username: "admin".into(),
-            password: admin_password,
-            project: "admin".into(),
-        },
-    );
     dir.save(state)?;
     progress.step(format!(
         "weft server (pid {}) starting on {controller}:9696 and :5000",
@@ -390,6 +400,60 @@ fn start_server(dir: &LabDir, state: &mut State, progress: &mut Progress<'_>) ->
         )));
     }
     progress.step(format!("weft server answers at {}", state.auth_url));
+    Ok(())
+}
+
+/// A daemon `weft lab restart` can restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Daemon {
+    /// The controller.
+    Server,
+    /// A host's agent.
+    Agent(String),
+}
+
+/// `weft lab restart`: stops a daemon (SIGTERM, then SIGKILL after a grace period) and starts
+/// it again the way `up` did. The switches keep forwarding meanwhile.
+pub fn restart(dir: &Path, daemon: &Daemon, progress: &mut Progress<'_>) -> Result<()> {
+    let (lab, mut state) = open_ready(dir)?;
+    let (role, host) = match daemon {
+        Daemon::Server => ("server", None),
+        Daemon::Agent(host) => ("agent", Some(host.as_str())),
+    };
+    let index = match host {
+        Some(name) => Some(
+            state
+                .topology
+                .hosts
+                .iter()
+                .position(|h| h.name == name)
+                .ok_or_else(|| Error::Failed(format!("no host {name:?} in this lab")))?,
+        ),
+        None => None,
+    };
+    let matches = |p: &Process| p.role == role && p.host.as_deref() == host;
+    let pids: Vec<u32> = state
+        .processes
+        .iter()
+        .filter(|p| matches(p))
+        .map(|p| p.pid)
+        .collect();
+    netns::terminate(&pids, RESTART_GRACE);
+    state.processes.retain(|p| !matches(p));
+    lab.save(&state)?;
+    progress.step(format!(
+        "stopped weft {role}{}",
+        host.map_or_else(String::new, |h| format!(" on {h}"))
+    ));
+    match (daemon, index) {
+        (Daemon::Agent(name), Some(i)) => {
+            let socket = lab.path().join(name).join("switch.sock");
+            let token_file = lab.path().join("server").join("agent-token");
+            let pid = start_agent(&lab, &mut state, i, &socket.to_string_lossy(), &token_file)?;
+            progress.step(format!("weft agent on {name} started (pid {pid})"));
+        }
+        _ => launch_server(&lab, &mut state, progress)?,
+    }
     Ok(())
 }
 
