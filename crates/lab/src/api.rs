@@ -543,6 +543,24 @@ impl Cloud {
         decode(&Method::PUT, &url, &answer.body, "port")
     }
 
+    /// `POST /v2.0/{collection}` with `{key: body}` (networks, subnets...); the new resource.
+    pub fn neutron_create(
+        &self,
+        token: &Token,
+        collection: &str,
+        key: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}/v2.0/{collection}", self.network_url);
+        let answer = self.http.call(
+            Method::POST,
+            &url,
+            Some(&token.token),
+            Some(&json!({ key: body })),
+        )?;
+        decode(&Method::POST, &url, &answer.body, key)
+    }
+
     /// `DELETE /v2.0/ports/{id}`.
     pub fn delete_port(&self, token: &Token, id: &str) -> Result<(), ApiError> {
         let url = format!("{}/v2.0/ports/{id}", self.network_url);

@@ -39,6 +39,13 @@ enum LabCommand {
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
+    /// The tour: bring the lab up if it is not, then two tenants with the same subnet on two
+    /// hosts, a VM of each on each host, and the pings that must work and those that must
+    /// not (exit 1 if any goes the wrong way).
+    Demo {
+        /// The topology file for `up` (default: the built-in two-host topology).
+        topology: Option<PathBuf>,
+    },
     /// Restart the controller (`server`) or a host's agent (`agent --host H`); switches keep
     /// forwarding meanwhile.
     Restart {
@@ -156,6 +163,34 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
         LabCommand::Status => {
             datacentre::status(&args.dir, &mut std::io::stdout())?;
             Ok(0)
+        }
+        LabCommand::Demo { topology } => {
+            if !args.dir.join("state.json").exists() {
+                let topology = read_topology(topology.as_deref())?;
+                let weft = std::env::current_exe().context("cannot find the weft executable")?;
+                let options = Options {
+                    dir: args.dir.clone(),
+                    weft,
+                    clouds_yaml: PathBuf::from(CLOUDS_YAML),
+                };
+                datacentre::up(topology, &options, &mut progress)?;
+            }
+            let checks = datacentre::demo(&args.dir, &mut progress)?;
+            datacentre::demo_report(&checks, &mut std::io::stdout());
+            if checks.iter().all(datacentre::Check::passed) {
+                println!(
+                    "\nEvery tenant reaches its own VMs across hosts and never the other's. \
+                     Look around:"
+                );
+                println!("  weft lab status");
+                println!("  weft lab vm exec blue1 -- ip addr");
+                println!("  openstack --os-cloud weft port list");
+                println!("  weft lab down");
+                Ok(0)
+            } else {
+                println!("\nSome pings went the wrong way (see above).");
+                Ok(1)
+            }
         }
         LabCommand::Restart { daemon, host } => {
             let which = match (daemon.as_str(), host) {

@@ -797,3 +797,20 @@ fn lab_tenants_vlans_restarts_end_to_end() {
     let _ = b1;
     drop(lab);
 }
+
+/// README's main command: `weft lab demo` brings a lab up and every check goes the right way.
+#[test]
+fn lab_demo_passes() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let lab = TestLab::new('d', 2);
+    let out = lab.ok(&["lab", "demo", "topology.toml"]);
+    assert_eq!(out.matches(" ok\n").count(), 5, "{out}");
+    assert!(!out.contains("WRONG"), "{out}");
+    // Running it again keeps what is there and checks again.
+    let again = lab.ok(&["lab", "demo"]);
+    assert_eq!(again.matches(" ok\n").count(), 5, "{again}");
+    drop(lab);
+}

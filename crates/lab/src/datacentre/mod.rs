@@ -10,6 +10,7 @@
 //! starts with `<name>-` and every process carries [`MARKER`]`=<name>`, so [`down`] removes a
 //! lab completely even when `up` was killed half way.
 
+mod demo;
 mod down;
 mod state;
 mod vm;
@@ -26,6 +27,7 @@ use std::{
 use serde_json::json;
 
 pub use self::{
+    demo::{Check, demo, report as demo_report},
     down::{Removed, down},
     state::{LabDir, Process, State, Vm},
     vm::{VmCreate, tap_name, vm_create, vm_delete, vm_exec},
