@@ -136,7 +136,7 @@ pub fn demo(dir: &Path, progress: &mut Progress<'_>) -> Result<Vec<Check>> {
                 macs.iter()
                     .find(|(m, _)| *m == mac)
                     .map(|(_, name)| name.clone())
-                    .or(Some(format!("unknown {mac}")))
+                    .or_else(|| Some(format!("unknown {mac}")))
             })
         } else {
             None
@@ -169,8 +169,8 @@ fn in_vm(ns: &str, args: &[&str]) -> Option<(bool, String)> {
 pub fn report(checks: &[Check], out: &mut dyn Write) {
     let _ = writeln!(
         out,
-        "\n  {:<6} {:<10} {:<22} {:<22} {}",
-        "from", "ping", "must be answered by", "was answered by", ""
+        "\n  {:<6} {:<10} {:<22} was answered by",
+        "from", "ping", "must be answered by"
     );
     for c in checks {
         let _ = writeln!(
