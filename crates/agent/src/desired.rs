@@ -30,7 +30,7 @@ use serde_json::Value;
 use wire::MacAddr;
 
 use crate::{
-    model::{BoundSegment, Port, Subnet},
+    model::{BoundSegment, Port, SUBPORT_OWNER, Subnet},
     switch_config::{self as sc},
     view::{Changes, NetworkEntry, View},
 };
@@ -349,6 +349,8 @@ impl VlanAllocator {
 struct Tap {
     name: String,
     port_id: String,
+    /// A trunk parent's subports: (VLAN, port id), reported up and down with the device.
+    subports: Vec<(u16, String)>,
     json: String,
 }
 
@@ -476,8 +478,24 @@ impl Desired {
             let ids: Vec<&str> = view.networks().keys().map(String::as_str).collect();
             self.refresh(view, ids, &mut problems);
         } else {
-            let ids: Vec<&str> = changes.networks.iter().map(String::as_str).collect();
-            self.refresh(view, ids, &mut problems);
+            let mut ids: BTreeSet<&str> = changes.networks.iter().map(String::as_str).collect();
+            // A trunk parent's device carries its subports, which live on other networks: a
+            // change there rebuilds the parent's network too.
+            let host = self.host.clone();
+            for parent in trunk_parents(view, &host) {
+                let touched = parent
+                    .trunk_details
+                    .iter()
+                    .flat_map(|t| &t.sub_ports)
+                    .any(|sub| {
+                        view.port(&sub.port_id)
+                            .is_none_or(|p| changes.networks.contains(&p.network_id))
+                    });
+                if touched {
+                    ids.insert(parent.network_id.as_str());
+                }
+            }
+            self.refresh(view, ids.into_iter().collect(), &mut problems);
         }
         problems
     }
@@ -519,7 +537,7 @@ impl Desired {
                 ));
                 continue;
             };
-            let fragment = render(entry, &self.host, segment, vlan, problems);
+            let fragment = render(view, entry, &self.host, segment, vlan, problems);
             self.fragments.insert(id.clone(), fragment);
         }
     }
@@ -581,6 +599,9 @@ impl Desired {
                     continue;
                 }
                 local_ports.insert(tap.name.clone(), tap.port_id.clone());
+                for (vlan, port) in &tap.subports {
+                    local_ports.insert(format!("{}.{vlan}", tap.name), port.clone());
+                }
                 taps.push(tap.json.as_str());
             }
         }
@@ -638,6 +659,18 @@ fn local_ports<'a>(
         .filter(|p| p.bound_host() == Some(host.host.as_str()))
 }
 
+/// The local ports that are trunk parents.
+fn trunk_parents<'a>(view: &'a View, host: &'a HostConfig) -> impl Iterator<Item = &'a Port> {
+    view.networks()
+        .values()
+        .flat_map(move |entry| local_ports(entry, host))
+        .filter(|p| {
+            p.trunk_details
+                .as_ref()
+                .is_some_and(|t| !t.sub_ports.is_empty())
+        })
+}
+
 /// The segment of the network's logical switch: that of its first local port (by id), when
 /// this host can reach it. `None` when the network needs no switch here.
 fn plan(entry: &NetworkEntry, host: &HostConfig, problems: &mut Vec<Problem>) -> Option<Segment> {
@@ -657,6 +690,84 @@ fn plan(entry: &NetworkEntry, host: &HostConfig, problems: &mut Vec<Problem>) ->
             None
         }
     }
+}
+
+/// A trunk parent's subports that are in the view and bound here, as the switch takes them;
+/// with (VLAN, port id) for device reports. A subport whose network has no switch here yet
+/// (its join has not arrived) is left out until it has.
+fn trunk_subports(
+    view: &View,
+    host: &HostConfig,
+    parent: &Port,
+    problems: &mut Vec<Problem>,
+) -> (Vec<sc::Subport>, Vec<(u16, String)>) {
+    let mut out = Vec::new();
+    let mut ids = Vec::new();
+    let Some(details) = &parent.trunk_details else {
+        return (out, ids);
+    };
+    for sub in &details.sub_ports {
+        let Some(port) = view.port(&sub.port_id) else {
+            continue;
+        };
+        if port.bound_host() != Some(host.host.as_str()) {
+            continue;
+        }
+        if !(1..=4094).contains(&sub.segmentation_id)
+            || out
+                .iter()
+                .any(|s: &sc::Subport| s.vlan == sub.segmentation_id)
+        {
+            problems.push(problem(
+                &parent.network_id,
+                &format!(
+                    "port {}: subport VLAN {} left out",
+                    parent.id, sub.segmentation_id
+                ),
+            ));
+            continue;
+        }
+        let Some(mac) = parse_mac(&port.mac_address) else {
+            problems.push(problem(
+                &port.network_id,
+                &format!(
+                    "subport {}: {:?} is not a unicast MAC",
+                    port.id, port.mac_address
+                ),
+            ));
+            continue;
+        };
+        let ips = port
+            .fixed_ips
+            .iter()
+            .filter_map(|f| f.ip_address.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_string())
+            .collect();
+        let allowed_pairs = port
+            .allowed_address_pairs
+            .iter()
+            .filter_map(|pair| {
+                let pair_mac = match pair.mac_address.as_deref() {
+                    Some(text) if !text.is_empty() => parse_mac(text)?,
+                    _ => mac,
+                };
+                Some(sc::AllowedPair {
+                    mac: pair_mac.to_string(),
+                    ip: parse_prefix(&pair.ip_address)?.to_string(),
+                })
+            })
+            .collect();
+        out.push(sc::Subport {
+            vlan: sub.segmentation_id,
+            switch: port.network_id.clone(),
+            mac: mac.to_string(),
+            ips,
+            allowed_pairs,
+            port_security: port.port_security_enabled,
+        });
+        ids.push((sub.segmentation_id, port.id.clone()));
+    }
+    (out, ids)
 }
 
 /// The TAP name of a port: `tap` + the first 11 characters of its id.
@@ -689,6 +800,7 @@ fn parse_prefix(text: &str) -> Option<IpNet> {
 }
 
 fn render(
+    view: &View,
     entry: &NetworkEntry,
     host: &HostConfig,
     segment: Segment,
@@ -699,6 +811,13 @@ fn render(
     let mut taps = Vec::new();
     let mut local_macs = HashSet::new();
     for port in local_ports(entry, host) {
+        if port.device_owner == SUBPORT_OWNER {
+            // It has no device of its own: its frames come tagged through its parent's.
+            if let Ok(mac) = port.mac_address.parse::<MacAddr>() {
+                local_macs.insert(mac);
+            }
+            continue;
+        }
         let name = tap_name(&port.id);
         if !valid_interface_name(&name) {
             problems.push(problem(
@@ -748,6 +867,7 @@ fn render(
                 )),
             }
         }
+        let (subports, sub_ids) = trunk_subports(view, host, port, problems);
         let json = to_json(&sc::Port::Tap {
             name: name.clone(),
             switch: id.clone(),
@@ -755,10 +875,12 @@ fn render(
             ips,
             allowed_pairs,
             port_security: port.port_security_enabled,
+            subports,
         });
         taps.push(Tap {
             name,
             port_id: port.id.clone(),
+            subports: sub_ids,
             json,
         });
     }
@@ -942,6 +1064,7 @@ mod tests {
 
     const VX: (&str, Option<&str>, Option<u64>) = ("vxlan", None, Some(100));
     const VLAN: (&str, Option<&str>, Option<u64>) = ("vlan", Some("physnet1"), Some(200));
+    const VX300: (&str, Option<&str>, Option<u64>) = ("vxlan", None, Some(300));
 
     fn host() -> HostConfig {
         HostConfig {
@@ -1006,6 +1129,124 @@ mod tests {
         let mut desired = Desired::new(host());
         assert_eq!(apply(&mut view, &mut desired, &resync()), []);
         (view, desired)
+    }
+
+    /// A trunk: parent p1 on n1 (h1) with subports p5 (n2, VLAN 5) and p8 (n3, VLAN 8).
+    #[test]
+    fn a_trunk_parent_carries_its_subports_on_one_device() {
+        let mut parent = port(
+            "p1",
+            "n1",
+            "fa:16:3e:00:00:01",
+            &["10.0.0.5"],
+            "h1",
+            "192.0.2.1",
+            VX,
+        );
+        parent["trunk_details"] = json!({"trunk_id": "t1", "sub_ports": [
+            {"port_id": "p5", "segmentation_type": "vlan", "segmentation_id": 5, "mac_address": "fa:16:3e:00:00:05"}]});
+        let mut sub = port(
+            "p5",
+            "n2",
+            "fa:16:3e:00:00:05",
+            &["10.2.0.5"],
+            "h1",
+            "192.0.2.1",
+            VLAN,
+        );
+        sub["device_owner"] = json!("trunk:subport");
+        let mut view = View::new();
+        let mut desired = Desired::new(host());
+        let problems = apply(
+            &mut view,
+            &mut desired,
+            &json!({"type": "resync", "revision": 3,
+                    "networks": [network("n1", 1450), network("n2", 1500)],
+                    "subnets": [], "ports": [parent, sub]}),
+        );
+        assert_eq!(problems, []);
+        let c = config(&desired);
+        let taps: Vec<&sc::Port> = c
+            .port
+            .iter()
+            .filter(|p| matches!(p, sc::Port::Tap { .. }))
+            .collect();
+        assert_eq!(taps.len(), 1, "the subport has no TAP of its own: {taps:?}");
+        let sc::Port::Tap { name, subports, .. } = taps[0] else {
+            unreachable!()
+        };
+        assert_eq!(name, "tapp1");
+        assert_eq!(subports.len(), 1);
+        assert_eq!((subports[0].vlan, subports[0].switch.as_str()), (5, "n2"));
+        assert_eq!(subports[0].ips, ["10.2.0.5"]);
+        assert_eq!(c.switch.len(), 2, "the subport's network has its switch");
+        let local = desired.assemble().local_ports;
+        assert_eq!(local.get("tapp1.5").map(String::as_str), Some("p5"));
+
+        // A second subport arrives live: its network joins, and the parent's device gets it.
+        let mut parent = port(
+            "p1",
+            "n1",
+            "fa:16:3e:00:00:01",
+            &["10.0.0.5"],
+            "h1",
+            "192.0.2.1",
+            VX,
+        );
+        parent["trunk_details"] = json!({"trunk_id": "t1", "sub_ports": [
+            {"port_id": "p5", "segmentation_id": 5}, {"port_id": "p8", "segmentation_id": 8}]});
+        let mut sub8 = port(
+            "p8",
+            "n3",
+            "fa:16:3e:00:00:08",
+            &["10.3.0.8"],
+            "h1",
+            "192.0.2.1",
+            VX300,
+        );
+        sub8["device_owner"] = json!("trunk:subport");
+        apply(
+            &mut view,
+            &mut desired,
+            &json!({"type": "join", "revision": 4,
+            "network": network("n3", 1450), "subnets": [], "ports": [sub8]}),
+        );
+        apply(
+            &mut view,
+            &mut desired,
+            &json!({"type": "put", "revision": 5, "kind": "port", "object": parent}),
+        );
+        let c = config(&desired);
+        let Some(sc::Port::Tap { subports, .. }) = c.port.iter().find(|p| p.name() == "tapp1")
+        else {
+            panic!("no parent TAP")
+        };
+        let vlans: Vec<u16> = subports.iter().map(|s| s.vlan).collect();
+        assert_eq!(vlans, [5, 8]);
+        // The subport's address changes on its own network: the parent's device follows.
+        let mut sub8 = port(
+            "p8",
+            "n3",
+            "fa:16:3e:00:00:08",
+            &["10.3.0.9"],
+            "h1",
+            "192.0.2.1",
+            VX300,
+        );
+        sub8["device_owner"] = json!("trunk:subport");
+        apply(
+            &mut view,
+            &mut desired,
+            &json!({"type": "put", "revision": 6, "kind": "port", "object": sub8}),
+        );
+        let c = config(&desired);
+        let Some(sc::Port::Tap { subports, .. }) = c.port.iter().find(|p| p.name() == "tapp1")
+        else {
+            panic!("no parent TAP")
+        };
+        assert_eq!(subports[1].ips, ["10.3.0.9"]);
+        assert_eq!(desired.assemble().problems, []);
+        assert_eq!(config(&desired).switch.len(), 3);
     }
 
     fn record(switch: &str, ip: &str, mac: &str, remote: &str) -> sc::Record {
@@ -1094,6 +1335,7 @@ mod tests {
                         },
                     ],
                     port_security: true,
+                    subports: vec![],
                 },
                 sc::Port::Tap {
                     name: "tapp5".into(),
@@ -1102,6 +1344,7 @@ mod tests {
                     ips: vec!["10.2.0.5".into()],
                     allowed_pairs: vec![],
                     port_security: true,
+                    subports: vec![],
                 },
             ],
             record: vec![

@@ -94,8 +94,8 @@ pub enum Object {
     Network(Network),
     /// A subnet.
     Subnet(Subnet),
-    /// A port.
-    Port(Port),
+    /// A port (boxed: it is the largest object by far).
+    Port(Box<Port>),
 }
 
 /// Why a line or an event was refused. The view is unchanged after any of these; the client
@@ -201,7 +201,7 @@ impl Event {
                 EventKind::Put(match kind {
                     ObjectKind::Network => Object::Network(serde_json::from_value(object)?),
                     ObjectKind::Subnet => Object::Subnet(serde_json::from_value(object)?),
-                    ObjectKind::Port => Object::Port(serde_json::from_value(object)?),
+                    ObjectKind::Port => Object::Port(Box::new(serde_json::from_value(object)?)),
                 })
             }
             "delete" => EventKind::Delete {

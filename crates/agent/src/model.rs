@@ -107,6 +107,34 @@ pub struct Port {
     /// Where and how it is bound; `None` when unbound.
     #[serde(rename = "weft:binding", default)]
     pub binding: Option<Binding>,
+    /// Who uses it: `trunk:subport` for a trunk's subport, which rides its parent's device.
+    #[serde(default)]
+    pub device_owner: String,
+    /// A trunk parent's subports (Neutron's `trunk-details`).
+    #[serde(default)]
+    pub trunk_details: Option<TrunkDetails>,
+}
+
+/// The `device_owner` of a trunk's subport.
+pub const SUBPORT_OWNER: &str = "trunk:subport";
+
+/// A trunk parent's trunk and subports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TrunkDetails {
+    /// The trunk.
+    pub trunk_id: String,
+    /// Its subports.
+    #[serde(default)]
+    pub sub_ports: Vec<TrunkSubport>,
+}
+
+/// One subport of a trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TrunkSubport {
+    /// The subport's port.
+    pub port_id: String,
+    /// The VLAN id the VM tags its frames with.
+    pub segmentation_id: u16,
 }
 
 /// A port's binding as the controller's binder made it.

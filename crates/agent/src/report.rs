@@ -85,7 +85,11 @@ impl DeviceTracker {
             .collect();
         let mut report = DeviceReport::default();
         for (tap, port) in local {
-            let now = up.get(tap.as_str()).copied().unwrap_or(false);
+            // A trunk's subport is listed as `<parent tap>.<vlan>`: it is up with the device.
+            let device = tap
+                .split_once('.')
+                .map_or(tap.as_str(), |(device, _)| device);
+            let now = up.get(device).copied().unwrap_or(false);
             if all || self.reported.get(port) != Some(&now) {
                 if now {
                     report.up.push(port.clone());

@@ -103,6 +103,9 @@ pub enum Port {
         /// Whether anti-spoofing applies.
         #[serde(default = "yes")]
         port_security: bool,
+        /// A trunk parent's subports: VLANs the VM sends tagged, each its own VM side.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        subports: Vec<Subport>,
     },
     /// A physical uplink.
     Uplink {
@@ -141,6 +144,26 @@ impl Port {
             | Self::Gre { name, .. } => name,
         }
     }
+}
+
+/// A trunk subport on a VM port: frames tagged `vlan` belong to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subport {
+    /// The 802.1Q VLAN id on the VM's wire.
+    pub vlan: u16,
+    /// The subport's logical switch (network id).
+    pub switch: String,
+    /// The subport's MAC.
+    pub mac: String,
+    /// Its fixed IPs.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// Extra (MAC, prefix) pairs it may send from.
+    #[serde(default)]
+    pub allowed_pairs: Vec<AllowedPair>,
+    /// Whether anti-spoofing applies.
+    #[serde(default = "yes")]
+    pub port_security: bool,
 }
 
 /// An allowed address pair of a VM port.

@@ -315,12 +315,12 @@ impl View {
                 };
                 // Status flips and revision bumps arrive as puts too; they change nothing
                 // the agent keeps, so they cost no rebuild.
-                if entry.ports.get(&port.id) == Some(&port) {
+                if entry.ports.get(&port.id) == Some(&*port) {
                     return Ok(false);
                 }
                 self.move_port_index(&port.id, &network_id);
                 if let Some(entry) = self.networks.get_mut(&network_id) {
-                    entry.ports.insert(port.id.clone(), port);
+                    entry.ports.insert(port.id.clone(), *port);
                 }
                 self.changes.networks.insert(network_id);
                 Ok(true)
