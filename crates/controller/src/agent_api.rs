@@ -1,6 +1,7 @@
 //! The agents' HTTP surface: Neutron's admin view (`/v2.0/agents`) and the endpoints agents
 //! themselves call with the agent secret (`/weft/v1/agents`, `/weft/v1/devices`,
-//! `/weft/v1/watch`). Contract: `docs/agents.md`.
+//! `/weft/v1/watch`, and a bridge's VDP questions `/weft/v1/vdp/decide` and
+//! `/weft/v1/vdp/state`). Contracts: `docs/agents.md`, `docs/vsi.md`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     error::ApiError,
+    network::vsi::{Decide, StateReport},
     server::{AgentCaller, AppState, Caller, JsonObject},
     watch::Hub,
 };
@@ -31,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/weft/v1/agents", post(report))
         .route("/weft/v1/devices", post(devices))
         .route("/weft/v1/watch", get(watch))
+        .route("/weft/v1/vdp/decide", post(vdp_decide))
+        .route("/weft/v1/vdp/state", post(vdp_state))
 }
 
 type Answer = Result<Response, ApiError>;
@@ -75,6 +79,30 @@ async fn delete(State(s): State<AppState>, c: Caller, Path(id): Path<String>) ->
 
 async fn report(State(s): State<AppState>, _: AgentCaller, JsonObject(body): JsonObject) -> Answer {
     Ok(json_response(StatusCode::OK, s.agents.report(body).await?))
+}
+
+async fn vdp_decide(
+    State(s): State<AppState>,
+    _: AgentCaller,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let cmd = Decide::parse(body)?;
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.vdp_decide(cmd).await?,
+    ))
+}
+
+async fn vdp_state(
+    State(s): State<AppState>,
+    _: AgentCaller,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let cmd = StateReport::parse(body)?;
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.vdp_state(cmd).await?,
+    ))
 }
 
 fn id_list(body: &serde_json::Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {

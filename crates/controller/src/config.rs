@@ -25,6 +25,9 @@
 //! gre_ranges = ["1:65535"]
 //! nvgre_ranges = ["4096:16777214"]
 //! physnet_mtu = 1500
+//!
+//! [vsi]
+//! vlan_range = "2:4094"                  # VLANs a bridge port may hand out for VDP's VID 0
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf};
@@ -61,6 +64,8 @@ pub struct Config {
     pub agent_down_time_secs: u64,
     /// The shared agent secret; default `<state_dir>/agent-token`, made on first start.
     pub agent_token_file: Option<PathBuf>,
+    /// The VSI type database (docs/vsi.md).
+    pub vsi: Vsi,
 }
 
 impl Default for Config {
@@ -78,6 +83,7 @@ impl Default for Config {
             ml2: Ml2::default(),
             agent_down_time_secs: 30,
             agent_token_file: None,
+            vsi: Vsi::default(),
         }
     }
 }
@@ -87,6 +93,7 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config: Self = toml::from_str(text).map_err(|err| ConfigError(err.to_string()))?;
         config.ml2.ranges()?;
+        config.vsi.vlans()?;
         Ok(config)
     }
 
@@ -332,6 +339,38 @@ fn parse_range(field: &str, text: &str, ty: NetworkType) -> Result<(u32, u32), C
     Ok((min, max))
 }
 
+/// VDP settings of the VSI type database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vsi {
+    /// `MIN:MAX`: the VLANs a bridge port hands out when a station asks for VID 0 and the
+    /// VSI type names no VLAN of its own (VLANs are local to a bridge port).
+    pub vlan_range: String,
+}
+
+impl Default for Vsi {
+    fn default() -> Self {
+        Self {
+            vlan_range: "2:4094".into(),
+        }
+    }
+}
+
+impl Vsi {
+    /// The VLAN pool, checked: within 2..=4094 (VDP refuses VIDs 1 and 4095).
+    pub fn vlans(&self) -> Result<(u16, u16), ConfigError> {
+        let (min, max) = parse_range("vsi.vlan_range", &self.vlan_range, NetworkType::Vlan)?;
+        let narrow = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        let (min, max) = (narrow(min), narrow(max));
+        if min < 2 {
+            return Err(ConfigError(format!(
+                "vsi.vlan_range: {min}:{max} includes VLAN 1, which VDP stations refuse"
+            )));
+        }
+        Ok((min, max))
+    }
+}
+
 /// A configuration file or setting that cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -354,6 +393,9 @@ mod tests {
         assert!(err.to_string().starts_with("ml2.vni_ranges[0]"), "{err}");
         let err = Config::from_toml("[ml2]\nnetwork_vlan_ranges = [\"p:0:10\"]\n").unwrap_err();
         assert!(err.to_string().contains("network_vlan_ranges[0]"), "{err}");
+        let err = Config::from_toml("[vsi]\nvlan_range = \"1:10\"\n").unwrap_err();
+        assert!(err.to_string().contains("vsi.vlan_range"), "{err}");
+        assert_eq!(Config::default().vsi.vlans().unwrap(), (2, 4094));
         let err = Config::from_toml("listen_on = 3\n").unwrap_err();
         assert!(err.to_string().contains("listen_on"), "{err}");
     }

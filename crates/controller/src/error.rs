@@ -41,6 +41,10 @@ pub enum Kind {
     Trunk,
     /// A trunk's subport.
     SubPort,
+    /// A VSI type (`/v2.0/vsi-types`).
+    VsiType,
+    /// A VDP association record (`/v2.0/vsi-associations`).
+    VsiAssociation,
     /// Any other path.
     Resource,
 }
@@ -64,6 +68,8 @@ impl Kind {
             Self::Agent => "Agent",
             Self::Trunk => "Trunk",
             Self::SubPort => "SubPort",
+            Self::VsiType => "VsiType",
+            Self::VsiAssociation => "VsiAssociation",
             Self::Resource => "Resource",
         }
     }
@@ -111,6 +117,10 @@ pub enum Conflict {
     PortInUseAsTrunkParent,
     /// The port is a trunk's subport: it cannot be deleted.
     PortInUseAsSubPort,
+    /// The VSI type has live associations: it cannot be deleted or change its profile.
+    VsiTypeInUse,
+    /// A VSI type with that (type_id, type_version) already exists.
+    DuplicateVsiType,
 }
 
 impl Conflict {
@@ -138,6 +148,8 @@ impl Conflict {
             Self::TrunkDisabled => "TrunkDisabled",
             Self::PortInUseAsTrunkParent => "PortInUseAsTrunkParent",
             Self::PortInUseAsSubPort => "PortInUseAsSubPort",
+            Self::VsiTypeInUse => "VsiTypeInUse",
+            Self::DuplicateVsiType => "DuplicateVsiType",
         }
     }
 }

@@ -115,7 +115,8 @@ impl App {
             config.ml2.clone(),
             ranges,
             Arc::clone(&agents),
-        );
+        )
+        .with_vsi_vlans(config.vsi.vlans()?);
         let token_path = config.agent_token_file();
         let agent_token =
             load_or_create_token(&token_path).map_err(|source| StartError::AgentToken {

@@ -510,6 +510,53 @@ impl Cloud {
         }
     }
 
+    /// Any networking API call: `path` (from `/v2.0/...`) relative to the networking URL;
+    /// returns the JSON answer (`Null` for an empty one, as after a `DELETE`).
+    pub fn request(
+        &self,
+        token: &Token,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.network_url);
+        Ok(self.http.call(method, &url, Some(&token.token), body)?.body)
+    }
+
+    /// The public URL of the catalog's `service_type` service (`network`), as the token's
+    /// user sees it (`GET {auth_url}/auth/catalog`).
+    pub fn endpoint(
+        &self,
+        token: &Token,
+        auth_url: &str,
+        service_type: &str,
+    ) -> Result<String, ApiError> {
+        let url = format!("{}/auth/catalog", auth_url.trim_end_matches('/'));
+        let answer = self
+            .http
+            .call(Method::GET, &url, Some(&token.token), None)?;
+        let missing = || ApiError::Answer {
+            method: Method::GET,
+            url: url.clone(),
+            message: format!("no public {service_type} endpoint in the catalog"),
+        };
+        let catalog = answer.body.get("catalog").and_then(Value::as_array);
+        let service = catalog
+            .into_iter()
+            .flatten()
+            .find(|s| s.get("type").and_then(Value::as_str) == Some(service_type))
+            .ok_or_else(missing)?;
+        service
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|e| e.get("interface").and_then(Value::as_str) == Some("public"))
+            .and_then(|e| e.get("url").and_then(Value::as_str))
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .ok_or_else(missing)
+    }
+
     /// `GET /v2.0/agents` (admin only).
     pub fn agents(&self, token: &Token) -> Result<Vec<Agent>, ApiError> {
         let url = format!("{}/v2.0/agents", self.network_url);

@@ -2,7 +2,7 @@
 //!
 //! Subcommands arrive with the crates that implement them; today: `weft server`,
 //! `weft agent`, `weft decode`, `weft switch` (with its client, `weft switch ctl`), `weft
-//! bench` and `weft lab`.
+//! bench`, `weft lab` and `weft vsi`.
 
 mod agent_cmd;
 mod bench_api;
@@ -11,6 +11,7 @@ mod decode;
 mod lab_cmd;
 mod server_cmd;
 mod switch_cmd;
+mod vsi_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -44,6 +45,8 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     /// A small data centre on this machine: controller, hosts, VMs in namespaces (root).
     Lab(lab_cmd::LabArgs),
+    /// The controller's VSI type database and VDP associations (through its REST API).
+    Vsi(vsi_cmd::VsiArgs),
 }
 
 /// Exit codes: 0 success (also `weft server`, `weft agent` and `weft switch` stopped by
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         }
         Command::Switch(args) => switch_cmd::run(*args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Vsi(args) => vsi_cmd::run(args),
         Command::Lab(args) => match lab_cmd::run(args) {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code),

@@ -15,13 +15,14 @@ use serde_json::json;
 use crate::{
     error::{ApiError, Kind},
     network::{
-        NETWORKS, PORTS, SECURITY_GROUPS, SUBNETS, TRUNKS,
+        NETWORKS, PORTS, SECURITY_GROUPS, SUBNETS, TRUNKS, VSI_ASSOCIATIONS, VSI_TYPES,
         list::Table,
         networks::{CreateNetwork, UpdateNetwork},
         ports::{CreatePort, UpdatePort},
         subnets::{CreateSubnet, UpdateSubnet},
         tags::{TagChange, check_tag, parse_replace},
         trunks::{CreateTrunk, UpdateTrunk, parse_subport_body},
+        vsi::{CreateVsiType, UpdateVsiType},
     },
     server::{AppState, Caller, JsonObject, base_url},
 };
@@ -120,6 +121,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Resource timestamps",
         "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
     ),
+    (
+        "weft-vsi",
+        "VSI type database",
+        "802.1Qbg VSI types mapped to network profiles, and the VDP associations bridges made.",
+    ),
 ];
 
 /// The networking API's routes.
@@ -155,6 +161,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v2.0/trunks/{id}/add_subports", put(add_subports))
         .route("/v2.0/trunks/{id}/remove_subports", put(remove_subports))
         .route("/v2.0/trunks/{id}/get_subports", get(get_subports))
+        .route("/v2.0/vsi-types", get(list_vsi_types).post(create_vsi_type))
+        .route(
+            "/v2.0/vsi-types/{id}",
+            get(show_vsi_type)
+                .put(update_vsi_type)
+                .delete(delete_vsi_type),
+        )
+        .route("/v2.0/vsi-associations", get(list_vsi_associations))
+        .route("/v2.0/vsi-associations/{id}", get(show_vsi_association))
         .merge(crate::agent_api::routes());
     for table in [&NETWORKS, &SUBNETS, &PORTS, &SECURITY_GROUPS, &TRUNKS] {
         router = router
@@ -504,6 +519,72 @@ async fn get_subports(State(s): State<AppState>, c: Caller, Path(id): Path<Strin
         StatusCode::OK,
         s.network.get_subports(&c.0, &id).await?,
     ))
+}
+
+async fn list_vsi_types(
+    State(s): State<AppState>,
+    c: Caller,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    list_in(&s, &c, &h, q, &VSI_TYPES).await
+}
+
+async fn show_vsi_type(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    show_in(&s, &c, &id, q, &VSI_TYPES).await
+}
+
+async fn create_vsi_type(
+    State(s): State<AppState>,
+    c: Caller,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let cmd = CreateVsiType::parse(body)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        s.network.create_vsi_type(&c.0, cmd).await?,
+    ))
+}
+
+async fn update_vsi_type(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Answer {
+    let cmd = UpdateVsiType::parse(body)?;
+    Ok(json_response(
+        StatusCode::OK,
+        s.network.update_vsi_type(&c.0, &id, cmd).await?,
+    ))
+}
+
+async fn delete_vsi_type(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> Answer {
+    s.network.delete_vsi_type(&c.0, &id).await?;
+    Ok(no_content())
+}
+
+async fn list_vsi_associations(
+    State(s): State<AppState>,
+    c: Caller,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    list_in(&s, &c, &h, q, &VSI_ASSOCIATIONS).await
+}
+
+async fn show_vsi_association(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    show_in(&s, &c, &id, q, &VSI_ASSOCIATIONS).await
 }
 
 async fn list_groups(

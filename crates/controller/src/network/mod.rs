@@ -1,7 +1,8 @@
 //! The networking service (Neutron API v2.0): networks, subnets, ports, tags and the default
-//! security group, with ML2-style segment allocation and IPAM. Handlers in [`http`] parse
-//! requests into the typed commands of [`networks`], [`subnets`] and [`ports`]; the service
-//! methods run each command in one store transaction.
+//! security group, with ML2-style segment allocation and IPAM, trunks, and the VSI type
+//! database with its VDP associations ([`vsi`]). Handlers in [`http`] parse requests into the
+//! typed commands of [`networks`], [`subnets`], [`ports`], ...; the service methods run each
+//! command in one store transaction.
 
 pub mod binding;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod segments;
 pub mod subnets;
 pub mod tags;
 pub mod trunks;
+pub mod vsi;
 
 use std::sync::Arc;
 
@@ -152,6 +154,71 @@ pub static PORTS: Table = Table {
     visibility: Visibility::Owner,
 };
 
+/// The VSI types table (seed 000's network manager, `docs/vsi.md`).
+pub static VSI_TYPES: Table = Table {
+    name: "vsi_types",
+    collection: "vsi_types",
+    path: "vsi-types",
+    kind: Kind::VsiType,
+    columns: &["id", "project_id", "name", "network_id", "created_at"],
+    bool_columns: &[],
+    attributes: &[
+        "id",
+        "name",
+        "project_id",
+        "type_id",
+        "type_version",
+        "network_id",
+        "vlan",
+        "port_security_enabled",
+        "description",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ],
+    admin_attributes: &[],
+    visibility: Visibility::Owner,
+};
+
+/// The VDP association records (read-only through the API; bridges write them).
+pub static VSI_ASSOCIATIONS: Table = Table {
+    name: "vsi_associations",
+    collection: "vsi_associations",
+    path: "vsi-associations",
+    kind: Kind::VsiAssociation,
+    columns: &[
+        "id",
+        "project_id",
+        "vsi_id",
+        "vsi_type_id",
+        "bridge",
+        "port",
+        "state",
+        "created_at",
+    ],
+    bool_columns: &[],
+    attributes: &[
+        "id",
+        "project_id",
+        "vsi_id",
+        "id_format",
+        "type_id",
+        "type_version",
+        "vsi_type_id",
+        "network_id",
+        "manager_id",
+        "filters",
+        "bridge",
+        "port",
+        "state",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ],
+    admin_attributes: &[],
+    visibility: Visibility::Owner,
+};
+
 /// The security groups table.
 pub static SECURITY_GROUPS: Table = Table {
     name: "security_groups",
@@ -185,6 +252,8 @@ pub struct NetworkService {
     agents: Arc<AgentService>,
     /// The mechanism drivers, in order.
     drivers: Vec<Box<dyn binding::MechanismDriver>>,
+    /// The VLANs a bridge port hands out for VDP's VID 0 (`[vsi] vlan_range`).
+    vsi_vlans: (u16, u16),
 }
 
 impl NetworkService {
@@ -197,7 +266,16 @@ impl NetworkService {
             default_groups: std::sync::Mutex::default(),
             agents,
             drivers: binding::default_drivers(),
+            vsi_vlans: (2, 4094),
         }
+    }
+
+    /// Sets the VLAN pool bridge ports hand out for VDP's VID 0 (checked by
+    /// [`Vsi::vlans`](crate::config::Vsi::vlans)).
+    #[must_use]
+    pub fn with_vsi_vlans(mut self, range: (u16, u16)) -> Self {
+        self.vsi_vlans = range;
+        self
     }
 
     /// Lists a collection.
@@ -243,6 +321,8 @@ pub fn singular(table: &Table) -> &'static str {
         "subnets" => "subnet",
         "ports" => "port",
         "trunks" => "trunk",
+        "vsi_types" => "vsi_type",
+        "vsi_associations" => "vsi_association",
         _ => "security_group",
     }
 }

@@ -365,6 +365,21 @@ impl NetworkService {
                 ),
             ));
         }
+        // A VSI type's profile names the network: bridges would have nothing to join.
+        let types = sqlx::query("SELECT id FROM vsi_types WHERE network_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(tx.conn())
+            .await?;
+        if !types.is_empty() {
+            let ids: Vec<String> = types.iter().filter_map(|r| r.try_get(0).ok()).collect();
+            return Err(ApiError::conflict(
+                Conflict::NetworkInUse,
+                format!(
+                    "Unable to complete operation on network {id}. VSI types {} use it.",
+                    ids.join(",")
+                ),
+            ));
+        }
         let subnets = sqlx::query(
             "SELECT id, project_id, body, admin_body FROM subnets WHERE network_id = $1",
         )
