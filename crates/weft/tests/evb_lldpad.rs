@@ -14,7 +14,7 @@
 //! lldpad is not installed unless `CI` is set (then that is a failure: `.ci/run` installs it).
 
 #[path = "support/evb.rs"]
-mod evb;
+mod evbsup;
 #[path = "support/netns.rs"]
 mod netns;
 
@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use evb::{events, status, vsi, vsi_state, wait_until};
+use evbsup::{events, status, vsi, vsi_state, wait_until};
 use netns::{Lab, can_run};
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
