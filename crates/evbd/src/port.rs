@@ -292,7 +292,8 @@ impl Port {
         Ok(())
     }
 
-    /// Stops: the EVB and CDCP agents say goodbye (TTL 0) at the next `poll_transmit`.
+    /// Stops: the EVB agent says goodbye (TTL 0) at the next `poll_transmit`. (The CDCP
+    /// engines have no goodbye; the peer's channels age out with the TTL.)
     pub fn shutdown(&mut self) {
         self.lldp.shutdown();
     }
@@ -460,5 +461,178 @@ impl Port {
     pub fn poll_event(&mut self) -> Option<PortEvent> {
         self.drain();
         self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::time::Duration;
+
+    use evb::{
+        MAX_FRAME_LEN,
+        vdp::{DeassociateCause, VsiSpec},
+    };
+    use wire::vdp::{Filters, Id16, Mode, Vlan, VsiIdFormat};
+
+    use super::*;
+    use crate::policy::LocalPolicy;
+
+    const TIMING: Timing = Timing {
+        max_retries: 3,
+        rte: 14,
+        rwd: 20,
+        rka: 20,
+    };
+
+    fn config(mac: u8, svids: Vec<u16>) -> PortConfig {
+        PortConfig {
+            local_mac: MacAddr([0x02, 0, 0, 0, 0, mac]),
+            timing: TIMING,
+            reflective_relay: true,
+            initial_sequence: u16::from(mac) * 1000,
+            cdcp: Some(CdcpConfig { chn_cap: 4, svids }),
+        }
+    }
+
+    /// A bridge port and a station port on a lossless link with no delay, on a virtual clock
+    /// that jumps to the next deadline; returns every event with its side.
+    struct Link {
+        bridge: Port,
+        station: Port,
+        now: Instant,
+        events: Vec<(Role, PortEvent)>,
+    }
+
+    impl Link {
+        fn exchange(&mut self) {
+            let mut buf = [0u8; MAX_FRAME_LEN];
+            loop {
+                let mut moved = false;
+                while let Some(t) = self.bridge.poll_transmit(self.now, &mut buf) {
+                    self.station.handle_frame(self.now, &buf[..t.len]);
+                    moved = true;
+                }
+                while let Some(t) = self.station.poll_transmit(self.now, &mut buf) {
+                    self.bridge.handle_frame(self.now, &buf[..t.len]);
+                    moved = true;
+                }
+                while let Some(e) = self.bridge.poll_event() {
+                    self.events.push((Role::Bridge, e));
+                }
+                while let Some(e) = self.station.poll_event() {
+                    self.events.push((Role::Station, e));
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+
+        fn run_for(&mut self, duration: Duration) {
+            let end = self.now + duration;
+            loop {
+                self.exchange();
+                let next = [self.bridge.poll_timeout(), self.station.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                match next {
+                    Some(at) if at <= end => {
+                        self.now = at.max(self.now);
+                        self.bridge.handle_timeout(self.now);
+                        self.station.handle_timeout(self.now);
+                    }
+                    _ => {
+                        self.now = end;
+                        self.exchange();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn test_ports_negotiate_grant_and_associate() {
+        let policy = LocalPolicy::from_toml("[[vsi_type]]\ntype_id = 5\nvlan = 10\n").unwrap();
+        let mut link = Link {
+            bridge: Port::bridge(&config(1, vec![100]), Policy::Local(policy)),
+            station: Port::station(&config(2, Vec::new())),
+            now: Instant::ZERO,
+            events: Vec::new(),
+        };
+        // Frames of another protocol are counted, not taken.
+        let mut arp = [0u8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        link.bridge.handle_frame(Instant::ZERO, &arp);
+        link.bridge.handle_frame(Instant::ZERO, &arp[..5]);
+        assert_eq!(link.bridge.counters().not_for_us, 1);
+        assert_eq!(link.bridge.counters().truncated, 1);
+        link.station.set_channels(&[2, 3]).unwrap();
+        link.run_for(Duration::from_secs(5));
+        // One SVID for two channels: a partial grant, seen on both sides.
+        let one = std::collections::BTreeMap::from([(2, 100)]);
+        assert_eq!(link.bridge.channels(), Some(&one));
+        assert_eq!(link.station.channels(), Some(&one));
+        assert!(link.bridge.evb().remote_tlv().is_some());
+        assert!(link.station.evb().negotiated().reflective_relay);
+
+        let spec = VsiSpec {
+            manager_id: Id16::from_name("evmgr1").unwrap(),
+            type_id: 5,
+            type_version: 1,
+            id_format: VsiIdFormat::UUID,
+            id: Id16([7; 16]),
+            filters: Filters::MacVid(vec![(MacAddr([0x52, 0x54, 0, 0, 0, 9]), Vlan::new(0))]),
+            migrate_to: false,
+            migrate_from: false,
+        };
+        let key = spec.key();
+        link.station
+            .request(link.now, Mode::Associate, spec)
+            .unwrap();
+        // Several keep-alive periods: the VSI stays, with the VLAN the bridge gave it.
+        link.run_for(Duration::from_secs(60));
+        let (filters, mode) = link.station.station_vsi(&key).unwrap();
+        assert_eq!(mode, Some(Mode::Associate));
+        assert_eq!(filters.vlans().next().map(|v| v.vid), Some(10));
+        assert_eq!(link.bridge.associations().len(), 1);
+        assert!(link.events.iter().any(|(role, e)| *role == Role::Station
+            && matches!(e, PortEvent::Station(StationEvent::Associated { .. }))));
+        assert_eq!(
+            link.bridge
+                .request(link.now, Mode::Associate, spec_of(&key)),
+            Err(RoleError::WrongRole("station"))
+        );
+        assert_eq!(
+            link.station
+                .decide(link.now, &key, Ok(vdp::Profile::default())),
+            Err(RoleError::WrongRole("bridge"))
+        );
+
+        link.station.deassociate(link.now, &key).unwrap();
+        link.run_for(Duration::from_secs(1));
+        assert!(link.bridge.associations().is_empty());
+        assert!(link.events.iter().any(|(role, e)| *role == Role::Bridge
+            && *e
+                == PortEvent::Bridge(BridgeEvent::Deassociated {
+                    key,
+                    cause: DeassociateCause::Station
+                })));
+        // Every frame the station sent was for one of the bridge's engines.
+        assert_eq!(link.bridge.counters().not_for_us, 1);
+    }
+
+    fn spec_of(key: &VsiKey) -> VsiSpec {
+        VsiSpec {
+            manager_id: Id16::default(),
+            type_id: 5,
+            type_version: 1,
+            id_format: key.id_format,
+            id: key.id,
+            filters: Filters::Vid(vec![Vlan::new(0)]),
+            migrate_to: false,
+            migrate_from: false,
+        }
     }
 }
