@@ -2,12 +2,13 @@
 //!
 //! Subcommands arrive with the crates that implement them; today: `weft server`,
 //! `weft agent`, `weft decode`, `weft switch` (with its client, `weft switch ctl`), `weft
-//! bench`, `weft lab` and `weft vsi`.
+//! bench`, `weft lab`, `weft vsi` and `weft evb`.
 
 mod agent_cmd;
 mod bench_api;
 mod bench_cmd;
 mod decode;
+mod evb_cmd;
 mod lab_cmd;
 mod server_cmd;
 mod switch_cmd;
@@ -41,6 +42,8 @@ enum Command {
     },
     /// Run the virtual switch daemon on this host, or talk to one (`weft switch ctl`).
     Switch(Box<switch_cmd::SwitchArgs>),
+    /// Run the 802.1Qbg EVB bridge or station on an interface, or talk to one (root).
+    Evb(evb_cmd::EvbArgs),
     /// Measure weft on real topologies built in network namespaces (root).
     Bench(bench_cmd::BenchArgs),
     /// A small data centre on this machine: controller, hosts, VMs in namespaces (root).
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             decode::run(&file, vxlan_port, &mut std::io::stdout().lock())
         }
         Command::Switch(args) => switch_cmd::run(*args),
+        Command::Evb(args) => evb_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Vsi(args) => vsi_cmd::run(args),
         Command::Lab(args) => match lab_cmd::run(args) {

@@ -1,0 +1,824 @@
+//! The driver: one [`Port`] on one interface, after quinn's connection driver. It reads frames
+//! from an `AF_PACKET` socket and hands them to the port, arms one timer from
+//! `poll_timeout`, sends what `poll_transmit` writes, acts on `poll_event` (logs, the status
+//! table, the controller), asks the controller about deferred requests and answers with
+//! `decide`, and runs control-socket requests, all on one task so the engines need no lock.
+//!
+//! The socket is switch's [`PacketDevice`] (promiscuous, every protocol: the group addresses
+//! EVB uses, 01-80-C2-00-00-00 and -03, arrive without joining anything); the port drops what
+//! is not LLDP or ECP for it. Clock: microseconds since the daemon started.
+
+use core::time::Duration;
+use std::{
+    collections::{BTreeMap, VecDeque},
+    future::Future,
+    io,
+    os::fd::{AsFd as _, AsRawFd, RawFd},
+    path::PathBuf,
+};
+
+use evb::{
+    Instant, MAX_FRAME_LEN, Role, Timing,
+    vdp::{
+        Association, BridgeEvent, DeassociateCause, Profile, Refusal, StationEvent, VsiKey, VsiSpec,
+    },
+};
+use serde_json::{Map, Value, json};
+use switch::{
+    PacketBuf,
+    device::{Device as _, packet::PacketDevice},
+};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
+use wire::{
+    MacAddr,
+    vdp::{Id16, Mode, Reason, VsiIdFormat},
+};
+
+use crate::{
+    control::{self, Command},
+    decide::{self, DecideClient, RequestJson},
+    policy::{LocalPolicy, Policy},
+    port::{CdcpConfig, Port, PortConfig, PortEvent},
+    text::{self, FilterJson},
+};
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The interface has no readable MAC address (it does not exist here?).
+    #[error("cannot read the MAC address of {iface}: {message}")]
+    Mac {
+        /// The interface.
+        iface: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The packet socket did not open.
+    #[error("cannot open a packet socket on {iface}: {source}")]
+    Open {
+        /// The interface.
+        iface: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The control socket did not open.
+    #[error("cannot listen on {path}: {source}")]
+    Control {
+        /// The socket's path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Reading, sending or waiting failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> RuntimeError {
+    move |source| RuntimeError::Io { context, source }
+}
+
+/// Who decides on a bridge's VSIs.
+#[derive(Debug, Clone)]
+pub enum Decider {
+    /// A local policy file.
+    Local(LocalPolicy),
+    /// The controller.
+    Remote(Box<DecideClient>),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The interface.
+    pub iface: String,
+    /// Bridge or station.
+    pub role: Role,
+    /// Our R, RTE, RWD and RKA.
+    pub timing: Timing,
+    /// A bridge: offer reflective relay. A station: ask for it.
+    pub reflective_relay: bool,
+    /// CDCP, if any.
+    pub cdcp: Option<CdcpConfig>,
+    /// A bridge: who decides (ignored on a station).
+    pub decider: Decider,
+    /// The control socket, if any.
+    pub control: Option<PathBuf>,
+    /// A station: the S-channels to ask for at start.
+    pub channels: Vec<u16>,
+}
+
+/// How many recent events the status keeps.
+const EVENT_LOG: usize = 200;
+/// Frames read per wake-up.
+const BATCH: usize = 16;
+
+/// A monotonic clock in the engines' terms.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    fn now(self) -> Instant {
+        let micros = self.start.elapsed().as_micros();
+        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+
+    fn to_tokio(self, at: Instant) -> tokio::time::Instant {
+        self.start + Duration::from_micros(at.as_micros())
+    }
+}
+
+/// The packet socket and its descriptor, for `AsyncFd`.
+struct Socket {
+    device: PacketDevice,
+    raw: RawFd,
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw
+    }
+}
+
+/// A request the runtime sent to the controller, and its answer.
+#[derive(Debug)]
+struct Decided {
+    key: VsiKey,
+    result: Result<Profile, Refusal>,
+}
+
+/// Reads an interface's MAC address from sysfs.
+fn interface_mac(iface: &str) -> Result<MacAddr, RuntimeError> {
+    let error = |message: String| RuntimeError::Mac {
+        iface: iface.to_owned(),
+        message,
+    };
+    if iface.contains('/') || iface.is_empty() {
+        return Err(error("not an interface name".into()));
+    }
+    let text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .map_err(|err| error(err.to_string()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| error(format!("{:?} is not a MAC address", text.trim())))
+}
+
+/// A random 16-bit number (ECP's first sequence number); the time if entropy fails.
+fn random_u16() -> u16 {
+    let mut bytes = [0u8; 2];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        bytes = nanos.to_le_bytes()[..2].try_into().unwrap_or([1, 0]);
+    }
+    u16::from_le_bytes(bytes)
+}
+
+/// Runs the port until `shutdown` completes; then the EVB agent says goodbye (TTL 0).
+pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+    let local_mac = interface_mac(&options.iface)?;
+    let config = PortConfig {
+        local_mac,
+        timing: options.timing,
+        reflective_relay: options.reflective_relay,
+        initial_sequence: random_u16(),
+        cdcp: options.cdcp.clone(),
+    };
+    let port = match options.role {
+        Role::Bridge => {
+            let policy = match &options.decider {
+                Decider::Local(local) => Policy::Local(local.clone()),
+                Decider::Remote(_) => Policy::remote(),
+            };
+            Port::bridge(&config, policy)
+        }
+        Role::Station => Port::station(&config),
+    };
+    let device = PacketDevice::open(&options.iface).map_err(|source| RuntimeError::Open {
+        iface: options.iface.clone(),
+        source,
+    })?;
+    let raw = device
+        .fd()
+        .map(|fd| fd.as_fd().as_raw_fd())
+        .ok_or_else(|| RuntimeError::Open {
+            iface: options.iface.clone(),
+            source: io::Error::other("the device has no descriptor"),
+        })?;
+    // SAFETY: `raw` is the descriptor `device` owns; the device moves into the `AsyncFd` with
+    // it, so the descriptor stays open and the same until the `AsyncFd` drops.
+    let mut socket = unsafe {
+        AsyncFd::register_with_interest(Socket { device, raw }, tokio::io::Interest::READABLE)
+    }
+    .map_err(|err| RuntimeError::Io {
+        context: "cannot watch the packet socket",
+        source: err.into(),
+    })?;
+    let (command_tx, commands) = mpsc::channel(16);
+    if let Some(path) = &options.control {
+        control::listen(path, command_tx).map_err(|source| RuntimeError::Control {
+            path: path.clone(),
+            source,
+        })?;
+    } else {
+        drop(command_tx);
+    }
+    let (decided_tx, decided) = mpsc::channel(64);
+    let mut driver = Driver {
+        clock: Clock {
+            start: tokio::time::Instant::now(),
+        },
+        options,
+        local_mac,
+        port,
+        decided_tx,
+        events: VecDeque::new(),
+        bound: BTreeMap::new(),
+        station_vsis: BTreeMap::new(),
+        tx_errors: 0,
+    };
+    tracing::info!(
+        iface = %driver.options.iface,
+        mac = %local_mac,
+        role = role_name(driver.options.role),
+        "EVB port up"
+    );
+    if driver.options.role == Role::Station && !driver.options.channels.is_empty() {
+        let channels = driver.options.channels.clone();
+        if let Err(err) = driver.port.set_channels(&channels) {
+            tracing::warn!("cannot ask for S-channels {channels:?}: {err}");
+        }
+    }
+    driver.run(&mut socket, commands, decided, shutdown).await
+}
+
+/// The loop's state.
+struct Driver {
+    clock: Clock,
+    options: Options,
+    local_mac: MacAddr,
+    port: Port,
+    decided_tx: mpsc::Sender<Decided>,
+    /// Recent events, newest last, for the status.
+    events: VecDeque<Value>,
+    /// A bridge's bound VSIs, kept to tell the controller about their end.
+    bound: BTreeMap<VsiKey, Association>,
+    /// A station's VSIs as requested (the engine keeps the assigned VLANs).
+    station_vsis: BTreeMap<VsiKey, VsiSpec>,
+    tx_errors: u64,
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        socket: &mut AsyncFd<Socket>,
+        mut commands: mpsc::Receiver<Command>,
+        mut decided: mpsc::Receiver<Decided>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RuntimeError> {
+        let mut usr1 =
+            signal(SignalKind::user_defined1()).map_err(io_error("cannot watch SIGUSR1"))?;
+        let mut bufs: Vec<PacketBuf> = (0..BATCH).map(|_| PacketBuf::new()).collect();
+        let mut commands_open = true;
+        let mut last_fired: Option<Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            self.flush(&mut socket.get_mut().device);
+            let now = self.clock.now();
+            // A deadline that handle_timeout left in the past would spin: wait a little.
+            let deadline = self.port.poll_timeout().map(|at| match last_fired {
+                Some(fired) if at <= fired => now + Duration::from_millis(1),
+                _ => at,
+            });
+            let sleep = tokio::time::sleep_until(deadline.map_or_else(
+                || self.clock.to_tokio(now) + Duration::from_secs(3600),
+                |at| self.clock.to_tokio(at),
+            ));
+            tokio::select! {
+                () = &mut shutdown => break,
+                ready = socket.readable_mut() => {
+                    let mut guard = ready.map_err(io_error("waiting for frames"))?;
+                    let got = guard
+                        .get_inner_mut()
+                        .device
+                        .recv(&mut bufs)
+                        .map_err(io_error("reading frames"))?;
+                    if got == 0 {
+                        guard.clear_ready();
+                    }
+                    let now = self.clock.now();
+                    for buf in &bufs[..got] {
+                        self.port.handle_frame(now, buf.frame());
+                    }
+                    last_fired = None;
+                }
+                () = sleep => {
+                    let now = self.clock.now();
+                    self.port.handle_timeout(now);
+                    last_fired = deadline.filter(|&at| at <= now);
+                }
+                command = commands.recv(), if commands_open => match command {
+                    Some(command) => {
+                        let answer = self.command(&command.request);
+                        let _ = command.reply.send(answer);
+                        last_fired = None;
+                    }
+                    None => commands_open = false,
+                },
+                Some(decision) = decided.recv() => {
+                    self.decided(decision);
+                    last_fired = None;
+                }
+                _ = usr1.recv() => {
+                    tracing::info!(status = %self.status(), "status");
+                }
+            }
+        }
+        tracing::info!(iface = %self.options.iface, "stopping");
+        self.port.shutdown();
+        self.flush(&mut socket.get_mut().device);
+        Ok(())
+    }
+
+    /// Sends what the engines want sent, handles their events, passes deferred requests on.
+    fn flush(&mut self, device: &mut PacketDevice) {
+        let now = self.clock.now();
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        while let Some(transmit) = self.port.poll_transmit(now, &mut buf) {
+            let frame = PacketBuf::from_frame(&buf[..transmit.len]);
+            match device.send(core::slice::from_ref(&frame)) {
+                Ok(1) => {}
+                Ok(_) => self.tx_errors += 1,
+                Err(err) => {
+                    self.tx_errors += 1;
+                    tracing::warn!("cannot send a frame: {err}");
+                }
+            }
+        }
+        while let Some(event) = self.port.poll_event() {
+            self.event(now, event);
+        }
+        let deferred = self
+            .port
+            .policy_mut()
+            .map(Policy::take_deferred)
+            .unwrap_or_default();
+        for request in deferred {
+            self.ask(&request.manager_id, &request.vsi);
+        }
+    }
+
+    /// Asks the controller about a deferred request, in a task of its own.
+    fn ask(&self, manager_id: &Id16, vsi: &wire::vdp::Vsi) {
+        let Decider::Remote(client) = &self.options.decider else {
+            return;
+        };
+        let client = client.clone();
+        let request = RequestJson::new(manager_id, vsi);
+        let vsi = vsi.clone();
+        let key = VsiKey::of(&vsi);
+        let tx = self.decided_tx.clone();
+        tokio::spawn(async move {
+            let result = match client.decide(&request).await {
+                Ok(answer) => {
+                    if let Some(reason) = &answer.reason {
+                        tracing::info!(vsi = %key, "controller: {} ({reason})", answer.decision);
+                    }
+                    decide::decision_of(&vsi, &answer)
+                }
+                Err(err) => {
+                    tracing::warn!(vsi = %key, "no decision from the controller: {err}");
+                    Err(Refusal::new(Reason::VSI_MANAGER_UNREACHABLE))
+                }
+            };
+            let _ = tx.send(Decided { key, result }).await;
+        });
+    }
+
+    /// Tells the controller, in a task of its own, about a VSI the bridge ended or the station
+    /// withdrew.
+    fn report_end(&self, association: &Association, cause: DeassociateCause) {
+        let Decider::Remote(client) = &self.options.decider else {
+            return;
+        };
+        let client = client.clone();
+        let vsi_id = text::vsi_id_text(association.key.id_format, &association.key.id);
+        let request = RequestJson::new(
+            &association.manager_id,
+            &association
+                .vsi
+                .answer(Mode::Deassociate, wire::vdp::Status::REQUEST),
+        );
+        tokio::spawn(async move {
+            let result = match cause {
+                // The station asked: the decision API records a De-Associate (always accepted).
+                DeassociateCause::Station => client.decide(&request).await.map(drop),
+                DeassociateCause::KeepAliveTimeout => {
+                    client
+                        .report_state(&vsi_id, "deassociated", "keep-alive timeout")
+                        .await
+                }
+                DeassociateCause::Bridge => {
+                    client
+                        .report_state(&vsi_id, "deassociated", "de-associated by the bridge")
+                        .await
+                }
+            };
+            if let Err(err) = result {
+                tracing::warn!(vsi = vsi_id, "cannot report the de-association: {err}");
+            }
+        });
+    }
+
+    fn decided(&mut self, decision: Decided) {
+        let now = self.clock.now();
+        let accepted = decision.result.is_ok();
+        if let Err(err) = self.port.decide(now, &decision.key, decision.result) {
+            // Too late: the bridge already refused (reason 3) after T(RWD).
+            tracing::warn!(vsi = %decision.key, "decision not applied: {err}");
+            if accepted && let Decider::Remote(client) = &self.options.decider {
+                let client = client.clone();
+                let vsi_id = text::vsi_id_text(decision.key.id_format, &decision.key.id);
+                tokio::spawn(async move {
+                    let _ = client
+                        .report_state(&vsi_id, "deassociated", "decision arrived too late")
+                        .await;
+                });
+            }
+        }
+    }
+
+    fn log_event(&mut self, now: Instant, mut entry: Map<String, Value>) {
+        entry.insert(
+            "at".into(),
+            json!(Duration::from_micros(now.as_micros()).as_secs_f64()),
+        );
+        let entry = Value::Object(entry);
+        tracing::info!(event = %entry, "evb");
+        if self.events.len() == EVENT_LOG {
+            self.events.pop_front();
+        }
+        self.events.push_back(entry);
+    }
+
+    fn event(&mut self, now: Instant, event: PortEvent) {
+        let entry = match event {
+            PortEvent::Evb(evb::lldp::Event::Negotiated(negotiated)) => obj(json!({
+                "event": "negotiated",
+                "timing": timing_json(negotiated.timing),
+                "reflective_relay": negotiated.reflective_relay,
+            })),
+            PortEvent::Evb(evb::lldp::Event::PeerLost) => obj(json!({"event": "peer_lost"})),
+            PortEvent::Bridge(event) => self.bridge_event(event),
+            PortEvent::Station(event) => self.station_event(event),
+            PortEvent::Cdcp(evb::cdcp::Event::ChannelUp { scid, svid }) => {
+                obj(json!({"event": "channel_up", "scid": scid, "svid": svid}))
+            }
+            PortEvent::Cdcp(evb::cdcp::Event::ChannelDown { scid, svid }) => {
+                obj(json!({"event": "channel_down", "scid": scid, "svid": svid}))
+            }
+            PortEvent::Cdcp(evb::cdcp::Event::PeerLost) => obj(json!({"event": "cdcp_peer_lost"})),
+        };
+        self.log_event(now, entry);
+    }
+
+    fn bridge_event(&mut self, event: BridgeEvent) -> Map<String, Value> {
+        match event {
+            BridgeEvent::PreAssociated { key, vsi, .. }
+            | BridgeEvent::Associated { key, vsi, .. } => {
+                if let Some(association) =
+                    self.port.associations().into_iter().find(|a| a.key == key)
+                {
+                    self.bound.insert(key, association);
+                }
+                obj(json!({
+                    "event": text::state_name(vsi.mode),
+                    "vsi_id": vsi_id(&key),
+                    "type_id": vsi.type_id,
+                    "type_version": vsi.type_version,
+                    "filters": text::filters_to_json(&vsi.filters),
+                }))
+            }
+            BridgeEvent::Deassociated { key, cause } => {
+                if let Some(association) = self.bound.remove(&key) {
+                    self.report_end(&association, cause);
+                }
+                obj(json!({
+                    "event": "deassociated",
+                    "vsi_id": vsi_id(&key),
+                    "cause": cause_name(cause),
+                }))
+            }
+            BridgeEvent::Refused { key, refusal, kept } => obj(json!({
+                "event": "refused",
+                "vsi_id": vsi_id(&key),
+                "reason": refusal.reason.0,
+                "reason_name": refusal.reason.name(),
+                "kept": kept.map(text::state_name),
+            })),
+        }
+    }
+
+    fn station_event(&mut self, event: StationEvent) -> Map<String, Value> {
+        match event {
+            StationEvent::PreAssociated {
+                key,
+                filters,
+                reserved,
+            } => obj(json!({
+                "event": if reserved { "preassociated_rr" } else { "preassociated" },
+                "vsi_id": vsi_id(&key),
+                "filters": text::filters_to_json(&filters),
+            })),
+            StationEvent::Associated { key, filters } => obj(json!({
+                "event": "associated",
+                "vsi_id": vsi_id(&key),
+                "filters": text::filters_to_json(&filters),
+            })),
+            StationEvent::Deassociated { key, cause } => {
+                self.station_vsis.remove(&key);
+                obj(json!({
+                    "event": "deassociated",
+                    "vsi_id": vsi_id(&key),
+                    "cause": cause_name(cause),
+                }))
+            }
+            StationEvent::Refused {
+                key,
+                reason,
+                hard,
+                kept,
+            } => {
+                if kept.is_none() {
+                    self.station_vsis.remove(&key);
+                }
+                obj(json!({
+                    "event": "refused",
+                    "vsi_id": vsi_id(&key),
+                    "reason": reason.0,
+                    "reason_name": reason.name(),
+                    "hard": hard,
+                    "kept": kept.map(text::state_name),
+                }))
+            }
+            StationEvent::TimedOut { key } => {
+                self.station_vsis.remove(&key);
+                obj(json!({"event": "timed_out", "vsi_id": vsi_id(&key)}))
+            }
+        }
+    }
+
+    /// Runs one control request.
+    fn command(&mut self, request: &Value) -> Value {
+        match self.try_command(request) {
+            Ok(answer) => answer,
+            Err(message) => json!({"error": message}),
+        }
+    }
+
+    fn try_command(&mut self, request: &Value) -> Result<Value, String> {
+        let op = request
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or("a request needs \"op\"")?;
+        let now = self.clock.now();
+        match op {
+            "status" => Ok(json!({"ok": true, "status": self.status()})),
+            "deassociate" => {
+                let key = VsiKey {
+                    id_format: VsiIdFormat::UUID,
+                    id: text::vsi_id_from_text(str_field(request, "vsi_id")?)
+                        .map_err(|e| e.to_string())?,
+                };
+                self.port
+                    .deassociate(now, &key)
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({"ok": true}))
+            }
+            "channels" => {
+                let scids: Vec<u16> = request
+                    .get("scids")
+                    .and_then(Value::as_array)
+                    .ok_or("\"scids\": a list of numbers")?
+                    .iter()
+                    .map(|v| v.as_u64().and_then(|n| u16::try_from(n).ok()))
+                    .collect::<Option<_>>()
+                    .ok_or("\"scids\": a list of numbers")?;
+                self.port.set_channels(&scids).map_err(|e| e.to_string())?;
+                Ok(json!({"ok": true}))
+            }
+            other => {
+                let mode = text::mode_from_name(other)
+                    .filter(|&mode| mode != Mode::Deassociate)
+                    .ok_or_else(|| format!("unknown op {other:?}"))?;
+                let spec = vsi_spec(request)?;
+                let key = spec.key();
+                self.port
+                    .request(now, mode, spec.clone())
+                    .map_err(|e| e.to_string())?;
+                self.station_vsis.entry(key).or_insert(spec);
+                Ok(json!({"ok": true}))
+            }
+        }
+    }
+
+    /// The status: negotiated values, VSIs, channels, counters, recent events.
+    fn status(&self) -> Value {
+        let evb = self.port.evb();
+        let negotiated = evb.negotiated();
+        let vsis: Vec<Value> = match self.port.role() {
+            Role::Bridge => self
+                .port
+                .associations()
+                .iter()
+                .map(|a| {
+                    json!({
+                        "vsi_id": vsi_id(&a.key),
+                        "id_format": a.key.id_format.0,
+                        "state": text::state_name(a.mode),
+                        "manager_id": text::manager_id_text(&a.manager_id),
+                        "type_id": a.vsi.type_id,
+                        "type_version": a.vsi.type_version,
+                        "filters": text::filters_to_json(&a.vsi.filters),
+                    })
+                })
+                .collect(),
+            Role::Station => self
+                .station_vsis
+                .iter()
+                .filter_map(|(key, spec)| {
+                    let (filters, mode) = self.port.station_vsi(key)?;
+                    Some(json!({
+                        "vsi_id": vsi_id(key),
+                        "id_format": key.id_format.0,
+                        "state": mode.map_or("pending", text::state_name),
+                        "manager_id": text::manager_id_text(&spec.manager_id),
+                        "type_id": spec.type_id,
+                        "type_version": spec.type_version,
+                        "filters": text::filters_to_json(filters),
+                    }))
+                })
+                .collect(),
+        };
+        let channels = self.port.channels().map(|channels| {
+            channels
+                .iter()
+                .map(|(scid, svid)| json!({"scid": scid, "svid": svid}))
+                .collect::<Vec<_>>()
+        });
+        let mut counters = Map::new();
+        for (engine, values) in self.port.engine_counters() {
+            let values: Map<String, Value> = values
+                .iter()
+                .map(|(counter, count)| (counter.as_str().to_owned(), json!(count)))
+                .collect();
+            counters.insert(engine.into(), Value::Object(values));
+        }
+        let own = self.port.counters();
+        counters.insert(
+            "port".into(),
+            json!({
+                "rx_frames": own.rx_frames,
+                "not_for_us": own.not_for_us,
+                "truncated": own.truncated,
+                "tx_errors": self.tx_errors,
+            }),
+        );
+        json!({
+            "role": role_name(self.options.role),
+            "iface": self.options.iface,
+            "mac": self.local_mac.to_string(),
+            "evb": {
+                "peer": evb.remote_tlv().is_some(),
+                "local_tlv": evb.local_tlv().to_string(),
+                "remote_tlv": evb.remote_tlv().map(|tlv| tlv.to_string()),
+                "timing": timing_json(negotiated.timing),
+                "reflective_relay": negotiated.reflective_relay,
+            },
+            "vsis": vsis,
+            "channels": channels,
+            "counters": counters,
+            "events": self.events,
+        })
+    }
+}
+
+fn obj(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn vsi_id(key: &VsiKey) -> String {
+    text::vsi_id_text(key.id_format, &key.id)
+}
+
+const fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Bridge => "bridge",
+        Role::Station => "station",
+    }
+}
+
+const fn cause_name(cause: DeassociateCause) -> &'static str {
+    match cause {
+        DeassociateCause::Station => "station",
+        DeassociateCause::Bridge => "bridge",
+        DeassociateCause::KeepAliveTimeout => "keep-alive timeout",
+    }
+}
+
+fn timing_json(timing: Timing) -> Value {
+    json!({"r": timing.max_retries, "rte": timing.rte, "rwd": timing.rwd, "rka": timing.rka})
+}
+
+fn str_field<'a>(request: &'a Value, field: &str) -> Result<&'a str, String> {
+    request
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("\"{field}\": a string"))
+}
+
+fn num_field(request: &Value, field: &str) -> Result<u64, String> {
+    request
+        .get(field)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("\"{field}\": a number"))
+}
+
+/// A station's VSI from a control request.
+fn vsi_spec(request: &Value) -> Result<VsiSpec, String> {
+    let type_id = u32::try_from(num_field(request, "type_id")?)
+        .ok()
+        .filter(|&t| t <= wire::vdp::MAX_TYPE_ID)
+        .ok_or("\"type_id\": 0-16777215")?;
+    let type_version =
+        u8::try_from(num_field(request, "type_version")?).map_err(|_| "\"type_version\": 0-255")?;
+    let filters: Vec<FilterJson> = serde_json::from_value(
+        request
+            .get("filters")
+            .cloned()
+            .ok_or("\"filters\": a list")?,
+    )
+    .map_err(|e| format!("\"filters\": {e}"))?;
+    let flag = |name: &str| request.get(name).and_then(Value::as_bool).unwrap_or(false);
+    Ok(VsiSpec {
+        manager_id: text::manager_id_from_text(str_field(request, "manager_id")?)
+            .map_err(|e| e.to_string())?,
+        type_id,
+        type_version,
+        id_format: VsiIdFormat::UUID,
+        id: text::vsi_id_from_text(str_field(request, "vsi_id")?).map_err(|e| e.to_string())?,
+        filters: text::filters_from_json(&filters).map_err(|e| e.to_string())?,
+        migrate_to: flag("migrate_to"),
+        migrate_from: flag("migrate_from"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_control_requests_become_vsis() {
+        let spec = vsi_spec(&json!({
+            "op": "associate", "manager_id": "evmgr1", "type_id": 5, "type_version": 4,
+            "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001",
+            "filters": [{"vlan": 0, "mac_address": "52:54:00:8e:aa:11"}],
+            "migrate_to": true,
+        }))
+        .unwrap();
+        assert_eq!(spec.type_id, 5);
+        assert!(spec.migrate_to && !spec.migrate_from);
+        assert_eq!(vsi_id(&spec.key()), "aaaaaaaa-0000-4000-8000-000000000001");
+        for bad in [
+            json!({"manager_id": "m", "type_id": 16_777_216, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
+            json!({"manager_id": "m", "type_id": 1, "type_version": 256, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
+            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "nope", "filters": [{"vlan": 0}]}),
+            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001"}),
+            json!({"type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
+        ] {
+            assert!(vsi_spec(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn test_interface_names_are_checked() {
+        assert!(interface_mac("../etc").is_err());
+        assert!(interface_mac("").is_err());
+        assert!(interface_mac("no-such-interface-x").is_err());
+    }
+}

@@ -1,0 +1,475 @@
+//! weft's EVB station against weft's EVB bridge on a veth pair (issue 7 part 6). lldpad has no
+//! CDCP, so CDCP is proven here: the bridge grants S-VLANs from its pool, grants a subset when
+//! the pool is short, and removes a channel the station drops (its SVID going to a waiting
+//! channel); the CDCP TLVs on the wire, captured with tcpdump, have the byte layout of
+//! `shared/evb/PROTOCOL_NOTES.md` section 5. VDP works end to end over the same link, and
+//! against a fake controller answering the decision API of `docs/vsi.md` (in the bridge's
+//! namespace), with the state report after a keep-alive timeout. Root only (CI).
+
+#[path = "support/evb.rs"]
+mod evbsup;
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::Duration,
+};
+
+use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use evbsup::{
+    channels, contains, control, events, pcap_frames, vsi, vsi_state, vsi_vlan, wait_until,
+};
+use netns::{Lab, can_run};
+use serde_json::{Value, json};
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+const STATION_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0x5e, 0x02];
+const BRIDGE_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x00, 0xbe, 0x02];
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Two namespaces joined by a veth pair with fixed MACs: (lab, station ns, station if, bridge
+/// ns, bridge if).
+fn link() -> (Lab, String, String, String, String) {
+    let mut lab = Lab::new();
+    let station_ns = lab.netns("st");
+    let bridge_ns = lab.netns("br");
+    let (st, br) = (lab.name("s"), lab.name("b"));
+    lab.veth(&station_ns, &st, &bridge_ns, &br);
+    lab.exec(
+        &station_ns,
+        &["ip", "link", "set", &st, "address", &mac_text(STATION_MAC)],
+    );
+    lab.exec(
+        &bridge_ns,
+        &["ip", "link", "set", &br, "address", &mac_text(BRIDGE_MAC)],
+    );
+    for (ns, dev) in [(&station_ns, &st), (&bridge_ns, &br)] {
+        let _ = lab.try_exec(
+            ns,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ],
+        );
+    }
+    (lab, station_ns, st, bridge_ns, br)
+}
+
+/// Starts `weft evb ROLE --iface IF --control SOCK ARGS...` in `ns`; waits for the socket.
+/// Returns the socket and the process's index in the lab.
+fn start(lab: &mut Lab, ns: &str, role: &str, iface: &str, args: &[&str]) -> (PathBuf, usize) {
+    let socket = lab.dir.join(format!("{role}.sock"));
+    let log = format!("{role}.log");
+    let socket_arg = socket.to_str().expect("path").to_owned();
+    let mut full = vec![
+        WEFT,
+        "evb",
+        role,
+        "--iface",
+        iface,
+        "--control",
+        &socket_arg,
+    ];
+    full.extend_from_slice(args);
+    let index = lab.spawn(ns, &full, &log);
+    assert!(
+        netns::wait_for(&socket, Duration::from_secs(10)),
+        "weft evb {role} did not start: {}",
+        lab.log(&log)
+    );
+    (socket, index)
+}
+
+/// A station request over the control socket; panics unless the daemon took it.
+fn ask(socket: &Path, request: &Value) {
+    let answer = control(socket, request);
+    assert_eq!(answer["ok"], true, "{request} -> {answer}");
+}
+
+fn vsi_request(op: &str, type_id: u32, vsi_id: &str, vlan: u16) -> Value {
+    json!({
+        "op": op, "manager_id": "evmgr1", "type_id": type_id, "type_version": 4,
+        "vsi_id": vsi_id, "filters": [{"vlan": vlan, "mac_address": "52:54:00:8e:bb:01"}],
+    })
+}
+
+/// The CDCP TLV the notes lay out: `FE LL | 00 80 C2 | 0E | role/SComp | reserved | ChnCap |
+/// <SCID,SVID> x N` with the default <1,1> first, 12 + 12 bits per pair. Built by hand from
+/// the notes, not by weft's encoder.
+fn cdcp_tlv(station: bool, chn_cap: u16, pairs: &[(u16, u16)]) -> Vec<u8> {
+    let info_len = 8 + 3 * (pairs.len() + 1);
+    let header = (127u16 << 9) | u16::try_from(info_len).expect("short");
+    let mut tlv = header.to_be_bytes().to_vec();
+    tlv.extend_from_slice(&[0x00, 0x80, 0xc2, 0x0e]);
+    // Role in bit 7 (1 = station), SComp in bit 3, then 15 reserved bits and 12 of ChnCap.
+    tlv.push(if station { 0x88 } else { 0x08 });
+    tlv.push(0);
+    tlv.extend_from_slice(&(chn_cap & 0x0fff).to_be_bytes());
+    for &(scid, svid) in std::iter::once(&(1, 1)).chain(pairs) {
+        tlv.push(u8::try_from(scid >> 4).expect("12 bits"));
+        tlv.push(u8::try_from(((scid & 0xf) << 4) | (svid >> 8)).expect("12 bits"));
+        tlv.push(u8::try_from(svid & 0xff).expect("byte"));
+    }
+    tlv
+}
+
+#[test]
+fn cdcp_and_vdp_between_weft_station_and_bridge() {
+    if !can_run() {
+        return;
+    }
+    let (mut lab, station_ns, st, bridge_ns, br) = link();
+    // Capture CDCP (LLDP to the Nearest non-TPMR Bridge address) from the start.
+    let pcap = lab.dir.join("cdcp.pcap");
+    let capture = lab.spawn(
+        &bridge_ns,
+        &[
+            "tcpdump",
+            "-i",
+            &br,
+            "-U",
+            "-w",
+            pcap.to_str().expect("path"),
+            "ether",
+            "dst",
+            "01:80:c2:00:00:03",
+        ],
+        "tcpdump.log",
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .log("tcpdump.log")
+            .contains("listening on")),
+        "tcpdump: {}",
+        lab.log("tcpdump.log")
+    );
+    let policy = lab.dir.join("policy.toml");
+    std::fs::write(&policy, "[[vsi_type]]\ntype_id = 5\nvlan = 10\n").expect("policy");
+    // Two S-VLANs for three wanted channels: a partial grant.
+    let (bridge, _) = start(
+        &mut lab,
+        &bridge_ns,
+        "bridge",
+        &br,
+        &[
+            "--policy",
+            policy.to_str().expect("path"),
+            "--cdcp-svids",
+            "100-101",
+            "--chn-cap",
+            "4",
+        ],
+    );
+    let (station, _) = start(
+        &mut lab,
+        &station_ns,
+        "station",
+        &st,
+        &["--channels", "2,3,4", "--chn-cap", "8"],
+    );
+
+    let granted = vec![(2, 100), (3, 101)];
+    assert!(
+        wait_until(Duration::from_secs(10), || channels(&bridge) == granted
+            && channels(&station) == granted),
+        "bridge {:?} station {:?}",
+        channels(&bridge),
+        channels(&station)
+    );
+    // The station drops channel 3: the bridge removes it, and its SVID goes to channel 4.
+    ask(&station, &json!({"op": "channels", "scids": [2, 4]}));
+    let regranted = vec![(2, 100), (4, 101)];
+    assert!(
+        wait_until(Duration::from_secs(10), || channels(&bridge) == regranted
+            && channels(&station) == regranted),
+        "bridge {:?} station {:?}",
+        channels(&bridge),
+        channels(&station)
+    );
+    let down = events(&bridge, "channel_down", None);
+    assert!(
+        down.iter().any(|e| e["scid"] == 3 && e["svid"] == 101),
+        "{down:?}"
+    );
+
+    // VDP end to end on the same link.
+    let vm = "bbbbbbbb-0000-4000-8000-000000000001";
+    ask(&station, &vsi_request("preassociate", 5, vm, 0));
+    assert!(wait_until(Duration::from_secs(5), || vsi_state(
+        &station, vm
+    )
+    .as_deref()
+        == Some("preassociated")));
+    ask(&station, &vsi_request("associate", 5, vm, 0));
+    assert!(
+        wait_until(Duration::from_secs(5), || vsi_state(&station, vm)
+            .as_deref()
+            == Some("associated")),
+        "{}",
+        evbsup::status(&station)
+    );
+    assert_eq!(vsi_vlan(&station, vm), Some(10));
+    assert_eq!(vsi_state(&bridge, vm).as_deref(), Some("associated"));
+    assert_eq!(vsi_vlan(&bridge, vm), Some(10));
+    let unknown = "bbbbbbbb-0000-4000-8000-000000000002";
+    ask(&station, &vsi_request("associate", 99, unknown, 0));
+    assert!(wait_until(Duration::from_secs(5), || !events(
+        &station,
+        "refused",
+        Some(unknown)
+    )
+    .is_empty()));
+    assert_eq!(events(&station, "refused", Some(unknown))[0]["reason"], 4);
+    assert_eq!(vsi_state(&station, unknown), None);
+    ask(&station, &json!({"op": "deassociate", "vsi_id": vm}));
+    assert!(wait_until(Duration::from_secs(5), || vsi_state(
+        &station, vm
+    )
+    .is_none()
+        && vsi_state(&bridge, vm).is_none()));
+    assert_eq!(
+        events(&bridge, "deassociated", Some(vm))[0]["cause"],
+        "station"
+    );
+
+    // The TLVs on the wire (tcpdump writes each frame as it comes).
+    let from = |frames: &[Vec<u8>], mac: [u8; 6]| -> Vec<Vec<u8>> {
+        frames
+            .iter()
+            .filter(|f| f.len() > 14 && f[6..12] == mac && f[12..14] == [0x88, 0xcc])
+            .cloned()
+            .collect()
+    };
+    let wants = cdcp_tlv(true, 8, &[(2, 0), (3, 0), (4, 0)]);
+    let grants = [
+        cdcp_tlv(false, 4, &[(2, 100), (3, 101)]),
+        cdcp_tlv(false, 4, &[(2, 100), (4, 101)]),
+    ];
+    let captured = wait_until(Duration::from_secs(10), || {
+        let bridge_frames = from(&pcap_frames(&pcap), BRIDGE_MAC);
+        grants
+            .iter()
+            .all(|grant| bridge_frames.iter().any(|f| contains(f, grant)))
+    });
+    lab.stop(capture);
+    let frames = pcap_frames(&pcap);
+    let (bridge_frames, station_frames) = (from(&frames, BRIDGE_MAC), from(&frames, STATION_MAC));
+    assert!(
+        captured,
+        "no bridge TLVs {grants:02x?} in {bridge_frames:02x?}"
+    );
+    assert!(
+        station_frames.first().is_some_and(|f| contains(f, &wants)),
+        "the station's first CDCP TLV is not {wants:02x?}: {station_frames:02x?}"
+    );
+    // The notes' example: a bridge, SComp, ChnCap 4, pairs <1,1> <2,100>.
+    assert_eq!(
+        cdcp_tlv(false, 4, &[(2, 100)]),
+        [
+            0xfe, 0x0e, 0x00, 0x80, 0xc2, 0x0e, 0x08, 0x00, 0x00, 0x04, 0x00, 0x10, 0x01, 0x00,
+            0x20, 0x64
+        ]
+    );
+}
+
+/// What the fake controller saw: (path, Authorization header, body).
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+
+const SECRET: &str = "weft-test-secret";
+
+/// A fake controller answering `POST /weft/v1/vdp/decide` and `/state` on 127.0.0.1 inside
+/// namespace `ns` (a thread of its own enters it: `setns` affects only the calling thread).
+/// Type 100 is accepted with VLAN 20; any other type is refused for want of resources.
+fn fake_controller(ns: &str) -> (String, Seen) {
+    async fn decide(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        Json(body): Json<Value>,
+    ) -> (StatusCode, Json<Value>) {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        seen.lock()
+            .expect("lock")
+            .push(("decide".into(), auth.clone(), body.clone()));
+        if auth.as_deref() != Some(&format!("Bearer {SECRET}")) {
+            return (StatusCode::UNAUTHORIZED, Json(json!({"error": "secret"})));
+        }
+        let request = &body["request"];
+        let answer = if request["mode"] == "deassociate" || request["type_id"] == 100 {
+            let mut filters = request["filters"].clone();
+            for filter in filters.as_array_mut().into_iter().flatten() {
+                if filter["vlan"] == 0 {
+                    filter["vlan"] = json!(20);
+                }
+            }
+            json!({"decision": "accept", "filters": filters, "association": {}})
+        } else {
+            json!({"decision": "reject", "error": "insufficient_resources", "reason": "no VLAN"})
+        };
+        (StatusCode::OK, Json(answer))
+    }
+    async fn state(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        Json(body): Json<Value>,
+    ) -> Json<Value> {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        seen.lock()
+            .expect("lock")
+            .push(("state".into(), auth, body));
+        Json(json!({}))
+    }
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/weft/v1/vdp/decide", post(decide))
+        .route("/weft/v1/vdp/state", post(state))
+        .with_state(Arc::clone(&seen));
+    let (tx, rx) = mpsc::channel();
+    let path = format!("/var/run/netns/{ns}");
+    thread::spawn(move || {
+        let file = File::open(&path).expect("netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let url = format!("http://{}", listener.local_addr().expect("addr"));
+            tx.send(url).expect("send");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("fake controller");
+    (url, seen)
+}
+
+#[test]
+fn vdp_decisions_from_the_controller() {
+    if !can_run() {
+        return;
+    }
+    let (mut lab, station_ns, st, bridge_ns, br) = link();
+    lab.exec(&bridge_ns, &["ip", "link", "set", "lo", "up"]);
+    let (url, seen) = fake_controller(&bridge_ns);
+    let token = lab.dir.join("token");
+    std::fs::write(&token, format!("{SECRET}\n")).expect("token");
+    // Short keep-alives (RKA 16: 0.66 s; the bridge's timeout about 1 s) keep the test quick.
+    let timers = ["--rte", "10", "--rka", "16"];
+    let mut args = vec![
+        "--decide",
+        &url,
+        "--token-file",
+        token.to_str().expect("path"),
+        "--bridge-name",
+        "tor1",
+    ];
+    args.extend_from_slice(&timers);
+    let (bridge, _) = start(&mut lab, &bridge_ns, "bridge", &br, &args);
+    let (station, station_proc) = start(&mut lab, &station_ns, "station", &st, &timers);
+
+    // Accepted: the controller's VLAN reaches the station.
+    let vm = "cccccccc-0000-4000-8000-000000000001";
+    ask(&station, &vsi_request("associate", 100, vm, 0));
+    assert!(
+        wait_until(Duration::from_secs(10), || vsi_state(&station, vm)
+            .as_deref()
+            == Some("associated")),
+        "{}\n{}",
+        evbsup::status(&station),
+        lab.log("bridge.log")
+    );
+    assert_eq!(vsi_vlan(&station, vm), Some(20));
+    let on_bridge = vsi(&evbsup::status(&bridge), vm).expect("bridge has it");
+    assert_eq!(on_bridge["filters"][0]["vlan"], 20);
+    {
+        let seen = seen.lock().expect("lock");
+        let (path, auth, body) = &seen[0];
+        assert_eq!(path, "decide");
+        assert_eq!(auth.as_deref(), Some("Bearer weft-test-secret"));
+        assert_eq!(body["bridge"], "tor1");
+        assert_eq!(body["port"], br.as_str());
+        assert_eq!(
+            body["request"],
+            json!({"mode": "associate", "type_id": 100, "type_version": 4, "id_format": 5,
+                   "vsi_id": vm, "manager_id": "evmgr1",
+                   "filters": [{"vlan": 0, "mac_address": "52:54:00:8e:bb:01", "group_id": null}]})
+        );
+    }
+    // Keep-alives are answered by the bridge without asking the controller again.
+    let asked = seen.lock().expect("lock").len();
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(vsi_state(&station, vm).as_deref(), Some("associated"));
+    assert_eq!(seen.lock().expect("lock").len(), asked);
+
+    // Refused: the controller's error code reaches the station.
+    let other = "cccccccc-0000-4000-8000-000000000002";
+    ask(&station, &vsi_request("associate", 7, other, 0));
+    assert!(wait_until(Duration::from_secs(10), || !events(
+        &station,
+        "refused",
+        Some(other)
+    )
+    .is_empty()));
+    assert_eq!(events(&station, "refused", Some(other))[0]["reason"], 2);
+
+    // The station de-associates: the controller records it through the decision API.
+    ask(&station, &json!({"op": "deassociate", "vsi_id": vm}));
+    let recorded = |seen: &Seen, path: &str, check: &dyn Fn(&Value) -> bool| {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .any(|(p, _, body)| p == path && check(body))
+    };
+    assert!(wait_until(Duration::from_secs(10), || recorded(
+        &seen,
+        "decide",
+        &|body| body["request"]["mode"] == "deassociate" && body["request"]["vsi_id"] == vm
+    )));
+    assert!(vsi_state(&bridge, vm).is_none());
+
+    // The station dies: the bridge de-associates on the keep-alive timeout and says so.
+    let last = "cccccccc-0000-4000-8000-000000000003";
+    ask(&station, &vsi_request("associate", 100, last, 0));
+    assert!(wait_until(Duration::from_secs(10), || vsi_state(
+        &bridge, last
+    )
+    .as_deref()
+        == Some("associated")));
+    lab.signal(station_proc, "KILL");
+    assert!(
+        wait_until(Duration::from_secs(10), || recorded(
+            &seen,
+            "state",
+            &|body| {
+                *body
+                    == json!({"bridge": "tor1", "port": br.as_str(), "vsi_id": last,
+                          "state": "deassociated", "reason": "keep-alive timeout"})
+            }
+        )),
+        "{:?}\n{}",
+        seen.lock().expect("lock"),
+        lab.log("bridge.log")
+    );
+    assert!(vsi_state(&bridge, last).is_none());
+}
