@@ -303,6 +303,33 @@ pub struct Port {
     /// `device_id`.
     #[serde(default)]
     pub device_id: String,
+    /// Set on a trunk's parent port: its VM sends its subports' traffic tagged.
+    #[serde(default)]
+    pub trunk_details: Option<TrunkDetails>,
+}
+
+/// `trunk_details` of a trunk's parent port.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrunkDetails {
+    /// The trunk.
+    pub trunk_id: String,
+    /// Its subports.
+    #[serde(default)]
+    pub sub_ports: Vec<SubPort>,
+}
+
+/// A subport in `trunk_details`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubPort {
+    /// The subport's own port.
+    pub port_id: String,
+    /// `vlan`.
+    pub segmentation_type: String,
+    /// The VLAN id the VM tags its frames with.
+    pub segmentation_id: u32,
+    /// The subport's MAC address (what the VM's VLAN interface should have).
+    #[serde(default)]
+    pub mac_address: String,
 }
 
 /// The fields of a Neutron network the lab reads.

@@ -28,7 +28,10 @@ use serde_json::json;
 pub use self::{
     down::{Removed, down},
     state::{LabDir, Process, State, Vm},
-    vm::{VmCreate, tap_name, vm_create, vm_delete, vm_exec},
+    vm::{
+        LINK, VmCreate, WIRE, mux_socket, tap_name, vm_create, vm_delete, vm_dhcp, vm_exec,
+        vm_vlan_add, vm_vlan_del, vm_vlan_list,
+    },
 };
 use crate::{
     Error, Result,

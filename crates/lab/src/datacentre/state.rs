@@ -24,7 +24,7 @@ const LOCK_FILE: &str = "lock";
 /// A process the lab started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
-    /// `server`, `switch`, `agent` or `dhcp`.
+    /// `server`, `switch`, `agent`, `dhcp` or `mux`.
     pub role: String,
     /// The host (or VM) it serves, if any.
     pub host: Option<String>,
@@ -56,6 +56,14 @@ pub struct Vm {
     pub dhcp_pid: Option<u32>,
     /// The address DHCP gave eth0.
     pub ip: Option<String>,
+    /// For a VM on a trunk's parent port: the name the switch's TAP has inside the VM (the
+    /// NIC's wire; `eth0` and its VLAN interfaces are the multiplexer's). `None`: the TAP is
+    /// `eth0`.
+    #[serde(default)]
+    pub wire: Option<String>,
+    /// The VLAN multiplexer's process id (trunk VMs).
+    #[serde(default)]
+    pub mux_pid: Option<u32>,
 }
 
 /// Everything a lab made, saved after every step so `weft lab down` can undo it.
