@@ -4,6 +4,12 @@
 //! makes no syscalls, reads no clock and never allocates, with one exception: a DHCP client
 //! message the switch answers ([`crate::dhcp`]) is a slow-path punt whose reply the DHCP codec
 //! builds on the heap. Deciding that a frame is one costs a few byte compares.
+//!
+//! A trunk's VM port (one with subports, see [`crate::tables`]) takes untagged frames as its
+//! own and frames with one 802.1Q tag N as subport N's: the tag is popped in place and the
+//! frame goes on as if it had come from the subport, whose port id the verdict carries (a
+//! flood's `from`); replies the switch writes itself (ARP, DHCP) get the tag back. A port
+//! without subports pays one load of a per-port flag for this.
 
 use core::{net::IpAddr, time::Duration};
 

@@ -254,3 +254,17 @@ pub(super) fn log_tail(path: &Path, lines: usize) -> String {
     }
     tail
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_a_vm_saved_before_trunks_still_loads() {
+        let saved = r#"{"name": "vm1", "host": "h1", "ns": "weft-vm-vm1", "port_id": "p",
+            "created_port": true, "cloud": "weft", "dhcp_pid": 7, "ip": "10.0.1.5/24"}"#;
+        let vm: Vm = serde_json::from_str(saved).unwrap();
+        assert_eq!((vm.wire, vm.mux_pid), (None, None));
+        assert_eq!(vm.dhcp_pid, Some(7));
+    }
+}
