@@ -359,11 +359,16 @@ fn attach(
         ));
         plug_trunk(lab, state, index, &tap, &bound.mac_address, mtu.as_deref())?;
         progress.step(format!(
-            "VLAN multiplexer (pid {}) gives the VM {LINK}; add VLANs with `weft lab vm vlan \
-             add {} --link {LINK} --id N --mac MAC`",
+            "VLAN multiplexer (pid {}) gives the VM {LINK}",
             state.vms[index].mux_pid.unwrap_or_default(),
-            vm.name
         ));
+        // The guest makes its VLAN interfaces itself (seed 002 step 7); say how.
+        for sub in &trunk.sub_ports {
+            progress.step(format!(
+                "subport {} is VLAN {}: weft lab vm vlan add {} --link {LINK} --id {} --mac {}",
+                sub.port_id, sub.segmentation_id, vm.name, sub.segmentation_id, sub.mac_address
+            ));
+        }
     } else {
         // A moved link is down, and a down link can be renamed; its MAC must be the port's, as
         // a guest's NIC has it, or the switch's anti-spoofing drops everything it sends.
