@@ -303,6 +303,33 @@ pub struct Port {
     /// `device_id`.
     #[serde(default)]
     pub device_id: String,
+    /// Set on a trunk's parent port: its VM sends its subports' traffic tagged.
+    #[serde(default)]
+    pub trunk_details: Option<TrunkDetails>,
+}
+
+/// `trunk_details` of a trunk's parent port.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrunkDetails {
+    /// The trunk.
+    pub trunk_id: String,
+    /// Its subports.
+    #[serde(default)]
+    pub sub_ports: Vec<SubPort>,
+}
+
+/// A subport in `trunk_details`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubPort {
+    /// The subport's own port.
+    pub port_id: String,
+    /// `vlan`.
+    pub segmentation_type: String,
+    /// The VLAN id the VM tags its frames with.
+    pub segmentation_id: u32,
+    /// The subport's MAC address (what the VM's VLAN interface should have).
+    #[serde(default)]
+    pub mac_address: String,
 }
 
 /// The fields of a Neutron network the lab reads.
@@ -650,5 +677,24 @@ mod tests {
             json!({"port": {"id": "p", "network_id": "n", "mac_address": "m", "status": "DOWN"}});
         let port: Port = decode(&Method::GET, "u", &body, "port").unwrap();
         assert!(port.vif_type.is_empty());
+        assert!(port.trunk_details.is_none());
+    }
+
+    #[test]
+    fn test_a_trunk_parent_decodes_with_its_subports() {
+        let body = json!({"port": {"id": "p", "network_id": "n", "mac_address": "fa:16:3e:90:7a:ca",
+            "status": "ACTIVE", "trunk_details": {"trunk_id": "t", "sub_ports": [
+                {"port_id": "s1", "segmentation_type": "vlan", "segmentation_id": 1,
+                 "mac_address": "fa:16:3e:cc:b9:27"}]}}});
+        let port: Port = decode(&Method::GET, "u", &body, "port").unwrap();
+        let trunk = port.trunk_details.expect("trunk_details");
+        assert_eq!(trunk.trunk_id, "t");
+        assert_eq!(
+            (
+                trunk.sub_ports[0].segmentation_id,
+                trunk.sub_ports[0].mac_address.as_str()
+            ),
+            (1, "fa:16:3e:cc:b9:27")
+        );
     }
 }

@@ -7,7 +7,9 @@
 //! - [`dataplane`]: `weft bench dataplane`, the two-host VXLAN topology built with weft, with
 //!   the Linux kernel's bridge + vxlan devices and with a direct veth, measured side by side;
 //! - [`datacentre`]: `weft lab`, a small data centre (controller, hosts running `weft switch`
-//!   and `weft agent`, VMs) from a [`topology`] file, reached through [`api`].
+//!   and `weft agent`, VMs) from a [`topology`] file, reached through [`api`];
+//! - [`vlanmux`]: a VM NIC with VLAN interfaces in userspace (`weft lab vm-mux`), for VMs on
+//!   a trunk's parent port on a kernel without 8021q.
 //!
 //! Everything here needs root and the `ip` command (iproute2); the benchmark also `iperf3` and
 //! `ping`.
@@ -19,6 +21,7 @@ pub mod interrupt;
 pub mod netns;
 pub mod pktgen;
 pub mod topology;
+pub mod vlanmux;
 
 use std::io;
 

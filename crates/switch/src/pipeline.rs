@@ -4,6 +4,12 @@
 //! makes no syscalls, reads no clock and never allocates, with one exception: a DHCP client
 //! message the switch answers ([`crate::dhcp`]) is a slow-path punt whose reply the DHCP codec
 //! builds on the heap. Deciding that a frame is one costs a few byte compares.
+//!
+//! A trunk's VM port (one with subports, see [`crate::tables`]) takes untagged frames as its
+//! own and frames with one 802.1Q tag N as subport N's: the tag is popped in place and the
+//! frame goes on as if it had come from the subport, whose port id the verdict carries (a
+//! flood's `from`); replies the switch writes itself (ARP, DHCP) get the tag back. A port
+//! without subports pays one load of a per-port flag for this.
 
 use core::{net::IpAddr, time::Duration};
 
@@ -34,6 +40,10 @@ pub enum Verdict {
     Flood {
         /// The logical switch.
         ls: LsId,
+        /// The port the frame came in on, which it is not sent back to: the subport, for a
+        /// tagged frame from a trunk's device (so the parent and the device's other subports
+        /// on `ls` do get it).
+        from: PortId,
     },
     /// Encapsulate for one remote endpoint of the logical switch's segment.
     Tunnel {
@@ -85,6 +95,8 @@ drop_reasons! {
     UnknownPort => "unknown_port",
     /// An 802.1Q/802.1ad tag on a VM access port, or inside a tunnel.
     UnexpectedTag => "unexpected_tag",
+    /// An 802.1Q tag on a trunk's VM port that none of its subports has.
+    UnknownSubport => "unknown_subport",
     /// A VLAN on an uplink that no logical switch uses.
     UnknownVlan => "unknown_vlan",
     /// A VNI / GRE key / VSID no logical switch uses.
@@ -145,13 +157,60 @@ pub fn process(
         return Verdict::Drop(DropReason::UnknownPort);
     };
     let result = match &port.kind {
-        PortKind::Vm(vm) => from_vm(tables, macs, in_port, vm, buf, now),
+        PortKind::Vm(vm) => from_vm_device(tables, macs, in_port, vm, buf, now),
+        // No device is bound to a subport; its frames come tagged through its parent's.
+        PortKind::Subport { .. } => Err(DropReason::UnknownPort),
         PortKind::Uplink { .. } => from_uplink(tables, macs, in_port, buf, now),
         PortKind::Tunnel { protocol, .. } => from_tunnel(tables, macs, *protocol, buf, now),
     };
     result.unwrap_or_else(Verdict::Drop)
 }
 
+/// A frame from a VM port's device: untagged it is the port's own; on a trunk, tagged N it is
+/// subport N's, with the tag stripped here and put back on any reply the switch makes.
+fn from_vm_device(
+    tables: &Tables,
+    macs: &mut MacTable,
+    in_port: PortId,
+    vm: &VmPort,
+    buf: &mut PacketBuf,
+    now: Duration,
+) -> Result<Verdict, DropReason> {
+    // Ports without subports (nearly all) pay one bounds-checked load here.
+    if !tables.is_trunk(in_port) || !starts_with_vlan_tag(buf.frame()) {
+        return from_vm(tables, macs, in_port, vm, buf, now, None);
+    }
+    let vid = vlan::Packet::new_checked(&buf.frame()[ethernet::HEADER_LEN..])?.vid();
+    let sub = tables
+        .subport(in_port, vid)
+        .ok_or(DropReason::UnknownSubport)?;
+    let Some(PortKind::Subport { vm, .. }) = tables.port(sub).map(|p| &p.kind) else {
+        return Err(DropReason::UnknownPort);
+    };
+    let (data, start, _) = buf.raw_mut();
+    let (start, _) = vlan::pop_tag(data, start)?;
+    buf.set_start(start);
+    from_vm(tables, macs, sub, vm, buf, now, Some(vid))
+}
+
+/// True when the frame's EtherType is 802.1Q (0x8100): the one tag a trunk's subports use.
+fn starts_with_vlan_tag(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&EtherType::VLAN.0.to_be_bytes()[..])
+}
+
+/// Puts a stripped subport tag back on a reply the switch wrote into the buffer (ARP, DHCP),
+/// which goes back out of the device it came from.
+fn retag(buf: &mut PacketBuf, tag: Option<u16>) -> Result<(), DropReason> {
+    if let Some(vid) = tag {
+        let (data, start, _) = buf.raw_mut();
+        let start = vlan::push_tag(data, start, EtherType::VLAN, vid)?;
+        buf.set_start(start);
+    }
+    Ok(())
+}
+
+/// A frame from a VM port or subport `in_port` (untagged by now); `tag` is the subport's VLAN,
+/// for replies.
 fn from_vm(
     tables: &Tables,
     macs: &mut MacTable,
@@ -159,6 +218,7 @@ fn from_vm(
     vm: &VmPort,
     buf: &mut PacketBuf,
     now: Duration,
+    tag: Option<u16>,
 ) -> Result<Verdict, DropReason> {
     let frame = buf.frame();
     let eth = ethernet::Frame::new_checked(frame)?;
@@ -174,6 +234,7 @@ fn from_vm(
     let ls = vm.ls;
     learn(tables, macs, ls, src, Location::Local(in_port), now);
     if ethertype == EtherType::ARP && answer_arp(tables, ls, buf) {
+        retag(buf, tag)?;
         return Ok(Verdict::Hairpin);
     }
     // The port's own DHCP, if its network has a DHCP subnet holding the port's address; a
@@ -194,6 +255,7 @@ fn from_vm(
             buf.peer = None;
             // The request may have come with a partial checksum; the reply is finished.
             buf.offload = Offload::NONE;
+            retag(buf, tag)?;
         }
         return Ok(Verdict::Dhcp(response.outcome));
     }
@@ -333,7 +395,7 @@ fn unicast_or_flood(
     now: Duration,
 ) -> Verdict {
     if dst.is_multicast() {
-        return Verdict::Flood { ls };
+        return Verdict::Flood { ls, from: in_port };
     }
     let location = tables
         .location(ls, dst)
@@ -348,7 +410,7 @@ fn unicast_or_flood(
             vlan: uplink_vlan(tables, ls),
         },
         Some(Location::Remote(remote)) => Verdict::Tunnel { ls, remote },
-        None => Verdict::Flood { ls },
+        None => Verdict::Flood { ls, from: in_port },
     }
 }
 

@@ -100,8 +100,9 @@ struct Attached {
 pub struct Switch {
     tables: Arc<ArcSwap<Tables>>,
     devices: Vec<Attached>,
-    /// `PortId` → device index, for the snapshot in `bound`.
-    port_device: Vec<Option<usize>>,
+    /// `PortId` → device index, and the VLAN tag to push for a subport (which goes out of its
+    /// parent's device), for the snapshot in `bound`.
+    port_device: Vec<Option<(usize, Option<u16>)>>,
     /// The snapshot `port_device` and the learned entries' ids refer to.
     bound: Option<Arc<Tables>>,
     /// Devices came or went since `port_device` was made.
@@ -270,9 +271,16 @@ impl Switch {
 
     fn rebind(&mut self, tables: &Arc<Tables>) {
         let ports = &tables.config().ports;
+        let device = |name: &str| self.devices.iter().position(|d| d.name == name);
         self.port_device = ports
             .iter()
-            .map(|p| self.devices.iter().position(|d| d.name == p.name))
+            .map(|p| match &p.kind {
+                PortKind::Subport { parent, vlan, .. } => ports
+                    .get(usize::from(parent.0))
+                    .and_then(|parent| device(&parent.name))
+                    .map(|index| (index, Some(*vlan))),
+                _ => device(&p.name).map(|index| (index, None)),
+            })
             .collect();
         if let Some(old) = &self.bound
             && old.generation() != tables.generation()
@@ -308,7 +316,8 @@ impl Switch {
             .map(PortId)
     }
 
-    fn device_of(&self, port: PortId) -> Option<usize> {
+    /// The device that sends for `port`, and the tag to push first (a subport's).
+    fn device_of(&self, port: PortId) -> Option<(usize, Option<u16>)> {
         self.port_device.get(usize::from(port.0)).copied().flatten()
     }
 
@@ -328,9 +337,13 @@ impl Switch {
         self.pool.push(buf);
     }
 
-    fn enqueue(&mut self, port: PortId, buf: PacketBuf) {
+    fn enqueue(&mut self, port: PortId, mut buf: PacketBuf) {
         match self.device_of(port) {
-            Some(device) => self.push_tx(device, buf),
+            Some((device, None)) => self.push_tx(device, buf),
+            Some((device, Some(vid))) => match push_vlan(&mut buf, vid) {
+                Ok(()) => self.push_tx(device, buf),
+                Err(reason) => self.drop(reason, buf),
+            },
             None => self.drop(DropReason::TxFailed, buf),
         }
     }
@@ -435,12 +448,12 @@ impl Switch {
                 self.enqueue(port, buf);
             }
             Verdict::Tunnel { ls, remote } => self.tunnel(tables, ls, remote, buf),
-            Verdict::Flood { ls } => self.flood(tables, ls, in_port, buf),
+            Verdict::Flood { ls, from } => self.flood(tables, ls, from, buf),
         }
     }
 
     fn flood(&mut self, tables: &Tables, ls: LsId, in_port: PortId, buf: PacketBuf) {
-        let from_vm = matches!(tables.port(in_port).map(|p| &p.kind), Some(PortKind::Vm(_)));
+        let from_vm = tables.port(in_port).is_some_and(|p| p.kind.vm().is_some());
         for &member in tables.members(ls) {
             if member == in_port {
                 continue;
@@ -495,7 +508,7 @@ impl Switch {
             return self.drop(DropReason::TxFailed, buf);
         };
         // No device for the tunnel port (being replaced): nothing can send it.
-        let Some(device) = self.device_of(port) else {
+        let Some((device, _)) = self.device_of(port) else {
             return self.drop(DropReason::TxFailed, buf);
         };
         // A tunnel carries finished frames: cut super-frames, finish checksums, then
@@ -578,7 +591,8 @@ fn renumbering(old: &Tables, new: &Tables) -> (Vec<Option<LsId>>, Vec<Option<Por
         .map(|port| {
             let i = new.ports.iter().position(|n| n.name == port.name)?;
             let same_kind = match (&port.kind, &new.ports[i].kind) {
-                (PortKind::Vm(a), PortKind::Vm(b)) => {
+                (PortKind::Vm(a), PortKind::Vm(b))
+                | (PortKind::Subport { vm: a, .. }, PortKind::Subport { vm: b, .. }) => {
                     old.switches.get(usize::from(a.ls.0)).map(|s| &s.name)
                         == new.switches.get(usize::from(b.ls.0)).map(|s| &s.name)
                 }

@@ -3,6 +3,14 @@
 //!
 //! A change builds a new [`Tables`] from a [`Config`] ([`Tables::build`]), which validates it
 //! and fails naming the field, and the switch swaps it in atomically. Readers never lock.
+//!
+//! **Trunk ports** (VLAN-aware VMs, Neutron trunks). A VM port may have subports
+//! ([`PortKind::Subport`]): each is a port of its own in the tables, with its own logical
+//! switch, MAC, addresses and port security, reached through its parent's device with an
+//! 802.1Q tag. Because a subport has its own [`PortId`], learning, flooding and split horizon
+//! treat every (device, VLAN) as a bridge port of its own with no extra code: a frame from
+//! subport 1 is never sent back to subport 1, but is delivered to the parent or to subport 2
+//! of the same VM when they are on its logical switch, as the seed's trunk bridge does.
 
 use core::{fmt, net::IpAddr};
 
@@ -92,6 +100,16 @@ pub struct LogicalSwitch {
 pub enum PortKind {
     /// A VM's NIC on a logical switch.
     Vm(VmPort),
+    /// A VLAN of a VM's NIC (a trunk's subport): frames tagged `vlan` on the parent's device
+    /// are this port's, untagged inside the switch. No device is ever bound to it directly.
+    Subport {
+        /// The VM port whose device carries it (a [`PortKind::Vm`], not another subport).
+        parent: PortId,
+        /// The 802.1Q VLAN id, 1-4094, unique among the parent's subports.
+        vlan: u16,
+        /// Its own logical switch, MAC, addresses and port security.
+        vm: VmPort,
+    },
     /// A physical uplink carrying flat and VLAN networks of one physical network.
     Uplink {
         /// The physical network it serves.
@@ -104,6 +122,16 @@ pub enum PortKind {
         /// Which tunnels the socket carries.
         protocol: TunnelProtocol,
     },
+}
+
+impl PortKind {
+    /// The VM side of a VM port or subport.
+    pub const fn vm(&self) -> Option<&VmPort> {
+        match self {
+            Self::Vm(vm) | Self::Subport { vm, .. } => Some(vm),
+            _ => None,
+        }
+    }
 }
 
 /// What a tunnel port carries.
@@ -224,6 +252,11 @@ pub struct Tables {
     remotes: HashSet<IpAddr>,
     /// The tunnel port of each protocol.
     tunnel_ports: [Option<PortId>; 2],
+    /// (parent VM port, VLAN) → subport.
+    subports: HashMap<(PortId, u16), PortId>,
+    /// Per port: true for a VM port with at least one subport (a tag it has no subport for is
+    /// then counted as `unknown_subport`, not as `unexpected_tag`).
+    trunks: Vec<bool>,
 }
 
 impl Tables {
@@ -237,6 +270,7 @@ impl Tables {
         let mut local_vlans = HashSet::new();
         let mut names = HashSet::new();
         tables.members = vec![Vec::new(); config.switches.len()];
+        tables.trunks = vec![false; config.ports.len()];
         if config.switches.len() > usize::from(u16::MAX)
             || config.ports.len() > usize::from(u16::MAX)
         {
@@ -254,8 +288,32 @@ impl Tables {
                 ));
             }
             let id = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+            if let PortKind::Subport { parent, vlan, .. } = &port.kind {
+                let is_vm = config
+                    .ports
+                    .get(usize::from(parent.0))
+                    .is_some_and(|p| matches!(p.kind, PortKind::Vm(_)));
+                if !is_vm {
+                    return Err(invalid(
+                        field("parent"),
+                        format!("port {} is not a VM port", parent.0),
+                    ));
+                }
+                if !(1..=4094).contains(vlan) {
+                    return Err(invalid(field("vlan"), "must be 1-4094"));
+                }
+                if tables.subports.insert((*parent, *vlan), id).is_some() {
+                    return Err(invalid(
+                        field("vlan"),
+                        format!("{vlan} is used by another subport of the same port"),
+                    ));
+                }
+                if let Some(trunk) = tables.trunks.get_mut(usize::from(parent.0)) {
+                    *trunk = true;
+                }
+            }
             match &port.kind {
-                PortKind::Vm(vm) => {
+                PortKind::Vm(vm) | PortKind::Subport { vm, .. } => {
                     let members =
                         tables
                             .members
@@ -494,6 +552,19 @@ impl Tables {
     /// The tunnel port that carries a logical switch's segment.
     pub fn tunnel_port(&self, protocol: TunnelProtocol) -> Option<PortId> {
         self.tunnel_ports[protocol as usize]
+    }
+
+    /// The subport of VM port `parent` for frames tagged `vlan`.
+    pub fn subport(&self, parent: PortId, vlan: u16) -> Option<PortId> {
+        self.subports.get(&(parent, vlan)).copied()
+    }
+
+    /// True when VM port `port` has subports (it is a trunk's parent).
+    pub fn is_trunk(&self, port: PortId) -> bool {
+        self.trunks
+            .get(usize::from(port.0))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// True when `ip` is a remote endpoint this host was told about.

@@ -766,3 +766,124 @@ fn a_bad_replace_names_the_field_and_changes_nothing() {
         r#"switch "net1".dhcp[1].cidr: 10.0.0.128/25 overlaps 10.0.0.0/24"#
     );
 }
+
+/// A trunk (memory port `trunk` on net0 with subport 1 on net1) and a plain VM on each of
+/// net0, net1 and net2, all local networks.
+fn trunk_config(subports: &[(u16, &str, u8)]) -> Value {
+    let switches: Vec<Value> = (0..3)
+        .map(|i| json!({"name": format!("net{i}"), "local_vlan": 10 + i, "segment": "local"}))
+        .collect();
+    let plain = |name: &str, switch: &str, last: u8| {
+        json!({"name": name, "type": "memory", "switch": switch,
+               "mac": mac(last).to_string(), "ips": [ip(last).to_string()]})
+    };
+    let mut trunk = plain("trunk", "net0", 1);
+    trunk["subports"] = subports
+        .iter()
+        .map(|(vlan, switch, last)| {
+            json!({"vlan": vlan, "switch": switch, "mac": mac(*last).to_string(),
+                   "ips": [ip(*last).to_string()]})
+        })
+        .collect();
+    json!({
+        "switch": switches,
+        "port": [trunk, plain("a", "net0", 10), plain("b", "net1", 11), plain("c", "net2", 12)],
+    })
+}
+
+fn tagged(vid: u16, frame: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0; 4];
+    buf.extend_from_slice(frame);
+    let start = wire::vlan::push_tag(&mut buf, 4, wire::EtherType::VLAN, vid).expect("push");
+    buf[start..].to_vec()
+}
+
+/// Waits until `peer` has received `n` frames (or a few seconds passed); returns them.
+fn receive_n(peer: &MemoryPeer, n: usize) -> Vec<Vec<u8>> {
+    let deadline = now() + Duration::from_secs(5);
+    let mut frames = Vec::new();
+    while frames.len() < n && now() < deadline {
+        frames.extend(peer.drain().into_iter().map(|(f, _)| f));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    frames
+}
+
+#[test]
+fn replace_adds_and_removes_subports_without_a_gap_on_the_others() {
+    let mut setup = Setup::new("trunk", SwitchConfig::default());
+    setup.ok(json!({"op": "replace", "config": trunk_config(&[(1, "net1", 21)])}));
+    let listed = setup.list();
+    assert_eq!(listed["port"][0]["subports"][0]["vlan"], json!(1));
+    let (trunk, a, b, c) = (
+        setup.peer("trunk"),
+        setup.peer("a"),
+        setup.peer("b"),
+        setup.peer("c"),
+    );
+    // Steady traffic on the parent (untagged, to a) and on subport 1 (tagged 1, to b) from
+    // another thread while subport 2 comes and goes.
+    const FRAMES: usize = 400;
+    let sender = {
+        let trunk = trunk.clone();
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test: traffic while the control side changes the port"
+        )]
+        std::thread::spawn(move || {
+            for _ in 0..FRAMES {
+                trunk.inject(&udp_frame(mac(1), mac(10), ip(1), ip(10)));
+                trunk.inject(&tagged(1, &udp_frame(mac(21), mac(11), ip(21), ip(11))));
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        })
+    };
+    let with_two = trunk_config(&[(1, "net1", 21), (2, "net2", 22)]);
+    let result = setup.ok(json!({"op": "replace", "config": with_two}));
+    assert_eq!(result["changed"], json!(true));
+    // Subport 2 works at once, through the same device: tagged 2 reaches c, c's answer
+    // comes back tagged 2.
+    let to_c = udp_frame(mac(22), mac(12), ip(22), ip(12));
+    trunk.inject(&tagged(2, &to_c));
+    assert_eq!(receive(&c), vec![to_c]);
+    let from_c = udp_frame(mac(12), mac(22), ip(12), ip(22));
+    c.inject(&from_c);
+    let back: Vec<Vec<u8>> = receive(&trunk);
+    assert_eq!(back, vec![tagged(2, &from_c)]);
+    // And goes again: VLAN 2 is now nobody's.
+    setup.ok(json!({"op": "replace", "config": trunk_config(&[(1, "net1", 21)])}));
+    trunk.inject(&tagged(2, &udp_frame(mac(22), mac(12), ip(22), ip(12))));
+    sender.join().expect("sender");
+    let to_a = receive_n(&a, FRAMES);
+    let to_b = receive_n(&b, FRAMES);
+    assert_eq!((to_a.len(), to_b.len()), (FRAMES, FRAMES), "nothing lost");
+    assert_eq!(to_b[0], udp_frame(mac(21), mac(11), ip(21), ip(11)));
+    let deadline = now() + Duration::from_secs(5);
+    let counters = loop {
+        let counters = setup.ok(json!({"op": "counters"}));
+        if counters["drops"]["unknown_subport"] == json!(1) || now() > deadline {
+            break counters;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(counters["drops"]["unknown_subport"], json!(1), "{counters}");
+    assert!(c.drain().is_empty());
+    // The device was never reopened: the peer taken at the start is still the port's.
+    trunk.inject(&udp_frame(mac(1), mac(10), ip(1), ip(10)));
+    assert_eq!(receive(&a).len(), 1);
+    let status = setup.ok(json!({"op": "status"}));
+    assert_eq!(
+        status["ports"][0],
+        json!({"name": "trunk", "type": "memory", "up": true})
+    );
+    // Learned and listed by the subport's name.
+    let mut open = trunk_config(&[(1, "net1", 21)]);
+    open["port"][0]["subports"][0]["port_security"] = json!(false);
+    setup.ok(json!({"op": "replace", "config": open}));
+    let stranger = MacAddr([0x02, 0, 0, 0, 0, 0x77]);
+    trunk.inject(&tagged(1, &udp_frame(stranger, mac(11), ip(21), ip(11))));
+    assert_eq!(receive(&b).len(), 1);
+    let macs = setup.ok(json!({"op": "macs"}));
+    assert_eq!(macs[0]["port"], json!("trunk.1"), "{macs}");
+    assert_eq!(macs[0]["switch"], json!("net1"));
+}

@@ -15,8 +15,8 @@ use switch::{
     pipeline::DropReason,
     switch::Switch,
     tables::{
-        Config, LogicalSwitch, LsId, Port, PortKind, Record, Segment, Tables, TunnelProtocol,
-        VmPort,
+        Config, LogicalSwitch, LsId, Port, PortId, PortKind, Record, Segment, Tables,
+        TunnelProtocol, VmPort,
     },
 };
 use wire::{
@@ -80,6 +80,10 @@ impl Host {
         let mut switch = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
         let mut peers = Vec::new();
         for port in &config.ports {
+            if let PortKind::Subport { .. } = port.kind {
+                // Reached through its parent's device; it has none of its own.
+                continue;
+            }
             let medium = match port.kind {
                 PortKind::Tunnel {
                     protocol: TunnelProtocol::Vxlan,
@@ -595,9 +599,28 @@ fn every_drop_reason_is_produced_and_counted() {
                     physical_network: "p".into(),
                 },
             },
+            Port {
+                name: "vm.5".into(),
+                kind: PortKind::Subport {
+                    parent: PortId(0),
+                    vlan: 5,
+                    vm: VmPort {
+                        ls: LsId(0),
+                        mac: mac(2),
+                        ips: vec![ip(2)],
+                        allowed_pairs: vec![],
+                        port_security: true,
+                    },
+                },
+            },
         ],
         records: vec![],
     });
+    // UnknownSubport: the trunk "vm" has a subport on VLAN 5, not 6.
+    let mut frame = vec![0; 4];
+    frame.extend_from_slice(&udp_frame(mac(2), mac(7), ip(2), ip(7), b"x"));
+    let start = vlan::push_tag(&mut frame, 4, EtherType::VLAN, 6).unwrap();
+    host.send("vm", &frame[start..]);
     let mut frame = vec![0; 12];
     frame.extend_from_slice(&udp_frame(mac(7), mac(1), ip(7), ip(1), b"x"));
     let mut start = vlan::push_tag(&mut frame, 12, EtherType::VLAN, 11).unwrap();

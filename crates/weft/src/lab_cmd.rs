@@ -61,6 +61,30 @@ enum LabCommand {
     /// VMs: namespaces whose eth0 is a Neutron port's TAP.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// A trunk VM's NIC: moves frames between the wire (the switch's TAP) and eth0 and its
+    /// VLAN interfaces, tagging in userspace. Started by `weft lab vm create` inside the VM.
+    #[command(hide = true)]
+    VmMux(VmMuxArgs),
+}
+
+/// `weft lab vm-mux` (see `lab::vlanmux`).
+#[derive(Debug, Args)]
+struct VmMuxArgs {
+    /// The wire: the switch's TAP in this namespace.
+    #[arg(long, value_name = "IFACE")]
+    wire: String,
+    /// The untagged interface to make.
+    #[arg(long, value_name = "IFACE", default_value = datacentre::LINK)]
+    link: String,
+    /// Its MAC address (the parent port's).
+    #[arg(long, value_name = "MAC")]
+    mac: String,
+    /// Its MTU and the VLAN interfaces'.
+    #[arg(long, value_name = "BYTES")]
+    mtu: Option<u32>,
+    /// The control socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +128,48 @@ enum VmCommand {
     },
     /// List the VMs.
     List,
+    /// A trunk VM's VLAN interfaces (the VM's port is a trunk's parent).
+    #[command(subcommand)]
+    Vlan(VlanCommand),
+    /// Run the lab's DHCP client on an interface of a VM (e.g. a VLAN interface) and wait for
+    /// its address.
+    Dhcp {
+        /// The VM.
+        name: String,
+        /// The interface, e.g. eth0.1.
+        iface: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VlanCommand {
+    /// Give the VM a VLAN interface LINK.ID with a MAC, up (as `ip link add link eth0 eth0.1
+    /// address MAC type vlan id 1` would); its frames are tagged ID on the wire.
+    Add {
+        /// The VM.
+        name: String,
+        /// The interface the VLAN stacks on.
+        #[arg(long, value_name = "IFACE", default_value = datacentre::LINK)]
+        link: String,
+        /// The VLAN id (the subport's segmentation id).
+        #[arg(long, value_name = "VID", value_parser = clap::value_parser!(u16).range(1..=4094))]
+        id: u16,
+        /// Its MAC address (the subport's).
+        #[arg(long, value_name = "MAC")]
+        mac: String,
+    },
+    /// Remove a VLAN interface.
+    Del {
+        /// The VM.
+        name: String,
+        /// The interface, e.g. eth0.1.
+        iface: String,
+    },
+    /// List the VM NIC's interfaces.
+    List {
+        /// The VM.
+        name: String,
+    },
 }
 
 /// Runs `weft lab ...`; `Ok(code)` is the exit code (non-zero only from `vm exec`).
@@ -112,7 +178,9 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
     // handler's blocked signals would be inherited by the command, which Ctrl-C should stop.
     if !matches!(
         args.command,
-        LabCommand::Vm(VmCommand::Exec { .. } | VmCommand::List) | LabCommand::Status
+        LabCommand::Vm(VmCommand::Exec { .. } | VmCommand::List | VmCommand::Vlan(_))
+            | LabCommand::Status
+            | LabCommand::VmMux(_)
     ) {
         interrupt::install()?;
     }
@@ -228,6 +296,44 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
         }
         LabCommand::Vm(VmCommand::List) => {
             datacentre::vm_list(&args.dir, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Vlan(VlanCommand::Add {
+            name,
+            link,
+            id,
+            mac,
+        })) => {
+            let iface = datacentre::vm_vlan_add(&args.dir, &name, &link, id, &mac)?;
+            println!("{iface}");
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Vlan(VlanCommand::Del { name, iface })) => {
+            datacentre::vm_vlan_del(&args.dir, &name, &iface)?;
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Vlan(VlanCommand::List { name })) => {
+            let list = datacentre::vm_vlan_list(&args.dir, &name)?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Dhcp { name, iface }) => {
+            let address = datacentre::vm_dhcp(&args.dir, &name, &iface, &mut progress)?;
+            println!("{address}");
+            Ok(0)
+        }
+        LabCommand::VmMux(mux) => {
+            let mac = mux
+                .mac
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--mac {:?}: not a MAC address", mux.mac))?;
+            lab::vlanmux::run_mux(lab::vlanmux::MuxOptions {
+                wire: mux.wire,
+                link: mux.link,
+                mac,
+                mtu: mux.mtu,
+                socket: mux.socket,
+            })?;
             Ok(0)
         }
     }

@@ -404,7 +404,7 @@ fn show_list(result: &Value) -> Result<String> {
     let mut ports = Table::new(&["PORT", "TYPE", "SWITCH", "MAC", "IPS", "DETAILS"]);
     for p in &config.ports {
         let (switch, mac, ips, details) = match &p.kind {
-            PortType::Tap { vm, .. } | PortType::Memory { vm } => {
+            PortType::Tap { vm, .. } | PortType::Memory { vm, .. } => {
                 let mut details = Vec::new();
                 if let PortType::Tap {
                     netns: Some(netns), ..
@@ -452,6 +452,24 @@ fn show_list(result: &Value) -> Result<String> {
             ips,
             details,
         ]);
+        // A trunk's subports, each under its table name (`PORT.VLAN`).
+        for sub in p.kind.subports() {
+            let mut details = vec![format!("vlan {} of {}", sub.vlan, p.name)];
+            if !sub.vm.port_security {
+                details.push("no port security".to_owned());
+            }
+            for (mac, net) in &sub.vm.allowed_pairs {
+                details.push(format!("allows {mac} {net}"));
+            }
+            ports.row(vec![
+                switch::daemon::SubportSpec::table_name(&p.name, sub.vlan),
+                "subport".to_owned(),
+                sub.vm.switch.clone(),
+                sub.vm.mac.to_string(),
+                join(&sub.vm.ips),
+                details.join(", "),
+            ]);
+        }
     }
     let mut records = Table::new(&["RECORD SWITCH", "IP", "MAC", "REMOTE"]);
     for r in &config.records {

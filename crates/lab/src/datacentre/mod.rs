@@ -30,7 +30,10 @@ pub use self::{
     demo::{Check, demo, report as demo_report},
     down::{Removed, down},
     state::{LabDir, Process, State, Vm},
-    vm::{VmCreate, tap_name, vm_create, vm_delete, vm_exec},
+    vm::{
+        LINK, VmCreate, WIRE, mux_socket, tap_name, vm_create, vm_delete, vm_dhcp, vm_exec,
+        vm_vlan_add, vm_vlan_del, vm_vlan_list,
+    },
 };
 use crate::{
     Error, Result,

@@ -24,7 +24,7 @@ const LOCK_FILE: &str = "lock";
 /// A process the lab started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
-    /// `server`, `switch`, `agent` or `dhcp`.
+    /// `server`, `switch`, `agent`, `dhcp` or `mux`.
     pub role: String,
     /// The host (or VM) it serves, if any.
     pub host: Option<String>,
@@ -56,6 +56,14 @@ pub struct Vm {
     pub dhcp_pid: Option<u32>,
     /// The address DHCP gave eth0.
     pub ip: Option<String>,
+    /// For a VM on a trunk's parent port: the name the switch's TAP has inside the VM (the
+    /// NIC's wire; `eth0` and its VLAN interfaces are the multiplexer's). `None`: the TAP is
+    /// `eth0`.
+    #[serde(default)]
+    pub wire: Option<String>,
+    /// The VLAN multiplexer's process id (trunk VMs).
+    #[serde(default)]
+    pub mux_pid: Option<u32>,
 }
 
 /// Everything a lab made, saved after every step so `weft lab down` can undo it.
@@ -249,4 +257,18 @@ pub(super) fn log_tail(path: &Path, lines: usize) -> String {
         tail.push_str(line);
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_a_vm_saved_before_trunks_still_loads() {
+        let saved = r#"{"name": "vm1", "host": "h1", "ns": "weft-vm-vm1", "port_id": "p",
+            "created_port": true, "cloud": "weft", "dhcp_pid": 7, "ip": "10.0.1.5/24"}"#;
+        let vm: Vm = serde_json::from_str(saved).unwrap();
+        assert_eq!((vm.wire, vm.mux_pid), (None, None));
+        assert_eq!(vm.dhcp_pid, Some(7));
+    }
 }

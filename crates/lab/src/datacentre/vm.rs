@@ -1,6 +1,12 @@
 //! `weft lab vm`: the lab plays Nova and libvirt. It binds a Neutron port to a host, waits for
 //! the host's agent to make the port's TAP and report it up, moves that TAP into a namespace
 //! of the VM's own as `eth0`, and runs a DHCP client there.
+//!
+//! A VM on a trunk's parent port (the port has `trunk_details`) is VLAN-aware (seed 002): its
+//! TAP goes in as `wire0`, the NIC's wire, and a VLAN multiplexer ([`crate::vlanmux`], `weft
+//! lab vm-mux`) runs in the VM's namespace with `eth0` on it; `weft lab vm vlan add` gives
+//! the VM VLAN interfaces (`eth0.1`, tagged 1 on the wire) and `weft lab vm dhcp` runs the
+//! lab's DHCP client on one.
 
 use std::{
     fs,
@@ -26,6 +32,12 @@ const PORT_ACTIVE: Duration = Duration::from_secs(60);
 const DHCP_LEASE: Duration = Duration::from_secs(60);
 /// ISC dhclient, preferred.
 const DHCLIENT: &str = "/usr/sbin/dhclient";
+/// What a trunk VM's TAP is called inside it: the NIC's wire.
+pub const WIRE: &str = "wire0";
+/// The untagged interface of a VM's NIC.
+pub const LINK: &str = "eth0";
+/// How long the VLAN multiplexer gets to make `eth0` and listen.
+const MUX_READY: Duration = Duration::from_secs(10);
 
 /// The script both DHCP clients run (`dhclient -sf`, `udhcpc -s`). Debian's own
 /// dhclient-script runs hooks that act on the whole machine (the timesyncd hook restarts a
@@ -234,6 +246,8 @@ pub fn vm_create(dir: &Path, request: &VmCreate, progress: &mut Progress<'_>) ->
         cloud: request.cloud.clone(),
         dhcp_pid: None,
         ip: None,
+        wire: None,
+        mux_pid: None,
     });
     lab.save(&state)?;
 
@@ -333,41 +347,200 @@ fn attach(
     ]);
     run(&["ip", "-n", &vm.ns, "link", "set", "lo", "up"])?;
     run(&["ip", "-n", &host_ns, "link", "set", &tap, "netns", &vm.ns])?;
-    // A moved link is down, and a down link can be renamed; its MAC must be the port's, as a
-    // guest's NIC has it, or the switch's anti-spoofing drops everything it sends.
-    let mut set = vec![
-        "ip",
-        "-n",
-        &vm.ns,
-        "link",
-        "set",
-        &tap,
-        "name",
-        "eth0",
-        "address",
-        &bound.mac_address,
-    ];
-    let mtu = network.mtu.map(|m| m.to_string());
-    if let Some(mtu) = &mtu {
-        set.extend(["mtu", mtu]);
-    }
-    run(&set)?;
-    run(&["ip", "-n", &vm.ns, "link", "set", "eth0", "up"])?;
-
     let vm_dir = lab.path().join("vms").join(&vm.name);
     fs::create_dir_all(&vm_dir)
         .map_err(|err| Error::io(format!("cannot create {}", vm_dir.display()), err))?;
+    let mtu = network.mtu.map(|m| m.to_string());
+    if let Some(trunk) = &bound.trunk_details {
+        progress.step(format!(
+            "port is trunk {}'s parent ({} subports): {tap} is the NIC's wire {WIRE}",
+            trunk.trunk_id,
+            trunk.sub_ports.len()
+        ));
+        plug_trunk(lab, state, index, &tap, &bound.mac_address, mtu.as_deref())?;
+        progress.step(format!(
+            "VLAN multiplexer (pid {}) gives the VM {LINK}",
+            state.vms[index].mux_pid.unwrap_or_default(),
+        ));
+        // The guest makes its VLAN interfaces itself (seed 002 step 7); say how.
+        for sub in &trunk.sub_ports {
+            progress.step(format!(
+                "subport {} is VLAN {}: weft lab vm vlan add {} --link {LINK} --id {} --mac {}",
+                sub.port_id, sub.segmentation_id, vm.name, sub.segmentation_id, sub.mac_address
+            ));
+        }
+    } else {
+        // A moved link is down, and a down link can be renamed; its MAC must be the port's, as
+        // a guest's NIC has it, or the switch's anti-spoofing drops everything it sends.
+        let mut set = vec![
+            "ip",
+            "-n",
+            &vm.ns,
+            "link",
+            "set",
+            &tap,
+            "name",
+            LINK,
+            "address",
+            &bound.mac_address,
+        ];
+        if let Some(mtu) = &mtu {
+            set.extend(["mtu", mtu]);
+        }
+        run(&set)?;
+        run(&["ip", "-n", &vm.ns, "link", "set", LINK, "up"])?;
+    }
+
     let script = vm_dir.join("dhcp-script");
     state::write_atomically(&script, dhcp_script(&resolv).as_bytes())?;
     fs::set_permissions(&script, fs::Permissions::from_mode(0o700))
         .map_err(|err| Error::io(format!("cannot chmod {}", script.display()), err))?;
-    let log = vm_dir.join("dhcp.log");
+    let (client, pid, address) = dhcp(lab, state, index, LINK, progress).map_err(|err| {
+        // Say which addresses the port has, to compare with what DHCP did.
+        let addresses = bound
+            .fixed_ips
+            .iter()
+            .map(|f| f.ip_address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match err {
+            Error::Failed(message) => {
+                Error::Failed(format!("{message} (port {} has {addresses})", port.id))
+            }
+            other => other,
+        }
+    })?;
+    state.vms[index].dhcp_pid = Some(pid);
+    state.vms[index].ip = Some(address.clone());
+    lab.save(state)?;
+    progress.step(format!(
+        "VM {} has {address} on {LINK} from {client} (namespace {})",
+        vm.name, vm.ns
+    ));
+    Ok(state.vms[index].clone())
+}
+
+/// Makes the moved TAP `tap` the wire of VM `state.vms[index]`'s NIC and starts the VLAN
+/// multiplexer on it, which makes `eth0` with `mac`.
+fn plug_trunk(
+    lab: &LabDir,
+    state: &mut State,
+    index: usize,
+    tap: &str,
+    mac: &str,
+    mtu: Option<&str>,
+) -> Result<()> {
+    let vm = state.vms[index].clone();
+    let mut set = vec!["ip", "-n", &vm.ns, "link", "set", tap, "name", WIRE];
+    if let Some(mtu) = mtu {
+        set.extend(["mtu", mtu]);
+    }
+    run(&set)?;
+    // The wire is no interface of the VM's stack: it answers no ARP and takes no IPv4 (strict
+    // reverse path: nothing is routed through it), so only eth0 speaks for the VM.
+    let _ = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &vm.ns,
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.{WIRE}.arp_ignore=8"),
+        &format!("net.ipv4.conf.{WIRE}.rp_filter=1"),
+    ]);
+    state.vms[index].wire = Some(WIRE.to_owned());
+    lab.save(state)?;
+    let vm_dir = lab.path().join("vms").join(&vm.name);
+    let socket = mux_socket(lab.path(), &vm.name);
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let log = vm_dir.join("mux.log");
+    let weft = state.weft.to_string_lossy().into_owned();
+    let mut args = vec![
+        weft.as_str(),
+        "lab",
+        "vm-mux",
+        "--wire",
+        WIRE,
+        "--link",
+        LINK,
+        "--mac",
+        mac,
+        "--socket",
+        &socket_arg,
+    ];
+    if let Some(mtu) = mtu {
+        args.extend(["--mtu", mtu]);
+    }
+    let _ = fs::remove_file(&socket);
+    let marker = state.topology.name.clone();
+    let mut mux = spawn_detached(Some(&vm.ns), &args, &marker, &[], &log)?;
+    state.vms[index].mux_pid = Some(mux.pid());
+    state.processes.push(state::Process {
+        role: "mux".into(),
+        host: Some(vm.name.clone()),
+        ns: Some(vm.ns.clone()),
+        pid: mux.pid(),
+        log: log.clone(),
+    });
+    lab.save(state)?;
+    let ready = wait_for(MUX_READY, || {
+        if let Some(status) = mux.exited() {
+            return Err(Error::Failed(format!(
+                "the VLAN multiplexer exited ({status}){}",
+                state::log_tail(&log, 15)
+            )));
+        }
+        Ok(socket.exists() && netns::succeeds(&["ip", "-n", &vm.ns, "link", "show", LINK]))
+    })?;
+    if !ready {
+        return Err(Error::Failed(format!(
+            "the VLAN multiplexer made no {LINK} within {} s{}",
+            MUX_READY.as_secs(),
+            state::log_tail(&log, 15)
+        )));
+    }
+    Ok(())
+}
+
+/// The control socket of VM `name`'s VLAN multiplexer.
+pub fn mux_socket(lab_dir: &Path, name: &str) -> PathBuf {
+    lab_dir.join("vms").join(name).join("mux.sock")
+}
+
+/// Starts the lab's DHCP client on interface `iface` of VM `state.vms[index]` and waits for
+/// the address; returns the client's name, its process id and the address (with prefix).
+fn dhcp(
+    lab: &LabDir,
+    state: &mut State,
+    index: usize,
+    iface: &str,
+    progress: &mut Progress<'_>,
+) -> Result<(&'static str, u32, String)> {
+    let vm = state.vms[index].clone();
+    let vm_dir = lab.path().join("vms").join(&vm.name);
+    let script = vm_dir.join("dhcp-script");
+    if !script.exists() {
+        let resolv = PathBuf::from("/etc/netns").join(&vm.ns).join("resolv.conf");
+        state::write_atomically(&script, dhcp_script(&resolv).as_bytes())?;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o700))
+            .map_err(|err| Error::io(format!("cannot chmod {}", script.display()), err))?;
+    }
+    // eth0 keeps the file names it always had; other interfaces get their own.
+    let suffix = if iface == LINK {
+        String::new()
+    } else {
+        format!("-{iface}")
+    };
+    let log = vm_dir.join(format!("dhcp{suffix}.log"));
     let script_arg = script.to_string_lossy().into_owned();
     let name = state.topology.name.clone();
-    let (client, mut dhcp) = if Path::new(DHCLIENT).exists() {
-        let pid_file = vm_dir.join("dhclient.pid").to_string_lossy().into_owned();
+    let (client, mut child) = if Path::new(DHCLIENT).exists() {
+        let pid_file = vm_dir
+            .join(format!("dhclient{suffix}.pid"))
+            .to_string_lossy()
+            .into_owned();
         let lease_file = vm_dir
-            .join("dhclient.leases")
+            .join(format!("dhclient{suffix}.leases"))
             .to_string_lossy()
             .into_owned();
         let args = [
@@ -381,12 +554,12 @@ fn attach(
             &pid_file,
             "-lf",
             &lease_file,
-            "eth0",
+            iface,
         ];
         let child = spawn_detached(Some(&vm.ns), &args, &name, &[], &log)?;
         ("dhclient", child)
     } else if netns::have_program("busybox") {
-        let args = ["busybox", "udhcpc", "-f", "-i", "eth0", "-s", &script_arg];
+        let args = ["busybox", "udhcpc", "-f", "-i", iface, "-s", &script_arg];
         let child = spawn_detached(Some(&vm.ns), &args, &name, &[], &log)?;
         ("udhcpc", child)
     } else {
@@ -394,50 +567,105 @@ fn attach(
             "no DHCP client: install isc-dhcp-client ({DHCLIENT}) or busybox"
         )));
     };
-    state.vms[index].dhcp_pid = Some(dhcp.pid());
     state.processes.push(state::Process {
         role: "dhcp".into(),
         host: Some(vm.name.clone()),
         ns: Some(vm.ns.clone()),
-        pid: dhcp.pid(),
+        pid: child.pid(),
         log: log.clone(),
     });
     lab.save(state)?;
-    progress.step(format!("{client} (pid {}) on eth0", dhcp.pid()));
+    progress.step(format!("{client} (pid {}) on {iface}", child.pid()));
 
     let mut address = None;
     let leased = wait_for(DHCP_LEASE, || {
-        if let Some(status) = dhcp.exited() {
+        if let Some(status) = child.exited() {
             return Err(Error::Failed(format!(
                 "{client} exited ({status}){}",
                 state::log_tail(&log, 15)
             )));
         }
-        address = ipv4_of(&vm.ns, "eth0");
+        address = ipv4_of(&vm.ns, iface);
         Ok(address.is_some())
     })?;
-    let Some(address) = address.filter(|_| leased) else {
-        return Err(Error::Failed(format!(
-            "eth0 of VM {} got no address by DHCP within {} s (port {} has {}){}",
+    match address.filter(|_| leased) {
+        Some(address) => Ok((client, child.pid(), address)),
+        None => Err(Error::Failed(format!(
+            "{iface} of VM {} got no address by DHCP within {} s{}",
             vm.name,
             DHCP_LEASE.as_secs(),
-            port.id,
-            bound
-                .fixed_ips
-                .iter()
-                .map(|f| f.ip_address.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
             state::log_tail(&log, 15)
+        ))),
+    }
+}
+
+/// `weft lab vm vlan add NAME --link eth0 --id N --mac MAC`: gives a trunk VM the VLAN
+/// interface `eth0.N` with `mac`, up (seed 002 step 7's `ip link add link eth0 eth0.N address
+/// MAC type vlan id N`); returns its name.
+pub fn vm_vlan_add(dir: &Path, name: &str, link: &str, id: u16, mac: &str) -> Result<String> {
+    let socket = trunk_vm_socket(dir, name)?;
+    if link != LINK {
+        return Err(Error::Failed(format!(
+            "--link {link}: the VM's NIC is {LINK} (VLANs stack on it only)"
         )));
-    };
-    state.vms[index].ip = Some(address.clone());
-    lab.save(state)?;
-    progress.step(format!(
-        "VM {} has {address} (namespace {})",
-        vm.name, vm.ns
-    ));
-    Ok(state.vms[index].clone())
+    }
+    let iface = format!("{link}.{id}");
+    crate::vlanmux::request(
+        &socket,
+        &json!({"op": "add", "name": iface, "vlan": id, "mac": mac}),
+    )?;
+    Ok(iface)
+}
+
+/// `weft lab vm vlan del NAME IFACE`: removes a trunk VM's VLAN interface.
+pub fn vm_vlan_del(dir: &Path, name: &str, iface: &str) -> Result<()> {
+    let socket = trunk_vm_socket(dir, name)?;
+    crate::vlanmux::request(&socket, &json!({"op": "del", "name": iface}))?;
+    Ok(())
+}
+
+/// `weft lab vm vlan list NAME`: the VM NIC's interfaces, as the multiplexer has them.
+pub fn vm_vlan_list(dir: &Path, name: &str) -> Result<serde_json::Value> {
+    let socket = trunk_vm_socket(dir, name)?;
+    crate::vlanmux::request(&socket, &json!({"op": "list"}))
+}
+
+/// The multiplexer socket of trunk VM `name`.
+fn trunk_vm_socket(dir: &Path, name: &str) -> Result<PathBuf> {
+    // Without the lock: the multiplexer serialises its own changes.
+    let state =
+        state::peek(dir)?.ok_or_else(|| Error::Failed(format!("no lab in {}", dir.display())))?;
+    let vm = state
+        .vms
+        .iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| Error::Failed(format!("no VM {name:?}")))?;
+    if vm.mux_pid.is_none() {
+        return Err(Error::Failed(format!(
+            "VM {name} is not on a trunk's parent port, so it has no VLAN interfaces (its \
+             {LINK} is the port's TAP)"
+        )));
+    }
+    Ok(mux_socket(dir, name))
+}
+
+/// `weft lab vm dhcp NAME IFACE`: runs the lab's DHCP client on `iface` inside the VM (seed
+/// 002 step 8's `dhclient eth0.1`, with the lab's script, which touches only the VM), waits
+/// for the lease and returns the address (with prefix).
+pub fn vm_dhcp(dir: &Path, name: &str, iface: &str, progress: &mut Progress<'_>) -> Result<String> {
+    let (lab, mut state) = open_ready(dir)?;
+    let index = state
+        .vms
+        .iter()
+        .position(|v| v.name == name)
+        .ok_or_else(|| Error::Failed(format!("no VM {name:?}")))?;
+    let ns = state.vms[index].ns.clone();
+    if !netns::succeeds(&["ip", "-n", &ns, "link", "show", iface]) {
+        return Err(Error::Failed(format!("VM {name} has no interface {iface}")));
+    }
+    let (client, _, address) = dhcp(&lab, &mut state, index, iface, progress)?;
+    progress.step(format!("VM {name} has {address} on {iface} from {client}"));
+    Ok(address)
 }
 
 /// The first IPv4 address (with prefix) of `dev` in namespace `ns`.
@@ -504,6 +732,7 @@ fn remove(lab: &LabDir, state: &mut State, name: &str, cloud: &Cloud, admin: &To
     let mut pids: Vec<u32> = vm
         .dhcp_pid
         .into_iter()
+        .chain(vm.mux_pid)
         .filter(|&p| netns::is_marked(p, &marker))
         .collect();
     pids.extend(netns::pids_inside(&vm.ns));
@@ -512,13 +741,19 @@ fn remove(lab: &LabDir, state: &mut State, name: &str, cloud: &Cloud, admin: &To
         .processes
         .retain(|p| !(p.role == "dhcp" && p.host.as_deref() == Some(name)));
 
+    state
+        .processes
+        .retain(|p| !(p.role == "mux" && p.host.as_deref() == Some(name)));
+
     if netns::list_netns()?.contains(&vm.ns) {
         // Back to the host under its own name, so the switch closes it as it would a TAP whose
-        // VM stopped, instead of losing it with the namespace.
+        // VM stopped, instead of losing it with the namespace. A trunk VM's TAP is its wire
+        // (its eth0 was the multiplexer's, gone with it).
         let tap = tap_name(&vm.port_id);
         let host_ns = state.topology.host_ns(&vm.host);
-        let _ = run(&["ip", "-n", &vm.ns, "link", "set", "eth0", "down"]);
-        let _ = run(&["ip", "-n", &vm.ns, "link", "set", "eth0", "name", &tap]);
+        let inside = vm.wire.as_deref().unwrap_or(LINK);
+        let _ = run(&["ip", "-n", &vm.ns, "link", "set", inside, "down"]);
+        let _ = run(&["ip", "-n", &vm.ns, "link", "set", inside, "name", &tap]);
         let _ = run(&["ip", "-n", &vm.ns, "link", "set", &tap, "netns", &host_ns]);
         run(&["ip", "netns", "delete", &vm.ns])?;
     }

@@ -36,6 +36,15 @@
 //! mac = "fa:16:3e:00:00:01"
 //! ips = ["10.0.0.1"]
 //!
+//! # optional, tap and memory ports: a trunk's subports (VLAN-aware VMs). Frames tagged `vlan`
+//! # on the port's device are the subport's: its own switch, MAC, addresses and port security.
+//! [[port.subports]]
+//! vlan = 1                        # 1-4094, unique per port
+//! switch = "net2"
+//! mac = "fa:16:3e:00:00:11"
+//! ips = ["10.0.5.7"]
+//! # allowed_pairs and port_security as for the port itself
+//!
 //! [[port]]
 //! name = "vxlan0"
 //! type = "vxlan"
@@ -64,7 +73,7 @@ use crate::{
     dhcp::{self, DEFAULT_LEASE_SECS, Route},
     switch::MAC_AGING,
     tables::{
-        self, ConfigError, LogicalSwitch, LsId, Port, PortKind, Record, Segment, Tables,
+        self, ConfigError, LogicalSwitch, LsId, Port, PortId, PortKind, Record, Segment, Tables,
         TunnelProtocol, VmPort,
     },
 };
@@ -133,11 +142,15 @@ pub enum PortType {
         vm: VmSpec,
         /// The namespace to move the TAP's netdev into, if any.
         netns: Option<NetnsSpec>,
+        /// The VLANs the VM sends tagged (a trunk's subports); empty for an access port.
+        subports: Vec<SubportSpec>,
     },
     /// A VM's NIC backed by an in-memory queue pair (tests and simulations).
     Memory {
         /// The VM side.
         vm: VmSpec,
+        /// The VLANs the VM sends tagged.
+        subports: Vec<SubportSpec>,
     },
     /// A physical uplink: an `AF_PACKET` socket on the interface named like the port.
     Uplink {
@@ -173,9 +186,34 @@ impl PortType {
     /// The VM side, for tap and memory ports.
     pub const fn vm(&self) -> Option<&VmSpec> {
         match self {
-            Self::Tap { vm, .. } | Self::Memory { vm } => Some(vm),
+            Self::Tap { vm, .. } | Self::Memory { vm, .. } => Some(vm),
             _ => None,
         }
+    }
+
+    /// The subports of a tap or memory port (none for other types).
+    pub fn subports(&self) -> &[SubportSpec] {
+        match self {
+            Self::Tap { subports, .. } | Self::Memory { subports, .. } => subports,
+            _ => &[],
+        }
+    }
+}
+
+/// A subport of a VM port (Neutron trunk `sub_ports[]`): the VLAN the VM tags its frames
+/// with, and the VM side those frames have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubportSpec {
+    /// The 802.1Q VLAN id, 1-4094 (Neutron `segmentation_id`).
+    pub vlan: u16,
+    /// Its logical switch, MAC, addresses and port security.
+    pub vm: VmSpec,
+}
+
+impl SubportSpec {
+    /// The name the subport has in the tables, in `macs` and in errors: `PORT.VLAN`.
+    pub fn table_name(port: &str, vlan: u16) -> String {
+        format!("{port}.{vlan}")
     }
 }
 
@@ -324,11 +362,64 @@ impl SwitchConfig {
                     format!("no switch named {:?}", vm.switch),
                 ));
             }
+            self.check_subports(port)?;
         }
         for (i, record) in self.records.iter().enumerate() {
             self.check_record(record, &format!("record[{i}]"), &self.records[..i])?;
         }
         Ok(())
+    }
+
+    /// Checks a port's subports: switches that exist, VLANs unique on the port, and names in
+    /// the tables (`PORT.VLAN`) no other port has.
+    fn check_subports(&self, port: &PortSpec) -> Result<(), ConfigError> {
+        let subports = port.kind.subports();
+        for (j, sub) in subports.iter().enumerate() {
+            let field = |key: &str| format!("port {:?}.subports[{j}].{key}", port.name);
+            if self.switch(&sub.vm.switch).is_none() {
+                return Err(invalid(
+                    field("switch"),
+                    format!("no switch named {:?}", sub.vm.switch),
+                ));
+            }
+            if subports[..j].iter().any(|other| other.vlan == sub.vlan) {
+                return Err(invalid(
+                    field("vlan"),
+                    format!("{} is used by another subport of this port", sub.vlan),
+                ));
+            }
+            let name = SubportSpec::table_name(&port.name, sub.vlan);
+            if self.port(&name).is_some() {
+                return Err(invalid(
+                    field("vlan"),
+                    format!("the subport would be named {name:?}, which is another port's name"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every VM side by name: each VM port's (under the port's name) and each subport's
+    /// (under `PORT.VLAN`).
+    pub fn vm_sides(&self) -> impl Iterator<Item = (String, &VmSpec)> {
+        self.ports.iter().flat_map(|port| {
+            let own = port.kind.vm().map(|vm| (port.name.clone(), vm));
+            let subs = port
+                .kind
+                .subports()
+                .iter()
+                .map(|sub| (SubportSpec::table_name(&port.name, sub.vlan), &sub.vm));
+            own.into_iter().chain(subs)
+        })
+    }
+
+    /// The port and subport index of the `index`-th subport in table order (the tables list
+    /// every subport after every port).
+    fn subport_at(&self, index: usize) -> Option<(&PortSpec, usize)> {
+        self.ports
+            .iter()
+            .flat_map(|port| (0..port.kind.subports().len()).map(move |j| (port, j)))
+            .nth(index)
     }
 
     /// Checks one record, called `label` in errors, against the switches, the ports and the
@@ -354,18 +445,13 @@ impl SwitchConfig {
                 ),
             ));
         }
-        let local = self.ports.iter().find(|p| {
-            p.kind
-                .vm()
-                .is_some_and(|vm| vm.switch == record.switch && vm.mac == record.mac)
-        });
-        if let Some(port) = local {
+        let local = self
+            .vm_sides()
+            .find(|(_, vm)| vm.switch == record.switch && vm.mac == record.mac);
+        if let Some((name, _)) = local {
             return Err(invalid(
                 format!("{label}.mac"),
-                format!(
-                    "{} is the address of local port {:?}",
-                    record.mac, port.name
-                ),
+                format!("{} is the address of local port {name:?}", record.mac),
             ));
         }
         for other in others.iter().filter(|o| o.switch == record.switch) {
@@ -394,8 +480,14 @@ impl SwitchConfig {
     /// The index-based configuration the switch's [`Tables`] are built from.
     pub fn to_config(&self) -> Result<tables::Config, ConfigError> {
         self.check()?;
-        if self.switches.len() > usize::from(u16::MAX) || self.ports.len() > usize::from(u16::MAX) {
-            return Err(invalid("switch/port", "at most 65535 of each"));
+        let subports: usize = self.ports.iter().map(|p| p.kind.subports().len()).sum();
+        if self.switches.len() > usize::from(u16::MAX)
+            || self.ports.len() + subports > usize::from(u16::MAX)
+        {
+            return Err(invalid(
+                "switch/port",
+                "at most 65535 of each (a subport counts as a port)",
+            ));
         }
         let ls = |name: &str| {
             self.switches
@@ -416,23 +508,37 @@ impl SwitchConfig {
                 dhcp: s.dhcp.clone(),
             })
             .collect();
-        let mut ports = Vec::with_capacity(self.ports.len());
-        for port in &self.ports {
+        let vm_port = |vm: &VmSpec, field: String| {
+            let Some(id) = ls(&vm.switch) else {
+                return Err(invalid(field, format!("no switch named {:?}", vm.switch)));
+            };
+            Ok(VmPort {
+                ls: id,
+                mac: vm.mac,
+                ips: vm.ips.clone(),
+                allowed_pairs: vm.allowed_pairs.clone(),
+                port_security: vm.port_security,
+            })
+        };
+        let mut ports = Vec::with_capacity(self.ports.len() + subports);
+        // Subports come after every port, so a port's id is its place in the file, as before.
+        let mut trunk_ports = Vec::new();
+        for (i, port) in self.ports.iter().enumerate() {
             let kind = match &port.kind {
-                PortType::Tap { vm, .. } | PortType::Memory { vm } => {
-                    let Some(id) = ls(&vm.switch) else {
-                        return Err(invalid(
-                            format!("port {:?}.switch", port.name),
-                            format!("no switch named {:?}", vm.switch),
-                        ));
-                    };
-                    PortKind::Vm(VmPort {
-                        ls: id,
-                        mac: vm.mac,
-                        ips: vm.ips.clone(),
-                        allowed_pairs: vm.allowed_pairs.clone(),
-                        port_security: vm.port_security,
-                    })
+                PortType::Tap { vm, .. } | PortType::Memory { vm, .. } => {
+                    let parent = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+                    for (j, sub) in port.kind.subports().iter().enumerate() {
+                        let field = format!("port {:?}.subports[{j}].switch", port.name);
+                        trunk_ports.push(Port {
+                            name: SubportSpec::table_name(&port.name, sub.vlan),
+                            kind: PortKind::Subport {
+                                parent,
+                                vlan: sub.vlan,
+                                vm: vm_port(&sub.vm, field)?,
+                            },
+                        });
+                    }
+                    PortKind::Vm(vm_port(vm, format!("port {:?}.switch", port.name))?)
                 }
                 PortType::Uplink { physical_network } => PortKind::Uplink {
                     physical_network: physical_network.clone(),
@@ -451,6 +557,7 @@ impl SwitchConfig {
                 kind,
             });
         }
+        ports.extend(trunk_ports);
         let mut records = Vec::with_capacity(self.records.len());
         for (i, record) in self.records.iter().enumerate() {
             let Some(id) = ls(&record.switch) else {
@@ -495,7 +602,13 @@ impl SwitchConfig {
                         "protocol" => "type",
                         other => other,
                     };
-                    (format!("port {:?}", self.ports.get(index)?.name), key)
+                    match self.ports.get(index) {
+                        Some(port) => (format!("port {:?}", port.name), key),
+                        None => {
+                            let (port, j) = self.subport_at(index - self.ports.len())?;
+                            (format!("port {:?}.subports[{j}]", port.name), key)
+                        }
+                    }
                 }
                 "records" => {
                     let key = if key == "ls" { "switch" } else { key };
@@ -807,10 +920,16 @@ impl PortSpec {
                     }
                     (None, None) => None,
                 };
-                PortType::Tap { vm, netns }
+                let subports = read_subports(&mut object)?;
+                PortType::Tap {
+                    vm,
+                    netns,
+                    subports,
+                }
             }
             "memory" => PortType::Memory {
                 vm: read_vm(&mut object)?,
+                subports: read_subports(&mut object)?,
             },
             "uplink" => {
                 interface_name(&object.field("name"), &name)?;
@@ -850,14 +969,22 @@ impl PortSpec {
         map.insert("name".into(), json!(self.name));
         map.insert("type".into(), json!(self.kind.as_str()));
         match &self.kind {
-            PortType::Tap { vm, netns } => {
+            PortType::Tap {
+                vm,
+                netns,
+                subports,
+            } => {
                 vm_to_value(vm, &mut map);
                 if let Some(netns) = netns {
                     map.insert("netns".into(), json!(netns.name));
                     map.insert("netns_ifname".into(), json!(netns.ifname));
                 }
+                subports_to_value(subports, &mut map);
             }
-            PortType::Memory { vm } => vm_to_value(vm, &mut map),
+            PortType::Memory { vm, subports } => {
+                vm_to_value(vm, &mut map);
+                subports_to_value(subports, &mut map);
+            }
             PortType::Uplink { physical_network } => {
                 map.insert("physical_network".into(), json!(physical_network));
             }
@@ -900,6 +1027,46 @@ fn read_vm(object: &mut Object<'_>) -> Result<VmSpec, ConfigError> {
         allowed_pairs,
         port_security,
     })
+}
+
+/// Reads a VM port's optional `subports`: each a VM side (as the port's own fields) with a
+/// `vlan`.
+fn read_subports(object: &mut Object<'_>) -> Result<Vec<SubportSpec>, ConfigError> {
+    Ok(object
+        .optional("subports", |f, v| {
+            fields::list(f, v, |field, value| {
+                let mut sub = Object::new(field, value)?;
+                let vlan = sub.required("vlan", |field, value| {
+                    let vid = fields::integer::<u16>(field, value)?;
+                    if !(1..=4094).contains(&vid) {
+                        return Err(invalid(field, format!("must be 1-4094, got {vid}")));
+                    }
+                    Ok(vid)
+                })?;
+                let vm = read_vm(&mut sub)?;
+                sub.finish()?;
+                Ok(SubportSpec { vlan, vm })
+            })
+        })?
+        .unwrap_or_default())
+}
+
+/// Writes `subports` into a port's map; an access port (none) gets no key, so its listing is
+/// what it was before trunks existed.
+fn subports_to_value(subports: &[SubportSpec], map: &mut Map<String, Value>) {
+    if subports.is_empty() {
+        return;
+    }
+    let list = subports
+        .iter()
+        .map(|sub| {
+            let mut entry = Map::new();
+            entry.insert("vlan".into(), json!(sub.vlan));
+            vm_to_value(&sub.vm, &mut entry);
+            Value::Object(entry)
+        })
+        .collect();
+    map.insert("subports".into(), Value::Array(list));
 }
 
 fn vm_to_value(vm: &VmSpec, map: &mut Map<String, Value>) {
@@ -1103,7 +1270,7 @@ remote = "192.0.2.2"
             (Some(1450), 600, 1)
         );
         assert!(config.switches[1].dhcp.is_empty());
-        let PortType::Tap { vm, netns } = &config.ports[0].kind else {
+        let PortType::Tap { vm, netns, .. } = &config.ports[0].kind else {
             panic!("a tap port")
         };
         assert_eq!(vm.allowed_pairs.len(), 1);
@@ -1270,6 +1437,140 @@ remote = "192.0.2.2"
                 "expected {expected:?}\n     got {got:?}"
             );
         }
+    }
+
+    const TRUNK: &str = r#"
+[[switch]]
+name = "net0"
+local_vlan = 1
+segment = "local"
+
+[[switch]]
+name = "net1"
+local_vlan = 2
+segment = "local"
+
+[[port]]
+name = "tapb7d4c968-af"
+type = "tap"
+switch = "net0"
+mac = "fa:16:3e:90:7a:ca"
+ips = ["10.0.4.5"]
+
+[[port.subports]]
+vlan = 1
+switch = "net1"
+mac = "fa:16:3e:cc:b9:27"
+ips = ["10.0.5.7"]
+
+[[port.subports]]
+vlan = 2
+switch = "net1"
+mac = "fa:16:3e:25:d2:c9"
+port_security = false
+"#;
+
+    #[test]
+    fn test_subports_read_list_and_build() {
+        let config = SwitchConfig::from_toml(TRUNK).unwrap();
+        let subports = config.ports[0].kind.subports();
+        assert_eq!(subports.len(), 2);
+        assert_eq!(
+            (subports[0].vlan, subports[0].vm.switch.as_str()),
+            (1, "net1")
+        );
+        assert!(!subports[1].vm.port_security);
+        // `list` shows them in the file's shape, and that reads back the same.
+        let value = config.to_value();
+        assert_eq!(
+            value["port"][0]["subports"][0],
+            json!({"vlan": 1, "switch": "net1", "mac": "fa:16:3e:cc:b9:27",
+                   "ips": ["10.0.5.7"], "allowed_pairs": [], "port_security": true})
+        );
+        assert_eq!(SwitchConfig::from_value(&value).unwrap(), config);
+        // An access port lists no `subports` key at all.
+        let access = SwitchConfig::from_toml(EXAMPLE).unwrap().to_value();
+        assert!(access["port"][0].get("subports").is_none());
+        // In the tables each subport is a port of its own after every port, named PORT.VLAN.
+        let tables = config.tables(1).unwrap();
+        let names: Vec<&str> = tables
+            .config()
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["tapb7d4c968-af", "tapb7d4c968-af.1", "tapb7d4c968-af.2"]
+        );
+        assert_eq!(tables.subport(PortId(0), 2), Some(PortId(2)));
+        // Subports are the VM side: the device is the same with or without them.
+        let mut bare = config.ports[0].clone();
+        if let PortType::Tap { subports, .. } = &mut bare.kind {
+            subports.clear();
+        }
+        assert!(bare.same_device(&config.ports[0]));
+    }
+
+    #[test]
+    fn test_subport_errors_name_the_field() {
+        let with = |from: &str, to: &str| {
+            assert!(TRUNK.contains(from), "{from}");
+            TRUNK.replacen(from, to, 1)
+        };
+        let cases = [
+            (
+                with("\nvlan = 1", "\nvlan = 0"),
+                "port[0].subports[0].vlan: must be 1-4094, got 0",
+            ),
+            (
+                with("\nvlan = 2", "\nvlan = 4095"),
+                "port[0].subports[1].vlan: must be 1-4094, got 4095",
+            ),
+            (
+                with("\nvlan = 2", "\nvlan = 1"),
+                r#"port "tapb7d4c968-af".subports[1].vlan: 1 is used by another subport of this port"#,
+            ),
+            (
+                with(
+                    "switch = \"net1\"\nmac = \"fa:16:3e:cc",
+                    "switch = \"net9\"\nmac = \"fa:16:3e:cc",
+                ),
+                r#"port "tapb7d4c968-af".subports[0].switch: no switch named "net9""#,
+            ),
+            (
+                with("mac = \"fa:16:3e:cc:b9:27\"", "mac = \"ff:ff:ff:ff:ff:ff\""),
+                "port[0].subports[0].mac: ",
+            ),
+            (
+                with("\nvlan = 1\n", "\n"),
+                "port[0].subports[0].vlan: missing",
+            ),
+            (
+                with("port_security = false", "port_security = false\ncolour = 1"),
+                "port[0].subports[1].colour: unknown field; expected one of vlan, switch, mac, ips, allowed_pairs, port_security",
+            ),
+            (
+                format!(
+                    "{TRUNK}\n[[port]]\nname = \"tapb7d4c968-af.1\"\ntype = \"memory\"\nswitch = \"net0\"\nmac = \"fa:16:3e:00:00:01\"\n"
+                ),
+                r#"port "tapb7d4c968-af".subports[0].vlan: the subport would be named "tapb7d4c968-af.1", which is another port's name"#,
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = error(&text);
+            assert!(
+                got.starts_with(expected),
+                "expected {expected:?}\n     got {got:?}"
+            );
+        }
+        let not_a_list = json!({"switch": [{"name": "n", "local_vlan": 1, "segment": "local"}],
+            "port": [{"name": "m", "type": "memory", "switch": "n", "mac": "fa:16:3e:00:00:01",
+                      "subports": 3}]});
+        let got = SwitchConfig::from_value(&not_a_list)
+            .unwrap_err()
+            .to_string();
+        assert!(got.starts_with("port[0].subports: "), "{got}");
     }
 
     #[test]

@@ -30,7 +30,9 @@
 //! `replace` is how an agent programs the switch: it sends everything it wants and the switch
 //! works out the difference by port name. A port whose device is unchanged
 //! ([`PortSpec::same_device`]: same name, type and device fields) keeps its open device and
-//! only takes its new VM side with the swapped tables, so its traffic never stops; a port that
+//! only takes its new VM side with the swapped tables, so its traffic never stops (a trunk's
+//! subports are VM side: adding or removing one keeps the device, and the traffic on the
+//! parent and the other subports goes on); a port that
 //! is new or whose device changed is opened, one that is gone is closed. A TAP whose device
 //! changed is closed before its new one is created (the kernel allows one netdev of a name),
 //! so it alone sees a short gap. What was learned on logical switches whose name and segment
@@ -353,17 +355,12 @@ impl Control {
                 let Some(index) = config.switches.iter().position(|s| s.name == name) else {
                     return Err(invalid("name", format!("no switch named {name:?}")));
                 };
-                let port = config
-                    .ports
-                    .iter()
-                    .find(|p| p.kind.vm().is_some_and(|vm| vm.switch == name));
-                if let Some(port) = port {
+                // A subport on it counts too (it is named `PORT.VLAN` here).
+                let port = config.vm_sides().find(|(_, vm)| vm.switch == name);
+                if let Some((port, _)) = port {
                     return Err(invalid(
                         "name",
-                        format!(
-                            "switch {name:?} still has port {:?}; remove that first",
-                            port.name
-                        ),
+                        format!("switch {name:?} still has port {port:?}; remove that first"),
                     ));
                 }
                 let records = config.records.iter().filter(|r| r.switch == name).count();

@@ -130,6 +130,7 @@ mod tests {
                     allowed_pairs: vec![],
                     port_security: true,
                 },
+                subports: vec![],
             },
         };
         let opened = open(&port).unwrap();

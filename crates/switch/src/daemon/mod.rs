@@ -41,7 +41,7 @@ use serde_json::Value;
 
 pub use self::{
     client::{Client, ClientError},
-    config::{PortSpec, PortType, RecordSpec, SwitchConfig, SwitchSpec},
+    config::{PortSpec, PortType, RecordSpec, SubportSpec, SwitchConfig, SwitchSpec, VmSpec},
     control::{ControlError, Request},
     forward::{MacEntry, MacLocation},
 };
