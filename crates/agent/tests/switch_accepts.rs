@@ -43,17 +43,39 @@ fn test_the_switch_reads_the_configuration() {
     let subnet = json!({"id": "s1", "network_id": "a", "ip_version": 4, "enable_dhcp": true,
                         "gateway_ip": null, "cidr": "10.0.0.0/24", "host_routes": [],
                         "dns_nameservers": []});
+    // pa1 is a trunk parent: pd1 (VLAN network d) rides its device tagged 4.
+    let mut parent = port(
+        "pa1",
+        "a",
+        "fa:16:3e:00:00:01",
+        &["10.0.0.1", "fd00::1"],
+        "h1",
+        "192.0.2.1",
+        vx(100),
+    );
+    parent["trunk_details"] = json!({"trunk_id": "t", "sub_ports": [
+        {"port_id": "pd1", "segmentation_type": "vlan", "segmentation_id": 4}]});
+    let mut subport = port(
+        "pd1",
+        "d",
+        "fa:16:3e:00:00:31",
+        &["10.3.0.1"],
+        "h1",
+        "192.0.2.1",
+        vlan.clone(),
+    );
+    subport["device_owner"] = json!("trunk:subport");
     let resync = json!({"type": "resync", "revision": 1, "networks": networks,
     "subnets": [subnet],
     "ports": [
-        port("pa1", "a", "fa:16:3e:00:00:01", &["10.0.0.1", "fd00::1"], "h1", "192.0.2.1", vx(100)),
+        parent,
         port("pa2", "a", "fa:16:3e:00:00:02", &["10.0.0.2", "fd00::2"], "h2", "192.0.2.2", vx(100)),
         port("pa3", "a", "fa:16:3e:00:00:03", &["10.0.0.3"], "h3", "192.0.2.3", vx(100)),
         port("pb1", "b", "fa:16:3e:00:00:11", &["10.1.0.1"], "h1", "192.0.2.1", gre.clone()),
         port("pb2", "b", "fa:16:3e:00:00:12", &["10.1.0.2"], "h2", "192.0.2.2", gre),
         port("pc1", "c", "fa:16:3e:00:00:21", &["10.2.0.1"], "h1", "192.0.2.1", nvgre.clone()),
         port("pc2", "c", "fa:16:3e:00:00:22", &["10.2.0.2"], "h3", "192.0.2.3", nvgre),
-        port("pd1", "d", "fa:16:3e:00:00:31", &["10.3.0.1"], "h1", "192.0.2.1", vlan.clone()),
+        subport,
         port("pd2", "d", "fa:16:3e:00:00:32", &["10.3.0.2"], "h2", "192.0.2.2", vlan),
         port("pe1", "e", "fa:16:3e:00:00:41", &["10.4.0.1"], "h1", "192.0.2.1", flat),
         port("pf1", "f", "fa:16:3e:00:00:51", &[], "h1", "192.0.2.1", local),
@@ -94,9 +116,12 @@ fn test_the_switch_reads_the_configuration() {
     assert_eq!(read.switches.len(), 6);
     assert_eq!(
         read.ports.len(),
-        4 + 6,
-        "vxlan0, gre0, two uplinks, six TAPs"
+        4 + 5,
+        "vxlan0, gre0, two uplinks, five TAPs (the subport rides pa1's)"
     );
+    let trunk = read.ports.iter().find(|p| p.name == "tappa1").unwrap();
+    assert_eq!(trunk.kind.subports().len(), 1);
+    assert_eq!(trunk.kind.subports()[0].vlan, 4);
     assert_eq!(
         read.records.len(),
         3 + 1 + 1,

@@ -814,3 +814,281 @@ fn lab_demo_passes() {
     assert_eq!(again.matches(" ok\n").count(), 5, "{again}");
     drop(lab);
 }
+
+/// Polls `f` for up to 20 s.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Seed 002, steps 1-9, with the stock CLI against the lab, then a subport added and one
+/// removed on the running VM while pings on the parent and on another subport go on.
+#[test]
+fn lab_seed_002_trunk_flow() {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return;
+    }
+    let Some(cli) = openstack_cli() else {
+        eprintln!("no openstack CLI: skipped");
+        return;
+    };
+    let lab = TestLab::new('t', 1);
+    lab.up();
+    let os = |args: &str| lab.openstack(&cli, "weft", args);
+    // Steps 1 and 2, verbatim.
+    for net in ["net0", "net1", "net2"] {
+        os(&format!("network create {net}"));
+    }
+    os("subnet create --network net0 --subnet-range 10.0.4.0/24 subnet0");
+    os("subnet create --network net1 --subnet-range 10.0.5.0/24 subnet1");
+    os("subnet create --network net2 --subnet-range 10.0.6.0/24 subnet2");
+    os("port create --network net0 trunkparent");
+    os("port create --network net1 subport1");
+    os("port create --network net2 subport2");
+    // Step 3.
+    let created = os("network trunk create --parent-port trunkparent \
+         --subport port=subport1,segmentation-type=vlan,segmentation-id=1 \
+         --subport port=subport2,segmentation-type=vlan,segmentation-id=2 mytrunk -f json");
+    let trunk: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let parent_id = os("port show trunkparent -f value -c id").trim().to_owned();
+    let sub1_id = os("port show subport1 -f value -c id").trim().to_owned();
+    let sub2_id = os("port show subport2 -f value -c id").trim().to_owned();
+    assert_eq!(trunk["name"], "mytrunk");
+    assert_eq!(trunk["status"], "DOWN");
+    assert_eq!(trunk["port_id"], parent_id.as_str());
+    assert_eq!(trunk["revision_number"], 1);
+    let subs = trunk["sub_ports"].as_array().unwrap();
+    assert_eq!(subs.len(), 2, "{trunk}");
+    assert_eq!(subs[0]["port_id"], sub1_id.as_str());
+    assert_eq!(subs[0]["segmentation_id"], 1);
+    assert_eq!(subs[0]["segmentation_type"], "vlan");
+    assert_eq!(subs[1]["port_id"], sub2_id.as_str());
+    assert_eq!(subs[1]["segmentation_id"], 2);
+    // Step 4.
+    let list = os("network trunk list");
+    assert!(
+        list.contains("mytrunk") && list.contains(&parent_id),
+        "{list}"
+    );
+    let show = os("network trunk show mytrunk");
+    // The seed's 2016 client printed `admin_state_up UP`; python-openstackclient 10 prints
+    // `is_admin_state_up True`. The sub_ports lines are the seed's, character for character.
+    for want in [
+        "is_admin_state_up | True".to_owned(),
+        "| DOWN".to_owned(),
+        format!("port_id='{sub1_id}', segmentation_id='1', segmentation_type='vlan'"),
+        format!("port_id='{sub2_id}', segmentation_id='2', segmentation_type='vlan'"),
+    ] {
+        assert!(show.contains(&want), "{want} missing in\n{show}");
+    }
+    // Step 5.
+    let mac1 = os("port show subport1 -f value -c mac_address")
+        .trim()
+        .to_owned();
+    let mac2 = os("port show subport2 -f value -c mac_address")
+        .trim()
+        .to_owned();
+    let shown = os("port show subport1");
+    assert!(
+        shown.contains(&mac1) && shown.contains("subport1"),
+        "{shown}"
+    );
+    // Step 6: the VM on the parent port; the trunk becomes ACTIVE.
+    lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "trunk-vm1",
+        "--port",
+        "trunkparent",
+        "--host",
+        "h1",
+    ]);
+    assert!(
+        eventually(|| os("network trunk show mytrunk -f value -c status").trim() == "ACTIVE"),
+        "the trunk never became ACTIVE"
+    );
+    // Step 7: VLAN interfaces with the subports' MACs.
+    lab.ok(&[
+        "lab",
+        "vm",
+        "vlan",
+        "add",
+        "trunk-vm1",
+        "--link",
+        "eth0",
+        "--id",
+        "1",
+        "--mac",
+        &mac1,
+    ]);
+    lab.ok(&[
+        "lab",
+        "vm",
+        "vlan",
+        "add",
+        "trunk-vm1",
+        "--link",
+        "eth0",
+        "--id",
+        "2",
+        "--mac",
+        &mac2,
+    ]);
+    let links = lab.vm("trunk-vm1", &["ip", "-o", "link", "show"]).1;
+    assert!(links.contains("eth0.1") && links.contains(&mac1), "{links}");
+    assert!(links.contains("eth0.2") && links.contains(&mac2), "{links}");
+    // Step 8: DHCP on eth0.1 and eth0.2.
+    lab.ok(&["lab", "vm", "dhcp", "trunk-vm1", "eth0.1"]);
+    lab.ok(&["lab", "vm", "dhcp", "trunk-vm1", "eth0.2"]);
+    let addrs = lab.vm("trunk-vm1", &["ip", "-o", "-4", "addr", "show"]).1;
+    assert!(
+        addrs.contains("eth0.1") && addrs.contains("inet 10.0.5."),
+        "{addrs}"
+    );
+    assert!(
+        addrs.contains("eth0.2") && addrs.contains("inet 10.0.6."),
+        "{addrs}"
+    );
+    // Step 9: ping through eth0.1 (to a VM of net1 on the other host); the VM's wire shows
+    // 802.1Q vlan 1 frames, as the seed's tcpdump does.
+    let p1 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "p1",
+        "--network",
+        "net1",
+        "--host",
+        "h2",
+    ]));
+    let p0 = printed_ip(&lab.ok(&[
+        "lab",
+        "vm",
+        "create",
+        "p0",
+        "--network",
+        "net0",
+        "--host",
+        "h2",
+    ]));
+    let capture = Command::new(WEFT)
+        .args([
+            "lab",
+            "vm",
+            "exec",
+            "trunk-vm1",
+            "--",
+            "timeout",
+            "6",
+            "tcpdump",
+            "-en",
+            "-i",
+        ])
+        .args(["wire0", "-c", "2", "vlan", "1", "and", "icmp"])
+        .current_dir(lab.work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        lab.vm(
+            "trunk-vm1",
+            &["ping", "-c", "3", "-W", "2", "-I", "eth0.1", &p1]
+        )
+        .0
+    );
+    let seen = capture.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&seen.stdout);
+    assert!(
+        seen.contains("802.1Q") && seen.contains("vlan 1,") && seen.contains(&mac1),
+        "no 802.1Q vlan 1 frames on the wire:\n{seen}"
+    );
+    assert!(
+        lab.vm(
+            "trunk-vm1",
+            &["ping", "-c", "2", "-W", "2", "-I", "eth0", &p0]
+        )
+        .0
+    );
+
+    // A third subport added live, subport2 removed live; the parent and subport1 never stop.
+    let on_parent = lab.ping_in_background("trunk-vm1", &p0, 150);
+    let on_sub1 = {
+        Command::new(WEFT)
+            .args([
+                "lab",
+                "vm",
+                "exec",
+                "trunk-vm1",
+                "--",
+                "ping",
+                "-n",
+                "-i",
+                "0.1",
+                "-W",
+                "1",
+            ])
+            .args(["-c", "150", "-I", "eth0.1", &p1])
+            .current_dir(lab.work.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    os("network create net3");
+    os("subnet create --network net3 --subnet-range 10.0.7.0/24 subnet3");
+    os("port create --network net3 subport3");
+    os(
+        "network trunk set --subport port=subport3,segmentation-type=vlan,segmentation-id=3 mytrunk",
+    );
+    let mac3 = os("port show subport3 -f value -c mac_address")
+        .trim()
+        .to_owned();
+    lab.ok(&[
+        "lab",
+        "vm",
+        "vlan",
+        "add",
+        "trunk-vm1",
+        "--link",
+        "eth0",
+        "--id",
+        "3",
+        "--mac",
+        &mac3,
+    ]);
+    assert!(
+        eventually(|| lab
+            .weft(&["lab", "vm", "dhcp", "trunk-vm1", "eth0.3"])
+            .status
+            .success()),
+        "eth0.3 got no address"
+    );
+    let addrs = lab
+        .vm("trunk-vm1", &["ip", "-o", "-4", "addr", "show", "eth0.3"])
+        .1;
+    assert!(addrs.contains("inet 10.0.7."), "{addrs}");
+    os("network trunk unset --subport subport2 mytrunk");
+    let show = os("network trunk show mytrunk -f json");
+    let trunk: serde_json::Value = serde_json::from_str(&show).unwrap();
+    let vlans: Vec<u64> = trunk["sub_ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["segmentation_id"].as_u64())
+        .collect();
+    assert_eq!(vlans, [1, 3], "{trunk}");
+    lost_none(on_parent);
+    lost_none(on_sub1);
+    drop(lab);
+}
