@@ -26,6 +26,7 @@ use std::{
 
 use evbsup::{events, status, vsi, vsi_state, wait_until};
 use netns::{Lab, can_run};
+use serde_json::Value;
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 /// Held by every test that starts lldpad.
@@ -84,6 +85,16 @@ nearest_customer_bridge :
 }
 
 /// Runs vdptool in `ns` and returns its stdout and stderr together.
+/// The association of VSI `uuid` in `weft vsi assoc list -f json`'s answer (null if none).
+fn association(list: &Value, uuid: &str) -> Value {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["VSI ID"] == uuid)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn vdptool(ns: &str, iface: &str, args: &[&str]) -> String {
     let output = Command::new("ip")
         .args(["netns", "exec", ns, "vdptool", "-i", iface])
@@ -180,15 +191,71 @@ fn lldpad_station_against_weft_bridge() {
         );
     }
 
-    let policy = lab.dir.join("policy.toml");
-    std::fs::write(
-        &policy,
-        "[[vsi_type]]\ntype_id = 5\ntype_version = 4\nvlan = 10\n",
-    )
-    .expect("policy");
+    // The controller (seed 000's NMS) in the bridge's namespace: VSI type 5 version 4 maps to
+    // network `vsinet` with VLAN 10; the bridge asks it about every VSI.
+    let state_dir = lab.dir.join("server");
+    let state_arg = state_dir.to_str().expect("path").to_owned();
+    lab.spawn(
+        &bridge_ns,
+        &[
+            WEFT,
+            "server",
+            "--noauth",
+            "--listen",
+            "127.0.0.1:9696",
+            "--identity-listen",
+            "127.0.0.1:5000",
+            "--state-dir",
+            &state_arg,
+        ],
+        "server.log",
+    );
+    let token_file = state_dir.join("agent-token");
+    assert!(
+        netns::wait_for(&token_file, Duration::from_secs(20)),
+        "weft server did not start: {}",
+        lab.log("server.log")
+    );
+    let ns = bridge_ns.clone();
+    // `weft vsi ... -f json` against the controller, from inside its namespace.
+    let api = move |args: &[&str]| -> Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, WEFT, "vsi"])
+            .args(args)
+            .args(["--url", "http://127.0.0.1:9696", "-f", "json"])
+            .output()
+            .expect("weft vsi");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let network = lab.exec(
+        &bridge_ns,
+        &[
+            "python3",
+            "-c",
+            "import json,urllib.request as u;print(json.load(u.urlopen(u.Request(\
+             'http://127.0.0.1:9696/v2.0/networks',data=b'{\"network\":{\"name\":\"vsinet\"}}',\
+             headers={'Content-Type':'application/json'})))['network']['id'])",
+        ],
+    );
+    assert_eq!(network.trim().len(), 36, "{network}");
+    let vsi_type = api(&[
+        "type",
+        "create",
+        "--type-id",
+        "5",
+        "--type-version",
+        "4",
+        "--network",
+        "vsinet",
+        "--vlan",
+        "10",
+        "--name",
+        "web",
+    ]);
+    assert_eq!(vsi_type["type_id"], 5, "{vsi_type}");
     let socket = lab.dir.join("bridge.sock");
-    let policy_arg = policy.to_str().expect("path");
     let socket_arg = socket.to_str().expect("path");
+    let token_arg = token_file.to_str().expect("path");
     // The bridge first, so lldpad hears its EVB TLV from the start.
     lab.spawn(
         &bridge_ns,
@@ -198,8 +265,12 @@ fn lldpad_station_against_weft_bridge() {
             "bridge",
             "--iface",
             &br,
-            "--policy",
-            policy_arg,
+            "--decide",
+            "http://127.0.0.1:9696",
+            "--token-file",
+            token_arg,
+            "--bridge-name",
+            "tor1",
             "--control",
             socket_arg,
         ],
@@ -270,6 +341,13 @@ fn lldpad_station_against_weft_bridge() {
         keep,
         "10-52:54:00:8e:aa:11"
     ));
+    // ...and the controller's API shows the association.
+    let assoc = association(&api(&["assoc", "list"]), keep);
+    assert_eq!(assoc["State"], "associated", "{assoc}");
+    assert_eq!(assoc["Bridge"], "tor1", "{assoc}");
+    assert_eq!(assoc["Port"], br.as_str(), "{assoc}");
+    assert_eq!(assoc["Filters"][0]["vlan"], 10, "{assoc}");
+    assert_eq!(assoc["Filters"][0]["mac_address"], "52:54:00:8e:aa:11");
 
     // Pre-associate, pre-associate with RR, associate, de-associate another VSI.
     let moving = "aaaaaaaa-0000-4000-8000-000000000002";
@@ -297,6 +375,10 @@ fn lldpad_station_against_weft_bridge() {
         vsi_state(&socket, moving).as_deref(),
         Some("preassociated_rr")
     );
+    assert_eq!(
+        association(&api(&["assoc", "list"]), moving)["State"],
+        "preassociated_rr"
+    );
     assert!(lldpad_lists(
         &station_ns,
         &st,
@@ -320,6 +402,10 @@ fn lldpad_station_against_weft_bridge() {
     let ended = events(&socket, "deassociated", Some(moving));
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert_eq!(ended[0]["cause"], "station");
+    assert_eq!(
+        association(&api(&["assoc", "list"]), moving)["State"],
+        "deassociated"
+    );
     assert!(!lldpad_lists(
         &station_ns,
         &st,
@@ -408,6 +494,16 @@ fn lldpad_station_against_weft_bridge() {
     let ended = events(&socket, "deassociated", Some(keep));
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert_eq!(ended[0]["cause"], "keep-alive timeout");
+    // The bridge told the controller.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            association(&api(&["assoc", "list"]), keep)["State"] == "deassociated"
+        }),
+        "the controller still has the VSI: {}",
+        api(&["assoc", "list"])
+    );
+    // The unknown type never made an association.
+    assert!(association(&api(&["assoc", "list"]), unknown).is_null());
     eprintln!(
         "lldpad ready after {ready_after:?}; bridge de-associated {after:?} after the kill; \
          {:?} in all",
