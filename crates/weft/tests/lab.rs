@@ -64,12 +64,13 @@ struct TestLab {
 }
 
 impl TestLab {
-    /// A lab named `<tag><pid in base 36>` with management network number `slot` (0-4).
+    /// A lab named `<tag><pid in base 36>` with management network number `slot` (0-9: one per
+    /// test, as the tests run at once).
     fn new(tag: char, slot: u32) -> Self {
         let pid = std::process::id();
         let name = format!("{tag}{}", base36(pid));
         assert!(name.len() <= 6, "{name}");
-        let third = (pid % 50) * 5 + slot;
+        let third = (pid % 25) * 10 + slot;
         let lab = Self {
             name,
             work: tempfile::tempdir().unwrap(),
@@ -603,7 +604,7 @@ fn lab_tenants_vlans_restarts_end_to_end() {
         eprintln!("no openstack CLI: skipped");
         return;
     };
-    let lab = TestLab::new('e', 3);
+    let lab = TestLab::new('e', 5);
     lab.up();
     let agents = lab.openstack(&cli, "weft", "network agent list -f value -c Host -c Alive");
     assert!(
@@ -805,7 +806,7 @@ fn lab_demo_passes() {
         eprintln!("weft lab test skipped: {why}");
         return;
     }
-    let lab = TestLab::new('d', 2);
+    let lab = TestLab::new('d', 6);
     let out = lab.ok(&["lab", "demo", "topology.toml"]);
     assert_eq!(out.matches(" ok\n").count(), 5, "{out}");
     assert!(!out.contains("WRONG"), "{out}");
@@ -838,7 +839,7 @@ fn lab_seed_002_trunk_flow() {
         eprintln!("no openstack CLI: skipped");
         return;
     };
-    let lab = TestLab::new('t', 1);
+    let lab = TestLab::new('s', 7);
     lab.up();
     let os = |args: &str| lab.openstack(&cli, "weft", args);
     // Steps 1 and 2, verbatim.
