@@ -128,6 +128,15 @@ enum VmCommand {
     },
     /// List the VMs.
     List,
+    /// Move a VM to another host: its port's binding moves, the target's agent plugs a new
+    /// TAP, the VM gets it as eth0 and DHCP again; prints how long the VM had no NIC.
+    Migrate {
+        /// The VM.
+        name: String,
+        /// The host to move it to.
+        #[arg(long)]
+        to: String,
+    },
     /// A trunk VM's VLAN interfaces (the VM's port is a trunk's parent).
     #[command(subcommand)]
     Vlan(VlanCommand),
@@ -292,6 +301,11 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
         }
         LabCommand::Vm(VmCommand::Delete { name }) => {
             datacentre::vm_delete(&args.dir, &name, &mut progress)?;
+            Ok(0)
+        }
+        LabCommand::Vm(VmCommand::Migrate { name, to }) => {
+            let gap = datacentre::vm_migrate(&args.dir, &name, &to, &mut progress)?;
+            println!("{} ms", gap.as_millis());
             Ok(0)
         }
         LabCommand::Vm(VmCommand::List) => {

@@ -491,6 +491,18 @@ fn lab_vms_get_addresses_and_reach_each_other() {
     assert_eq!(out.status.code(), Some(7));
     let list = lab.ok(&["lab", "vm", "list"]);
     assert!(list.contains("vm1") && list.contains("vm2"), "{list}");
+    // Migration: vm2 moves to h1 (its port's binding moves with it) and keeps its address.
+    let gap = lab.ok(&["lab", "vm", "migrate", "vm2", "--to", "h1"]);
+    assert!(gap.trim().ends_with(" ms"), "{gap}");
+    lab.ok(&[
+        "lab", "vm", "exec", "vm1", "--", "ping", "-c", "2", "-W", "2", &ip2,
+    ]);
+    let list = lab.ok(&["lab", "vm", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("vm2") && l.contains(" h1 ")),
+        "{list}"
+    );
 
     // A port of the demo user's, made by the CLI, used as it is and only unbound on delete.
     lab.openstack(&cli, "weft-demo", "network create dnet");

@@ -32,7 +32,7 @@ pub use self::{
     state::{LabDir, Process, State, Vm},
     vm::{
         LINK, VmCreate, WIRE, mux_socket, tap_name, vm_create, vm_delete, vm_dhcp, vm_exec,
-        vm_vlan_add, vm_vlan_del, vm_vlan_list,
+        vm_migrate, vm_vlan_add, vm_vlan_del, vm_vlan_list,
     },
 };
 use crate::{

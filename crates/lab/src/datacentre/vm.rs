@@ -830,3 +830,110 @@ mod tests {
         assert!(ok.success());
     }
 }
+
+/// `weft lab vm migrate NAME --to HOST`: moves a VM to another host as Nova's migration does
+/// to its port: the binding moves (`binding:host_id`), the source host's agent unplugs the
+/// TAP, the target's plugs a new one, and the VM's `eth0` is that one, with its address from
+/// DHCP again. Returns how long the VM had no NIC: from the binding change until `eth0` was
+/// up with its address on the target (an upper bound on the traffic gap).
+pub fn vm_migrate(
+    dir: &Path,
+    name: &str,
+    to: &str,
+    progress: &mut Progress<'_>,
+) -> Result<Duration> {
+    let (lab, mut state) = open_ready(dir)?;
+    let index = state
+        .vms
+        .iter()
+        .position(|v| v.name == name)
+        .ok_or_else(|| Error::Failed(format!("no VM {name:?}")))?;
+    let vm = state.vms[index].clone();
+    if vm.wire.is_some() {
+        return Err(Error::Failed(format!(
+            "VM {name} is on a trunk: migrating VLAN-aware VMs is not supported yet"
+        )));
+    }
+    if vm.host == to {
+        return Err(Error::Failed(format!("VM {name} is on {to} already")));
+    }
+    if !state.topology.hosts.iter().any(|h| h.name == to) {
+        return Err(Error::Failed(format!("no host {to:?} in this lab")));
+    }
+    if state.process("agent", Some(to)).is_none() {
+        return Err(Error::Failed(format!("no weft agent runs on host {to}")));
+    }
+    let cloud = Cloud::new(&state.network_url)?;
+    let admin = cloud.token(state.cloud(ADMIN_CLOUD)?)?;
+    let tap = tap_name(&vm.port_id);
+    let target_ns = state.topology.host_ns(to);
+    let started = std::time::Instant::now();
+    cloud.update_port(&admin, &vm.port_id, json!({"binding:host_id": to}))?;
+    progress.step(format!(
+        "port {} bound to {to} (was {}); waiting for ACTIVE there",
+        vm.port_id, vm.host
+    ));
+    let mut last = None;
+    let plugged = wait_for(PORT_ACTIVE, || {
+        let now = cloud.port(&admin, &vm.port_id)?;
+        if now.vif_type == "binding_failed" {
+            return Err(Error::Failed(format!(
+                "port {} cannot be bound on {to} (binding_failed)",
+                vm.port_id
+            )));
+        }
+        let here = netns::succeeds(&["ip", "-n", &target_ns, "link", "show", &tap]);
+        let done = now.status == "ACTIVE" && here;
+        last = Some(now);
+        Ok(done)
+    })?;
+    let port = last.ok_or_else(|| Error::Failed("the port vanished".into()))?;
+    if !plugged {
+        return Err(Error::Failed(format!(
+            "port {} not ACTIVE with {tap} on {to} after {} s (status {})",
+            vm.port_id,
+            PORT_ACTIVE.as_secs(),
+            port.status
+        )));
+    }
+    progress.step(format!("port ACTIVE; {tap} in {target_ns}"));
+    // The source switch closed the old TAP, so the old eth0 is gone; its DHCP client goes too.
+    if let Some(pid) = vm.dhcp_pid {
+        netns::terminate(&[pid], Duration::from_secs(3));
+        state.processes.retain(|p| p.pid != pid);
+    }
+    let _ = netns::succeeds(&["ip", "-n", &vm.ns, "link", "del", LINK]);
+    let network = cloud.network(&admin, &port.network_id)?;
+    let mtu = network.mtu.map(|m| m.to_string());
+    run(&["ip", "-n", &target_ns, "link", "set", &tap, "netns", &vm.ns])?;
+    let mut set = vec![
+        "ip",
+        "-n",
+        &vm.ns,
+        "link",
+        "set",
+        &tap,
+        "name",
+        LINK,
+        "address",
+        &port.mac_address,
+    ];
+    if let Some(mtu) = &mtu {
+        set.extend(["mtu", mtu]);
+    }
+    run(&set)?;
+    run(&["ip", "-n", &vm.ns, "link", "set", LINK, "up"])?;
+    state.vms[index].host = to.to_owned();
+    state.vms[index].dhcp_pid = None;
+    lab.save(&state)?;
+    let (client, pid, address) = dhcp(&lab, &mut state, index, LINK, progress)?;
+    let gap = started.elapsed();
+    state.vms[index].dhcp_pid = Some(pid);
+    state.vms[index].ip = Some(address.clone());
+    lab.save(&state)?;
+    progress.step(format!(
+        "VM {name} is on {to} with {address} from {client}; its NIC was away {} ms",
+        gap.as_millis()
+    ));
+    Ok(gap)
+}
