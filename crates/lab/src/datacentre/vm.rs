@@ -801,36 +801,6 @@ pub(super) fn list_text(state: &State) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_tap_names_are_novas() {
-        assert_eq!(
-            tap_name("3f2b8c1e-9a4d-4c6e-8f00-112233445566"),
-            "tap3f2b8c1e-9a"
-        );
-        assert_eq!(tap_name("short"), "tapshort");
-        assert!(tap_name("3f2b8c1e-9a4d-4c6e-8f00-112233445566").len() <= 15);
-    }
-
-    #[test]
-    fn test_dhcp_script_is_valid_shell() {
-        let dir = std::env::temp_dir().join(format!("weft-lab-script-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s");
-        let script = dhcp_script(Path::new("/etc/netns/it's/resolv.conf"));
-        assert!(
-            script.starts_with("#!/bin/sh\nWEFT_LAB_RESOLV='/etc/netns/it'\\''s/resolv.conf'\n")
-        );
-        fs::write(&path, script).unwrap();
-        let ok = Command::new("sh").arg("-n").arg(&path).status().unwrap();
-        fs::remove_dir_all(&dir).unwrap();
-        assert!(ok.success());
-    }
-}
-
 /// `weft lab vm migrate NAME --to HOST`: moves a VM to another host as Nova's migration does
 /// to its port: the binding moves (`binding:host_id`), the source host's agent unplugs the
 /// TAP, the target's plugs a new one, and the VM's `eth0` is that one, with its address from
@@ -936,4 +906,34 @@ pub fn vm_migrate(
         gap.as_millis()
     ));
     Ok(gap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_tap_names_are_novas() {
+        assert_eq!(
+            tap_name("3f2b8c1e-9a4d-4c6e-8f00-112233445566"),
+            "tap3f2b8c1e-9a"
+        );
+        assert_eq!(tap_name("short"), "tapshort");
+        assert!(tap_name("3f2b8c1e-9a4d-4c6e-8f00-112233445566").len() <= 15);
+    }
+
+    #[test]
+    fn test_dhcp_script_is_valid_shell() {
+        let dir = std::env::temp_dir().join(format!("weft-lab-script-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s");
+        let script = dhcp_script(Path::new("/etc/netns/it's/resolv.conf"));
+        assert!(
+            script.starts_with("#!/bin/sh\nWEFT_LAB_RESOLV='/etc/netns/it'\\''s/resolv.conf'\n")
+        );
+        fs::write(&path, script).unwrap();
+        let ok = Command::new("sh").arg("-n").arg(&path).status().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(ok.success());
+    }
 }
