@@ -11,11 +11,13 @@
 //! * [`runtime`]: the driver of a port on a socket, with its timer, events and status;
 //! * [`policy`]: who decides on a VSI: a local TOML file, or the controller;
 //! * [`decide`]: the controller's VDP decision API client (`docs/vsi.md`);
+//! * [`gating`]: a bridge programming its switch's VDP gating (figure 12);
 //! * [`control`]: the control socket (JSON lines);
 //! * [`text`]: VSIs as JSON, in the controller's shapes.
 
 pub mod control;
 pub mod decide;
+pub mod gating;
 pub mod policy;
 pub mod port;
 pub mod runtime;

@@ -41,6 +41,7 @@ use wire::{
 use crate::{
     control::{self, Command},
     decide::{self, DecideClient, RequestJson},
+    gating::{Gating, SwitchGlue},
     policy::{LocalPolicy, Policy},
     port::{CdcpConfig, Port, PortConfig, PortEvent},
     text::{self, FilterJson},
@@ -115,6 +116,8 @@ pub struct Options {
     pub control: Option<PathBuf>,
     /// A station: the S-channels to ask for at start.
     pub channels: Vec<u16>,
+    /// A bridge: the switch whose S-channel to gate by association (figure 12), if any.
+    pub switch: Option<SwitchGlue>,
 }
 
 /// How many recent events the status keeps.
@@ -235,6 +238,13 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     } else {
         drop(command_tx);
     }
+    let gating = match (&options.switch, options.role) {
+        (Some(glue), Role::Bridge) => Some(
+            Gating::start(glue.clone())
+                .map_err(io_error("cannot start the switch programming thread"))?,
+        ),
+        _ => None,
+    };
     let (decided_tx, decided) = mpsc::channel(64);
     let mut driver = Driver {
         clock: Clock {
@@ -247,6 +257,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         events: VecDeque::new(),
         bound: BTreeMap::new(),
         station_vsis: BTreeMap::new(),
+        gating,
+        gated: BTreeMap::new(),
         tx_errors: 0,
     };
     tracing::info!(
@@ -277,6 +289,10 @@ struct Driver {
     bound: BTreeMap<VsiKey, Association>,
     /// A station's VSIs as requested (the engine keeps the assigned VLANs).
     station_vsis: BTreeMap<VsiKey, VsiSpec>,
+    /// A bridge's switch gating, if it programs one.
+    gating: Option<Gating>,
+    /// The (MAC, VLAN) pairs let into the switch, per associated VSI.
+    gated: BTreeMap<VsiKey, Vec<(MacAddr, u16)>>,
     tx_errors: u64,
 }
 
@@ -498,6 +514,14 @@ impl Driver {
         match event {
             BridgeEvent::PreAssociated { key, vsi, .. }
             | BridgeEvent::Associated { key, vsi, .. } => {
+                // Only an association opens the gate; a pre-association (or a step back to
+                // one) has no traffic yet.
+                let pairs = if vsi.mode == Mode::Associate {
+                    SwitchGlue::pairs(&vsi.filters)
+                } else {
+                    Vec::new()
+                };
+                self.gate(key, pairs);
                 if let Some(association) =
                     self.port.associations().into_iter().find(|a| a.key == key)
                 {
@@ -512,6 +536,7 @@ impl Driver {
                 }))
             }
             BridgeEvent::Deassociated { key, cause } => {
+                self.gate(key, Vec::new());
                 if let Some(association) = self.bound.remove(&key) {
                     self.report_end(&association, cause);
                 }
@@ -528,6 +553,24 @@ impl Driver {
                 "reason_name": refusal.reason.name(),
                 "kept": kept.map(text::state_name),
             })),
+        }
+    }
+
+    /// Makes `pairs` the VSI's gated (MAC, VLAN)s in the switch: what it no longer has is
+    /// shut out first, then what it has is let in (again: the switch takes repeats).
+    fn gate(&mut self, key: VsiKey, pairs: Vec<(MacAddr, u16)>) {
+        let Some(gating) = &self.gating else {
+            return;
+        };
+        let old = self.gated.remove(&key).unwrap_or_default();
+        for &(mac, vlan) in old.iter().filter(|pair| !pairs.contains(pair)) {
+            gating.deassociate(mac, vlan);
+        }
+        for &(mac, vlan) in &pairs {
+            gating.associate(mac, vlan);
+        }
+        if !pairs.is_empty() {
+            self.gated.insert(key, pairs);
         }
     }
 

@@ -98,6 +98,7 @@ fn setup() -> (Tables, MacTable) {
                 remote: remote(n),
             })
             .collect(),
+        vsis: vec![],
     };
     let tables = Tables::build(config, 1).unwrap();
     let mut macs = MacTable::new(Duration::from_secs(3600));

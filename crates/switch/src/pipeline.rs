@@ -10,6 +10,15 @@
 //! frame goes on as if it had come from the subport, whose port id the verdict carries (a
 //! flood's `from`); replies the switch writes itself (ARP, DHCP) get the tag back. A port
 //! without subports pays one load of a per-port flag for this.
+//!
+//! EVB (802.1Qbg). A bridge's station-facing port takes a frame's 802.1ad S-tag (none: the
+//! default channel, SVID 1) to pick the S-channel, then its 802.1Q C-tag (none: VLAN 0) to pick
+//! the logical switch from the VSIs associated on that channel; both tags are popped and the
+//! frame goes on as the channel's. With VDP gating the (source MAC, C-VLAN) must be an
+//! associated VSI's. A channel with reflective relay may get its own frames back (hairpin);
+//! every other port never does. On a station, an uplink in VEPA mode takes every frame its
+//! VMs send (no local switching), and what comes back from the bridge is delivered locally
+//! except to the VM whose MAC sent it.
 
 use core::{net::IpAddr, time::Duration};
 
@@ -21,7 +30,8 @@ use crate::{
     dhcp,
     mac::{Learned, MacTable},
     tables::{
-        Location, LsId, PortId, PortKind, Segment, Tables, TunnelKey, TunnelProtocol, VmPort,
+        Location, LsId, PortId, PortKind, RelayMode, Segment, Tables, TunnelKey, TunnelProtocol,
+        VmPort,
     },
 };
 
@@ -113,6 +123,13 @@ drop_reasons! {
     DisallowedEthertype => "disallowed_ethertype",
     /// The destination is where the frame came from.
     Loopback => "loopback",
+    /// An S-tag (or, untagged, the default channel) no S-channel of the station port has.
+    UnknownSChannel => "unknown_s_channel",
+    /// VDP gating: the source MAC and C-VLAN are no VSI's associated on the S-channel.
+    VsiNotAssociated => "vsi_not_associated",
+    /// To an IEEE 802.1 reserved group address (LLDP, ECP/VDP, CDCP): a bridge never relays
+    /// those; the EVB daemon on the same interface takes them.
+    LinkLocalGroup => "link_local_group",
     /// The frame could not be encapsulated (no headroom, too long for the outer headers).
     EncapFailed => "encap_failed",
     /// A device refused the frame (queue full, send error).
@@ -161,6 +178,9 @@ pub fn process(
         // No device is bound to a subport; its frames come tagged through its parent's.
         PortKind::Subport { .. } => Err(DropReason::UnknownPort),
         PortKind::Uplink { .. } => from_uplink(tables, macs, in_port, buf, now),
+        PortKind::Station => from_station(tables, macs, in_port, buf, now),
+        // No device is bound to a channel; its frames come S-tagged through its station port.
+        PortKind::Channel(_) => Err(DropReason::UnknownPort),
         PortKind::Tunnel { protocol, .. } => from_tunnel(tables, macs, *protocol, buf, now),
     };
     result.unwrap_or_else(Verdict::Drop)
@@ -259,7 +279,47 @@ fn from_vm(
         }
         return Ok(Verdict::Dhcp(response.outcome));
     }
+    if let Some(uplink) = vepa_uplink(tables, ls) {
+        return Ok(to_vepa_uplink(tables, macs, ls, in_port, uplink, dst, now));
+    }
     Ok(unicast_or_flood(tables, macs, ls, in_port, dst, now))
+}
+
+/// The uplink of `ls`'s physical network when its edge relay is in VEPA mode.
+fn vepa_uplink(tables: &Tables, ls: LsId) -> Option<PortId> {
+    let (Segment::Flat { physical_network }
+    | Segment::Vlan {
+        physical_network, ..
+    }) = &tables.switch(ls)?.segment
+    else {
+        return None;
+    };
+    let uplink = tables.uplink(physical_network)?;
+    (tables.relay(uplink) == RelayMode::Vepa).then_some(uplink)
+}
+
+/// VEPA: a VM's frame goes to the bridge whatever its destination, even a VM on this relay
+/// (the bridge reflects it back); a broadcast goes to the bridge alone, and what the bridge
+/// floods back reaches the other VMs.
+fn to_vepa_uplink(
+    tables: &Tables,
+    macs: &MacTable,
+    ls: LsId,
+    in_port: PortId,
+    uplink: PortId,
+    dst: MacAddr,
+    now: Duration,
+) -> Verdict {
+    let location = tables
+        .location(ls, dst)
+        .or_else(|| macs.lookup(ls, dst, now));
+    match location {
+        Some(Location::Local(port)) if port == in_port => Verdict::Drop(DropReason::Loopback),
+        _ => Verdict::Forward {
+            port: uplink,
+            vlan: uplink_vlan(tables, ls),
+        },
+    }
 }
 
 /// Port security (Neutron's anti-spoofing): the source MAC must be the port's or an allowed
@@ -401,10 +461,20 @@ fn unicast_or_flood(
         .location(ls, dst)
         .or_else(|| macs.lookup(ls, dst, now));
     match location {
+        // Reflective relay: the one case a bridge sends a frame back where it came from.
+        Some(Location::Local(port)) if port == in_port && tables.reflects(port) => {
+            Verdict::Forward {
+                port,
+                vlan: tables.egress_vlan(port, ls),
+            }
+        }
         Some(Location::Local(port)) | Some(Location::Uplink(port)) if port == in_port => {
             Verdict::Drop(DropReason::Loopback)
         }
-        Some(Location::Local(port)) => Verdict::Forward { port, vlan: None },
+        Some(Location::Local(port)) => Verdict::Forward {
+            port,
+            vlan: tables.egress_vlan(port, ls),
+        },
         Some(Location::Uplink(port)) => Verdict::Forward {
             port,
             vlan: uplink_vlan(tables, ls),
@@ -444,6 +514,20 @@ fn from_uplink(
     }
     let eth = ethernet::Frame::new_checked(buf.frame())?;
     let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    if tables.relay(in_port) == RelayMode::Vepa
+        && let Some(Location::Local(sender)) = tables.location(ls, src)
+    {
+        // A frame the bridge reflected: it goes to local VMs by destination, never back to
+        // the VM that sent it. A flood names the sender as `from`, which excludes it; the
+        // switch copies to the uplink only what came from a VM's device, so nothing goes back
+        // to the bridge either.
+        return Ok(match unicast_or_flood(tables, macs, ls, sender, dst, now) {
+            Verdict::Forward { port, vlan: None } => Verdict::Forward { port, vlan: None },
+            Verdict::Flood { ls, from } => Verdict::Flood { ls, from },
+            Verdict::Drop(reason) => Verdict::Drop(reason),
+            _ => Verdict::Drop(DropReason::Loopback),
+        });
+    }
     learn(tables, macs, ls, src, Location::Uplink(in_port), now);
     Ok(
         match unicast_or_flood(tables, macs, ls, in_port, dst, now) {
@@ -452,6 +536,57 @@ fn from_uplink(
             verdict => verdict,
         },
     )
+}
+
+/// A frame from a bridge's station-facing port: S-tag → S-channel, C-tag → logical switch (by
+/// the channel's VSIs), both popped; then it is the channel's, like a VM port's frame.
+fn from_station(
+    tables: &Tables,
+    macs: &mut MacTable,
+    in_port: PortId,
+    buf: &mut PacketBuf,
+    now: Duration,
+) -> Result<Verdict, DropReason> {
+    let (stack, _) = vlan::TagStack::parse(buf.frame())?;
+    let eth = ethernet::Frame::new_checked(buf.frame())?;
+    let (src, dst) = (eth.src_addr(), eth.dst_addr());
+    // 802.1Q table 8-1: a bridge never relays these; LLDP, ECP and CDCP are the link's own.
+    if dst.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst.0[5] <= 0x0f {
+        return Err(DropReason::LinkLocalGroup);
+    }
+    let mut tags = stack.iter().peekable();
+    let svid = tags
+        .next_if(|tag| tag.tpid == EtherType::QINQ)
+        .map(|tag| tag.repr.vid);
+    let cvid = tags
+        .next_if(|tag| tag.tpid == EtherType::VLAN)
+        .map(|tag| tag.repr.vid);
+    if tags.next().is_some() {
+        return Err(DropReason::UnexpectedTag);
+    }
+    // CDCP: SCID 1 / SVID 1 is the default channel, which travels without an S-tag.
+    let channel_port = tables
+        .channel(in_port, svid.unwrap_or(1))
+        .ok_or(DropReason::UnknownSChannel)?;
+    let Some(PortKind::Channel(channel)) = tables.port(channel_port).map(|p| &p.kind) else {
+        return Err(DropReason::UnknownSChannel);
+    };
+    let cvlan = cvid.unwrap_or(0);
+    let ls = tables.channel_switch(channel_port, cvlan);
+    if channel.vdp_gating && (ls.is_none() || !tables.is_associated(channel_port, src, cvlan)) {
+        return Err(DropReason::VsiNotAssociated);
+    }
+    let ls = ls.ok_or(DropReason::UnknownVlan)?;
+    if src.is_multicast() {
+        return Err(DropReason::SpoofedMac);
+    }
+    for _ in 0..usize::from(svid.is_some()) + usize::from(cvid.is_some()) {
+        let (data, start, _) = buf.raw_mut();
+        let (start, _) = vlan::pop_tag(data, start)?;
+        buf.set_start(start);
+    }
+    learn(tables, macs, ls, src, Location::Local(channel_port), now);
+    Ok(unicast_or_flood(tables, macs, ls, channel_port, dst, now))
 }
 
 fn from_tunnel(

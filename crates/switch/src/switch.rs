@@ -22,8 +22,11 @@ use crate::{
     dhcp,
     mac::MacTable,
     pipeline::{self, DropReason, Verdict},
-    tables::{Location, LsId, PortId, PortKind, Segment, Tables, TunnelProtocol},
+    tables::{Location, LsId, PortId, PortKind, RelayMode, Segment, Tables, TunnelProtocol},
 };
+
+/// A tag to push on a port's way out of its parent's device: TPID and VLAN id.
+type Tag = (EtherType, u16);
 
 /// Frames read from one device per round.
 pub const BATCH: usize = 32;
@@ -100,9 +103,9 @@ struct Attached {
 pub struct Switch {
     tables: Arc<ArcSwap<Tables>>,
     devices: Vec<Attached>,
-    /// `PortId` → device index, and the VLAN tag to push for a subport (which goes out of its
-    /// parent's device), for the snapshot in `bound`.
-    port_device: Vec<Option<(usize, Option<u16>)>>,
+    /// `PortId` → device index, and the tag to push for a subport (802.1Q) or an S-channel
+    /// (802.1ad), which go out of their parent's device, for the snapshot in `bound`.
+    port_device: Vec<Option<(usize, Option<Tag>)>>,
     /// The snapshot `port_device` and the learned entries' ids refer to.
     bound: Option<Arc<Tables>>,
     /// Devices came or went since `port_device` was made.
@@ -278,7 +281,15 @@ impl Switch {
                 PortKind::Subport { parent, vlan, .. } => ports
                     .get(usize::from(parent.0))
                     .and_then(|parent| device(&parent.name))
-                    .map(|index| (index, Some(*vlan))),
+                    .map(|index| (index, Some((EtherType::VLAN, *vlan)))),
+                // The default channel (SVID 1) is the untagged one.
+                PortKind::Channel(channel) => ports
+                    .get(usize::from(channel.parent.0))
+                    .and_then(|parent| device(&parent.name))
+                    .map(|index| {
+                        let tag = (channel.svid != 1).then_some((EtherType::QINQ, channel.svid));
+                        (index, tag)
+                    }),
                 _ => device(&p.name).map(|index| (index, None)),
             })
             .collect();
@@ -316,8 +327,8 @@ impl Switch {
             .map(PortId)
     }
 
-    /// The device that sends for `port`, and the tag to push first (a subport's).
-    fn device_of(&self, port: PortId) -> Option<(usize, Option<u16>)> {
+    /// The device that sends for `port`, and the tag to push last (a subport's or channel's).
+    fn device_of(&self, port: PortId) -> Option<(usize, Option<Tag>)> {
         self.port_device.get(usize::from(port.0)).copied().flatten()
     }
 
@@ -340,7 +351,7 @@ impl Switch {
     fn enqueue(&mut self, port: PortId, mut buf: PacketBuf) {
         match self.device_of(port) {
             Some((device, None)) => self.push_tx(device, buf),
-            Some((device, Some(vid))) => match push_vlan(&mut buf, vid) {
+            Some((device, Some((tpid, vid)))) => match push_tag(&mut buf, tpid, vid) {
                 Ok(()) => self.push_tx(device, buf),
                 Err(reason) => self.drop(reason, buf),
             },
@@ -453,17 +464,47 @@ impl Switch {
     }
 
     fn flood(&mut self, tables: &Tables, ls: LsId, in_port: PortId, buf: PacketBuf) {
-        let from_vm = tables.port(in_port).is_some_and(|p| p.kind.vm().is_some());
+        // A bridge's S-channel is a local port like a VM's: what its VSIs flood also goes to
+        // the network's segment.
+        let from_vm = tables
+            .port(in_port)
+            .is_some_and(|p| p.kind.vm().is_some() || matches!(p.kind, PortKind::Channel(_)));
+        // Reflective relay: the channel's own stations get the flood too (a VEPA station
+        // drops the copy for the sender itself).
+        let hairpin = tables.reflects(in_port);
         for &member in tables.members(ls) {
-            if member == in_port {
+            if member == in_port && !hairpin {
                 continue;
             }
             match self.copy_of(&buf) {
-                Some(copy) => self.enqueue(member, copy),
+                Some(mut copy) => match tables.egress_vlan(member, ls) {
+                    Some(vid) => match push_vlan(&mut copy, vid) {
+                        Ok(()) => self.enqueue(member, copy),
+                        Err(reason) => self.drop(reason, copy),
+                    },
+                    None => self.enqueue(member, copy),
+                },
                 None => self.count_drop(DropReason::TxFailed, 1),
             }
         }
-        if from_vm && let Some(switch) = tables.switch(ls) {
+        // On a VEPA relay a VM's broadcast went to the bridge alone: a flood here is the
+        // bridge's reflection, to local VMs only, never back to the bridge.
+        let vepa = tables.port(in_port).and_then(|p| p.kind.vm()).is_some()
+            && tables
+                .switch(ls)
+                .is_some_and(|switch| match &switch.segment {
+                    Segment::Flat { physical_network }
+                    | Segment::Vlan {
+                        physical_network, ..
+                    } => tables
+                        .uplink(physical_network)
+                        .is_some_and(|uplink| tables.relay(uplink) == RelayMode::Vepa),
+                    _ => false,
+                });
+        if from_vm
+            && !vepa
+            && let Some(switch) = tables.switch(ls)
+        {
             match &switch.segment {
                 Segment::Local => {}
                 Segment::Flat { physical_network }
@@ -596,7 +637,9 @@ fn renumbering(old: &Tables, new: &Tables) -> (Vec<Option<LsId>>, Vec<Option<Por
                     old.switches.get(usize::from(a.ls.0)).map(|s| &s.name)
                         == new.switches.get(usize::from(b.ls.0)).map(|s| &s.name)
                 }
-                (PortKind::Uplink { .. }, PortKind::Uplink { .. }) => true,
+                (PortKind::Uplink { .. }, PortKind::Uplink { .. })
+                | (PortKind::Station, PortKind::Station)
+                | (PortKind::Channel(_), PortKind::Channel(_)) => true,
                 _ => false,
             };
             same_kind
@@ -614,8 +657,12 @@ fn finish_checksum(buf: &mut PacketBuf) -> Result<(), DropReason> {
 }
 
 fn push_vlan(buf: &mut PacketBuf, vid: u16) -> Result<(), DropReason> {
+    push_tag(buf, EtherType::VLAN, vid)
+}
+
+fn push_tag(buf: &mut PacketBuf, tpid: EtherType, vid: u16) -> Result<(), DropReason> {
     let (data, start, _) = buf.raw_mut();
-    let start = vlan::push_tag(data, start, EtherType::VLAN, vid)?;
+    let start = vlan::push_tag(data, start, tpid, vid)?;
     buf.set_start(start);
     Ok(())
 }

@@ -11,6 +11,20 @@
 //! treat every (device, VLAN) as a bridge port of its own with no extra code: a frame from
 //! subport 1 is never sent back to subport 1, but is delivered to the parent or to subport 2
 //! of the same VM when they are on its logical switch, as the seed's trunk bridge does.
+//!
+//! **EVB, bridge side** (802.1Qbg, seed 000). A station-facing port ([`PortKind::Station`])
+//! is only a device: its S-channels ([`PortKind::Channel`]) are the bridge ports, one per
+//! S-VLAN (802.1ad tag, TPID 0x88a8; untagged is the default channel, SVID 1), the same idea
+//! as a trunk's subports one level out. Which logical switch a channel's frame belongs to is
+//! given by the VSIs associated on that channel ([`Vsi`]: MAC, C-VLAN → logical switch), so a
+//! channel is a member of exactly the logical switches its VSIs are on, and frames to a VSI
+//! leave with its C-VLAN. With `vdp_gating`, a frame whose (source MAC, C-VLAN) is not an
+//! associated VSI's is dropped (`vsi_not_associated`): figure 12's "no association, no
+//! traffic". With `reflective_relay` a frame may go back out of the channel it came from.
+//!
+//! **EVB, station side.** An uplink is an edge relay's uplink: in [`RelayMode::Veb`] the VM
+//! ports on its networks switch locally (as always), in [`RelayMode::Vepa`] everything a VM
+//! sends goes to the bridge and what comes back is delivered locally, never to its sender.
 
 use core::{fmt, net::IpAddr};
 
@@ -114,7 +128,15 @@ pub enum PortKind {
     Uplink {
         /// The physical network it serves.
         physical_network: String,
+        /// How the edge relay of its networks' VM ports switches (802.1Qbg).
+        relay: RelayMode,
     },
+    /// A bridge's station-facing port: the device that carries its S-channels. Not a bridge
+    /// port itself; frames arriving on it are its channels'.
+    Station,
+    /// An S-channel of a station-facing port: a bridge port of its own, reached through the
+    /// parent's device with an 802.1ad S-tag (none for SVID 1, the default channel).
+    Channel(Channel),
     /// A tunnel endpoint socket (VXLAN over UDP, or GRE/NVGRE over raw IP).
     Tunnel {
         /// This host's underlay address.
@@ -132,6 +154,54 @@ impl PortKind {
             _ => None,
         }
     }
+}
+
+/// How an edge relay (a station's virtual switch on one uplink) forwards between its VMs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RelayMode {
+    /// Virtual Edge Bridge: local switching between the VM ports.
+    #[default]
+    Veb,
+    /// Virtual Ethernet Port Aggregator: every frame from a VM goes to the bridge, which
+    /// reflects what is for a local VM; reflected frames are delivered locally, never to the
+    /// VM that sent them.
+    Vepa,
+}
+
+impl RelayMode {
+    /// The configuration's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Veb => "veb",
+            Self::Vepa => "vepa",
+        }
+    }
+}
+
+/// An S-channel of a bridge's station-facing port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    /// The [`PortKind::Station`] port whose device carries it.
+    pub parent: PortId,
+    /// The S-VLAN id, 1-4094; 1 is the default channel, untagged on the wire.
+    pub svid: u16,
+    /// Reflective relay was negotiated: a frame may leave by the channel it came in on.
+    pub reflective_relay: bool,
+    /// Only frames from associated VSIs (source MAC and C-VLAN) are accepted.
+    pub vdp_gating: bool,
+}
+
+/// An associated VSI on a bridge's S-channel: its (MAC, C-VLAN) is on a logical switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Vsi {
+    /// The [`PortKind::Channel`] port.
+    pub port: PortId,
+    /// The VSI's MAC address.
+    pub mac: MacAddr,
+    /// Its C-VLAN, 1-4094, or 0 for untagged.
+    pub vlan: u16,
+    /// The logical switch (the profile's network).
+    pub ls: LsId,
 }
 
 /// What a tunnel port carries.
@@ -190,6 +260,8 @@ pub struct Config {
     pub ports: Vec<Port>,
     /// Lookup records.
     pub records: Vec<Record>,
+    /// VSIs associated on S-channels.
+    pub vsis: Vec<Vsi>,
 }
 
 /// A configuration that cannot be built, naming what is wrong.
@@ -257,6 +329,16 @@ pub struct Tables {
     /// Per port: true for a VM port with at least one subport (a tag it has no subport for is
     /// then counted as `unknown_subport`, not as `unexpected_tag`).
     trunks: Vec<bool>,
+    /// (station port, SVID) → channel.
+    channels: HashMap<(PortId, u16), PortId>,
+    /// (channel, C-VLAN or 0) → logical switch, from the VSIs.
+    channel_vlans: HashMap<(PortId, u16), LsId>,
+    /// (channel, logical switch) → the C-VLAN its frames leave with (0: untagged).
+    channel_tags: HashMap<(PortId, LsId), u16>,
+    /// (channel, MAC, C-VLAN) of every associated VSI, for gating.
+    vsis: HashSet<(PortId, MacAddr, u16)>,
+    /// Per uplink: its edge relay's mode.
+    relays: Vec<RelayMode>,
 }
 
 impl Tables {
@@ -271,6 +353,7 @@ impl Tables {
         let mut names = HashSet::new();
         tables.members = vec![Vec::new(); config.switches.len()];
         tables.trunks = vec![false; config.ports.len()];
+        tables.relays = vec![RelayMode::Veb; config.ports.len()];
         if config.switches.len() > usize::from(u16::MAX)
             || config.ports.len() > usize::from(u16::MAX)
         {
@@ -333,7 +416,42 @@ impl Tables {
                         tables.ips.insert((vm.ls, *ip), vm.mac);
                     }
                 }
-                PortKind::Uplink { physical_network } => {
+                PortKind::Station => {}
+                PortKind::Channel(channel) => {
+                    let is_station = config
+                        .ports
+                        .get(usize::from(channel.parent.0))
+                        .is_some_and(|p| matches!(p.kind, PortKind::Station));
+                    if !is_station {
+                        return Err(invalid(
+                            field("parent"),
+                            format!("port {} is not a station port", channel.parent.0),
+                        ));
+                    }
+                    if !(1..=4094).contains(&channel.svid) {
+                        return Err(invalid(field("svid"), "must be 1-4094"));
+                    }
+                    if tables
+                        .channels
+                        .insert((channel.parent, channel.svid), id)
+                        .is_some()
+                    {
+                        return Err(invalid(
+                            field("svid"),
+                            format!(
+                                "{} is used by another channel of the same port",
+                                channel.svid
+                            ),
+                        ));
+                    }
+                }
+                PortKind::Uplink {
+                    physical_network,
+                    relay,
+                } => {
+                    if let Some(slot) = tables.relays.get_mut(i) {
+                        *slot = *relay;
+                    }
                     if tables
                         .uplinks
                         .insert(physical_network.clone(), id)
@@ -483,6 +601,9 @@ impl Tables {
             tables.ips.insert((record.ls, record.ip), record.mac);
             tables.remotes.insert(record.remote);
         }
+        for (i, vsi) in config.vsis.iter().enumerate() {
+            tables.add_vsi(&config, i, vsi)?;
+        }
         // The DHCP server answers ARP for its address so unicast renewals reach it; a port or
         // record holding the same address (a router's interface on the gateway) wins.
         for (i, ls) in config.switches.iter().enumerate() {
@@ -496,6 +617,79 @@ impl Tables {
         }
         tables.config = config;
         Ok(tables)
+    }
+
+    /// Indexes one VSI: the channel joins its logical switch, its MAC is there.
+    fn add_vsi(&mut self, config: &Config, i: usize, vsi: &Vsi) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("vsis[{i}].{name}");
+        let is_channel = config
+            .ports
+            .get(usize::from(vsi.port.0))
+            .is_some_and(|p| matches!(p.kind, PortKind::Channel(_)));
+        if !is_channel {
+            return Err(invalid(
+                field("port"),
+                format!("port {} is not an S-channel", vsi.port.0),
+            ));
+        }
+        if usize::from(vsi.ls.0) >= config.switches.len() {
+            return Err(invalid(
+                field("ls"),
+                format!("no logical switch {}", vsi.ls.0),
+            ));
+        }
+        if vsi.vlan > 4094 {
+            return Err(invalid(field("vlan"), "must be 0 (untagged) or 1-4094"));
+        }
+        if !vsi.mac.is_unicast() {
+            return Err(invalid(
+                field("mac"),
+                format!("{} is not a unicast address", vsi.mac),
+            ));
+        }
+        // One C-VLAN is one network on a channel, and back: the egress tag must be unique.
+        match self.channel_vlans.insert((vsi.port, vsi.vlan), vsi.ls) {
+            Some(ls) if ls != vsi.ls => {
+                return Err(invalid(
+                    field("vlan"),
+                    format!("VLAN {} of this channel is another network's", vsi.vlan),
+                ));
+            }
+            _ => {}
+        }
+        match self.channel_tags.insert((vsi.port, vsi.ls), vsi.vlan) {
+            Some(vlan) if vlan != vsi.vlan => {
+                return Err(invalid(
+                    field("vlan"),
+                    format!("this channel already carries the network on VLAN {vlan}"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(members) = self.members.get_mut(usize::from(vsi.ls.0)) {
+                    members.push(vsi.port);
+                }
+            }
+        }
+        match self.macs.get(&(vsi.ls, vsi.mac)) {
+            Some(Location::Local(port)) if *port != vsi.port => {
+                return Err(invalid(
+                    field("mac"),
+                    format!("{} is already at another port on this network", vsi.mac),
+                ));
+            }
+            Some(Location::Remote(_) | Location::Uplink(_)) => {
+                return Err(invalid(
+                    field("mac"),
+                    format!("{} is a remote address on this network", vsi.mac),
+                ));
+            }
+            _ => {}
+        }
+        self.macs
+            .insert((vsi.ls, vsi.mac), Location::Local(vsi.port));
+        self.vsis.insert((vsi.port, vsi.mac, vsi.vlan));
+        Ok(())
     }
 
     /// The snapshot's generation.
@@ -565,6 +759,49 @@ impl Tables {
             .get(usize::from(port.0))
             .copied()
             .unwrap_or(false)
+    }
+
+    /// The S-channel of station port `station` for S-VLAN `svid`.
+    pub fn channel(&self, station: PortId, svid: u16) -> Option<PortId> {
+        self.channels.get(&(station, svid)).copied()
+    }
+
+    /// The logical switch of frames with C-VLAN `vlan` (0: untagged) on channel `port`.
+    pub fn channel_switch(&self, port: PortId, vlan: u16) -> Option<LsId> {
+        self.channel_vlans.get(&(port, vlan)).copied()
+    }
+
+    /// The C-VLAN to tag `ls`'s frames with on the way out of `port`: a channel's, if it is
+    /// one that carries `ls` tagged; `None` for every other port.
+    pub fn egress_vlan(&self, port: PortId, ls: LsId) -> Option<u16> {
+        self.channel_tags
+            .get(&(port, ls))
+            .copied()
+            .filter(|&vlan| vlan != 0)
+    }
+
+    /// True when a VSI with this MAC and C-VLAN is associated on channel `port`.
+    pub fn is_associated(&self, port: PortId, mac: MacAddr, vlan: u16) -> bool {
+        self.vsis.contains(&(port, mac, vlan))
+    }
+
+    /// True when `port` is a channel with reflective relay (it may hairpin).
+    pub fn reflects(&self, port: PortId) -> bool {
+        matches!(
+            self.port(port).map(|p| &p.kind),
+            Some(PortKind::Channel(Channel {
+                reflective_relay: true,
+                ..
+            }))
+        )
+    }
+
+    /// The edge relay mode of uplink `port` (VEB for anything else).
+    pub fn relay(&self, port: PortId) -> RelayMode {
+        self.relays
+            .get(usize::from(port.0))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// True when `ip` is a remote endpoint this host was told about.

@@ -887,3 +887,36 @@ fn replace_adds_and_removes_subports_without_a_gap_on_the_others() {
     assert_eq!(macs[0]["port"], json!("trunk.1"), "{macs}");
     assert_eq!(macs[0]["switch"], json!("net1"));
 }
+
+#[test]
+fn vsis_are_associated_and_deassociated_idempotently() {
+    // A station port is an AF_PACKET socket: on `lo`, which needs CAP_NET_RAW.
+    if switch::device::packet::PacketDevice::open("lo").is_err() {
+        return;
+    }
+    let mut setup = Setup::new("vsi", SwitchConfig::default());
+    setup.ok(json!({"op": "add_switch",
+                    "switch": {"name": "net1", "local_vlan": 1, "segment": "local"}}));
+    setup.ok(
+        json!({"op": "add_port", "port": {"name": "lo", "type": "station",
+                    "vdp_gating": true, "s_channels": [{"svid": 1, "reflective_relay": true}]}}),
+    );
+    let vsi = json!({"port": "lo.s1", "mac": "52:54:00:00:00:01", "vlan": 100, "switch": "net1"});
+    let first = setup.ok(json!({"op": "associate_vsi", "vsi": vsi}));
+    assert_eq!(first["changed"], json!(true));
+    let again = setup.ok(json!({"op": "associate_vsi", "vsi": vsi}));
+    assert_eq!(again["changed"], json!(false));
+    assert_eq!(setup.list()["vsi"], json!([vsi]));
+    // A VSI on a port that is not an S-channel, or on a switch that does not exist.
+    let message = setup.refused(json!({"op": "associate_vsi", "vsi": {"port": "lo",
+        "mac": "52:54:00:00:00:02", "vlan": 100, "switch": "net1"}}));
+    assert!(message.starts_with("vsi.port: "), "{message}");
+    let message = setup.refused(json!({"op": "associate_vsi", "vsi": {"port": "lo.s1",
+        "mac": "52:54:00:00:00:02", "vlan": 100, "switch": "net9"}}));
+    assert!(message.starts_with("vsi.switch: "), "{message}");
+    let gone = json!({"op": "deassociate_vsi", "port": "lo.s1", "mac": "52:54:00:00:00:01",
+                      "vlan": 100});
+    assert_eq!(setup.ok(gone.clone())["changed"], json!(true));
+    assert_eq!(setup.ok(gone)["changed"], json!(false));
+    assert!(setup.list().get("vsi").is_none());
+}

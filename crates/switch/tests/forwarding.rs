@@ -15,8 +15,8 @@ use switch::{
     pipeline::DropReason,
     switch::Switch,
     tables::{
-        Config, LogicalSwitch, LsId, Port, PortId, PortKind, Record, Segment, Tables,
-        TunnelProtocol, VmPort,
+        Channel, Config, LogicalSwitch, LsId, Port, PortId, PortKind, Record, RelayMode, Segment,
+        Tables, TunnelProtocol, VmPort,
     },
 };
 use wire::{
@@ -206,6 +206,7 @@ fn two_hosts(segment_1: Segment, segment_2: Segment, protocol: TunnelProtocol) -
             mac: mac(2),
             remote: UNDERLAY_B,
         }],
+        vsis: vec![],
     };
     let b = Config {
         switches: vec![
@@ -218,6 +219,7 @@ fn two_hosts(segment_1: Segment, segment_2: Segment, protocol: TunnelProtocol) -
             tunnel(UNDERLAY_B),
         ],
         records: vec![],
+        vsis: vec![],
     };
     (Host::new(a), Host::new(b))
 }
@@ -385,6 +387,7 @@ fn allowed_address_pairs_extend_what_a_port_may_send() {
         switches: vec![ls("net", 1, Segment::Local, vec![])],
         ports: vec![vm("vm1", 0, mac(1), ip(1)), vm("vm2", 0, mac(2), ip(2))],
         records: vec![],
+        vsis: vec![],
     };
     if let PortKind::Vm(port) = &mut config.ports[0].kind {
         port.allowed_pairs
@@ -471,10 +474,12 @@ fn vlan_networks_tag_on_the_uplink_and_local_networks_stay_home() {
                 name: "eth1".into(),
                 kind: PortKind::Uplink {
                     physical_network: "physnet1".into(),
+                    relay: RelayMode::Veb,
                 },
             },
         ],
         records: vec![],
+        vsis: vec![],
     };
     let mut host = Host::new(config);
     let broadcast = udp_frame(mac(1), MacAddr::BROADCAST, ip(1), ip(255), b"hi");
@@ -597,6 +602,7 @@ fn every_drop_reason_is_produced_and_counted() {
                 name: "up".into(),
                 kind: PortKind::Uplink {
                     physical_network: "p".into(),
+                    relay: RelayMode::Veb,
                 },
             },
             Port {
@@ -613,9 +619,31 @@ fn every_drop_reason_is_produced_and_counted() {
                     },
                 },
             },
+            Port {
+                name: "st".into(),
+                kind: PortKind::Station,
+            },
+            Port {
+                name: "st.s1".into(),
+                kind: PortKind::Channel(Channel {
+                    parent: PortId(3),
+                    svid: 1,
+                    reflective_relay: false,
+                    vdp_gating: true,
+                }),
+            },
         ],
         records: vec![],
+        vsis: vec![],
     });
+    // VsiNotAssociated, UnknownSChannel and LinkLocalGroup on a gated station port.
+    host.send("st", &udp_frame(mac(7), mac(1), ip(7), ip(1), b"x"));
+    let mut frame = vec![0; 4];
+    frame.extend_from_slice(&udp_frame(mac(7), mac(1), ip(7), ip(1), b"x"));
+    let start = vlan::push_tag(&mut frame, 4, EtherType::QINQ, 30).unwrap();
+    host.send("st", &frame[start..]);
+    let lldp = MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]);
+    host.send("st", &udp_frame(mac(7), lldp, ip(7), ip(1), b"x"));
     // UnknownSubport: the trunk "vm" has a subport on VLAN 5, not 6.
     let mut frame = vec![0; 4];
     frame.extend_from_slice(&udp_frame(mac(2), mac(7), ip(2), ip(7), b"x"));
@@ -676,6 +704,7 @@ fn a_failing_device_does_not_stop_the_others() {
             vm("vm2", 0, mac(2), ip(2)),
         ],
         records: vec![],
+        vsis: vec![],
     };
     let tables = Tables::build(config, 1).unwrap();
     let mut sw = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
@@ -794,6 +823,7 @@ fn super_frames_go_whole_to_ports_that_take_them_and_cut_to_ports_that_do_not() 
         switches: vec![ls("net", 1, Segment::Local, vec![])],
         ports: vec![vm("vm1", 0, mac(1), ip(1)), vm("vm5", 0, mac(5), ip(5))],
         records: vec![],
+        vsis: vec![],
     };
     let data = payload(40_000);
     let (frame, offload) = super_frame(5, &data);
@@ -921,10 +951,12 @@ fn super_frames_to_a_vlan_uplink_are_cut_behind_the_tag() {
                 name: "eth1".into(),
                 kind: PortKind::Uplink {
                     physical_network: "physnet1".into(),
+                    relay: RelayMode::Veb,
                 },
             },
         ],
         records: vec![],
+        vsis: vec![],
     };
     let mut host = Host::new(config);
     // The switch learns 0x50 behind the uplink, on VLAN 101.
@@ -994,6 +1026,7 @@ fn a_device_that_is_gone_is_marked_failed_and_left_alone() {
             vm("vm3", 0, mac(3), ip(3)),
         ],
         records: vec![],
+        vsis: vec![],
     });
     let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let _ = host.switch.detach("vm3");

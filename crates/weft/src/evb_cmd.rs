@@ -2,6 +2,7 @@
 //! evb ctl`, the client of their control socket. The runtime is `evbd`.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead as _, BufReader, IsTerminal as _, Write as _},
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
@@ -11,7 +12,10 @@ use std::{
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use evb::{Role, Timing};
-use evbd::{Decider, Options, decide::DecideClient, policy::LocalPolicy, port::CdcpConfig};
+use evbd::{
+    Decider, Options, decide::DecideClient, gating::SwitchGlue, policy::LocalPolicy,
+    port::CdcpConfig,
+};
 
 /// `weft evb ...`.
 #[derive(Debug, Args)]
@@ -93,6 +97,18 @@ struct BridgeArgs {
     /// Run CDCP and grant S-channels these S-VLANs (e.g. `100-103,200`).
     #[arg(long, value_name = "LIST")]
     cdcp_svids: Option<String>,
+    /// Gate a `weft switch` through its control socket: a VSI's (MAC, VLAN) filters are let
+    /// in (`associate_vsi`) once it associates, and shut out when it de-associates.
+    #[arg(long, value_name = "PATH")]
+    switch_socket: Option<PathBuf>,
+    /// The switch's S-channel the VSIs are on (default: IF.s1, the interface's default
+    /// channel on a station port named like the interface).
+    #[arg(long, value_name = "NAME", requires = "switch_socket")]
+    switch_channel: Option<String>,
+    /// The logical switch of a profile's VLAN: `VID=SWITCH`, or `SWITCH` for every VLAN not
+    /// named otherwise (repeatable).
+    #[arg(long, value_name = "VID=SWITCH", requires = "switch_socket")]
+    switch_network: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +200,41 @@ fn bridge_options(args: BridgeArgs) -> Result<Options> {
         }
         (None, None) => bail!("give --policy FILE or --decide URL"),
     };
+    let switch = match &args.switch_socket {
+        Some(socket) => {
+            let mut networks = BTreeMap::new();
+            let mut default_network = None;
+            for entry in &args.switch_network {
+                match entry.split_once('=') {
+                    Some((vid, name)) => {
+                        let vid: u16 = vid
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|vid| *vid <= 4094)
+                            .with_context(|| {
+                                format!("--switch-network {entry:?}: VID is 0-4094")
+                            })?;
+                        networks.insert(vid, name.trim().to_owned());
+                    }
+                    None => default_network = Some(entry.trim().to_owned()),
+                }
+            }
+            if networks.is_empty() && default_network.is_none() {
+                bail!("--switch-socket needs at least one --switch-network");
+            }
+            Some(SwitchGlue {
+                socket: socket.clone(),
+                channel: args
+                    .switch_channel
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.s1", args.common.iface)),
+                networks,
+                default_network,
+            })
+        }
+        None => None,
+    };
     let cdcp = match &args.cdcp_svids {
         Some(list) => Some(CdcpConfig {
             chn_cap: args.common.chn_cap,
@@ -200,6 +251,7 @@ fn bridge_options(args: BridgeArgs) -> Result<Options> {
         decider,
         control: args.common.control,
         channels: Vec::new(),
+        switch,
     })
 }
 
@@ -220,6 +272,7 @@ fn station_options(args: StationArgs) -> Result<Options> {
         decider: Decider::Local(LocalPolicy::default()),
         control: args.common.control,
         channels,
+        switch: None,
     })
 }
 

@@ -11,7 +11,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::{Map, Value, json};
-use switch::daemon::{Client, ClientError, DEFAULT_CONTROL_PATH, Daemon, PortType, SwitchConfig};
+use switch::{
+    daemon::{Client, ClientError, DEFAULT_CONTROL_PATH, Daemon, PortType, SwitchConfig},
+    tables::RelayMode,
+};
 
 /// `weft switch`: the daemon, or with `ctl` its client.
 #[derive(Debug, Args)]
@@ -425,11 +428,42 @@ fn show_list(result: &Value) -> Result<String> {
                     details.join(", "),
                 )
             }
-            PortType::Uplink { physical_network } => (
+            PortType::Uplink {
+                physical_network,
+                relay,
+            } => (
                 String::new(),
                 String::new(),
                 String::new(),
-                format!("physical network {physical_network}"),
+                format!(
+                    "physical network {physical_network}{}",
+                    if *relay == RelayMode::Vepa {
+                        ", vepa"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            PortType::Station {
+                channels,
+                vdp_gating,
+            } => (
+                String::new(),
+                String::new(),
+                String::new(),
+                format!(
+                    "S-channels {}{}",
+                    channels
+                        .iter()
+                        .map(|c| if c.reflective_relay {
+                            format!("{} (rr)", c.svid)
+                        } else {
+                            c.svid.to_string()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if *vdp_gating { ", VDP gating" } else { "" }
+                ),
             ),
             PortType::Vxlan { local_ip, port } => (
                 String::new(),

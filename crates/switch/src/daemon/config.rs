@@ -55,6 +55,29 @@
 //! ip = "10.0.0.2"
 //! mac = "fa:16:3e:00:00:02"
 //! remote = "192.0.2.2"
+//!
+//! # 802.1Qbg, station side: an uplink is its edge relay's uplink; `relay` says how the VMs on
+//! # its networks switch: "veb" (locally, the default) or "vepa" (everything via the bridge).
+//! [[port]]
+//! name = "eth2"
+//! type = "uplink"
+//! physical_network = "evb"
+//! relay = "vepa"
+//!
+//! # 802.1Qbg, bridge side: a station-facing port (AF_PACKET on the interface). Each S-channel
+//! # is a bridge port of its own named PORT.sSVID; SVID 1 is the default, untagged, channel.
+//! [[port]]
+//! name = "eth3"
+//! type = "station"
+//! vdp_gating = true               # only associated VSIs' frames enter (default false)
+//! s_channels = [{ svid = 1, reflective_relay = true }, { svid = 20 }]
+//!
+//! # A VSI associated on an S-channel: its MAC and C-VLAN (0: untagged) are on `switch`.
+//! [[vsi]]
+//! port = "eth3.s1"
+//! mac = "52:54:00:00:00:01"
+//! vlan = 100
+//! switch = "net2"
 //! ```
 
 use core::{
@@ -73,8 +96,8 @@ use crate::{
     dhcp::{self, DEFAULT_LEASE_SECS, Route},
     switch::MAC_AGING,
     tables::{
-        self, ConfigError, LogicalSwitch, LsId, Port, PortId, PortKind, Record, Segment, Tables,
-        TunnelProtocol, VmPort,
+        self, ConfigError, LogicalSwitch, LsId, Port, PortId, PortKind, Record, RelayMode, Segment,
+        Tables, TunnelProtocol, VmPort,
     },
 };
 
@@ -105,6 +128,8 @@ pub struct SwitchConfig {
     pub ports: Vec<PortSpec>,
     /// Lookup records (`[[record]]`).
     pub records: Vec<RecordSpec>,
+    /// VSIs associated on bridge S-channels (`[[vsi]]`).
+    pub vsis: Vec<VsiSpec>,
 }
 
 /// A logical switch.
@@ -156,6 +181,8 @@ pub enum PortType {
     Uplink {
         /// The physical network it serves.
         physical_network: String,
+        /// Its edge relay's mode (802.1Qbg): `veb` (the default) or `vepa`.
+        relay: RelayMode,
     },
     /// The VXLAN tunnel endpoint: a UDP socket.
     Vxlan {
@@ -169,6 +196,43 @@ pub enum PortType {
         /// This host's underlay address to bind.
         local_ip: IpAddr,
     },
+    /// A bridge's station-facing port (802.1Qbg): an `AF_PACKET` socket on the interface
+    /// named like the port, carrying S-channels.
+    Station {
+        /// The S-channels, each a bridge port named `PORT.sSVID`.
+        channels: Vec<ChannelSpec>,
+        /// Only frames of associated VSIs enter the bridge.
+        vdp_gating: bool,
+    },
+}
+
+/// An S-channel of a station-facing port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// The S-VLAN id, 1-4094; 1 is the default channel (untagged).
+    pub svid: u16,
+    /// Reflective relay (hairpin) on this channel.
+    pub reflective_relay: bool,
+}
+
+impl ChannelSpec {
+    /// The name the channel has in the tables, in `vsi` entries and in `macs`: `PORT.sSVID`.
+    pub fn table_name(port: &str, svid: u16) -> String {
+        format!("{port}.s{svid}")
+    }
+}
+
+/// A VSI associated on an S-channel (what the bridge's VDP agreed to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VsiSpec {
+    /// The channel, `PORT.sSVID`.
+    pub port: String,
+    /// The VSI's MAC address.
+    pub mac: MacAddr,
+    /// Its C-VLAN, 1-4094, or 0 for untagged.
+    pub vlan: u16,
+    /// The logical switch its frames are on (the profile's network).
+    pub switch: String,
 }
 
 impl PortType {
@@ -180,6 +244,7 @@ impl PortType {
             Self::Uplink { .. } => "uplink",
             Self::Vxlan { .. } => "vxlan",
             Self::Gre { .. } => "gre",
+            Self::Station { .. } => "station",
         }
     }
 
@@ -262,6 +327,7 @@ impl Default for SwitchConfig {
             switches: Vec::new(),
             ports: Vec::new(),
             records: Vec::new(),
+            vsis: Vec::new(),
         }
     }
 }
@@ -303,6 +369,9 @@ impl SwitchConfig {
         let records = top
             .optional("record", |f, v| fields::list(f, v, RecordSpec::read))?
             .unwrap_or_default();
+        let vsis = top
+            .optional("vsi", |f, v| fields::list(f, v, VsiSpec::read))?
+            .unwrap_or_default();
         top.finish()?;
         let config = Self {
             mac_aging_secs,
@@ -310,6 +379,7 @@ impl SwitchConfig {
             switches,
             ports,
             records,
+            vsis,
         };
         config.check()?;
         Ok(config)
@@ -317,13 +387,21 @@ impl SwitchConfig {
 
     /// The configuration in the file's shape, as JSON.
     pub fn to_value(&self) -> Value {
-        json!({
+        let mut value = json!({
             "mac_aging_secs": self.mac_aging_secs,
             "busy_poll_us": self.busy_poll_us,
             "switch": self.switches.iter().map(SwitchSpec::to_value).collect::<Vec<_>>(),
             "port": self.ports.iter().map(PortSpec::to_value).collect::<Vec<_>>(),
             "record": self.records.iter().map(RecordSpec::to_value).collect::<Vec<_>>(),
-        })
+        });
+        // Only a bridge has VSIs; every other listing stays as it was.
+        if !self.vsis.is_empty()
+            && let Value::Object(map) = &mut value
+        {
+            let vsis = self.vsis.iter().map(VsiSpec::to_value).collect();
+            map.insert("vsi".into(), Value::Array(vsis));
+        }
+        value
     }
 
     /// The logical switch named `name`.
@@ -367,6 +445,42 @@ impl SwitchConfig {
         for (i, record) in self.records.iter().enumerate() {
             self.check_record(record, &format!("record[{i}]"), &self.records[..i])?;
         }
+        for (i, vsi) in self.vsis.iter().enumerate() {
+            self.check_vsi(vsi, &format!("vsi[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Every S-channel's table name, with its station port and channel.
+    pub fn channels(&self) -> impl Iterator<Item = (String, &PortSpec, &ChannelSpec)> {
+        self.ports.iter().flat_map(|port| {
+            let channels = match &port.kind {
+                PortType::Station { channels, .. } => channels.as_slice(),
+                _ => &[],
+            };
+            channels
+                .iter()
+                .map(move |c| (ChannelSpec::table_name(&port.name, c.svid), port, c))
+        })
+    }
+
+    /// Checks one VSI, called `label` in errors: an S-channel and a switch that exist.
+    pub(crate) fn check_vsi(&self, vsi: &VsiSpec, label: &str) -> Result<(), ConfigError> {
+        if !self.channels().any(|(name, _, _)| name == vsi.port) {
+            return Err(invalid(
+                format!("{label}.port"),
+                format!(
+                    "no S-channel named {:?} (a station port's PORT.sSVID)",
+                    vsi.port
+                ),
+            ));
+        }
+        if self.switch(&vsi.switch).is_none() {
+            return Err(invalid(
+                format!("{label}.switch"),
+                format!("no switch named {:?}", vsi.switch),
+            ));
+        }
         Ok(())
     }
 
@@ -394,6 +508,24 @@ impl SwitchConfig {
                     field("vlan"),
                     format!("the subport would be named {name:?}, which is another port's name"),
                 ));
+            }
+        }
+        if let PortType::Station { channels, .. } = &port.kind {
+            for (j, channel) in channels.iter().enumerate() {
+                let field = format!("port {:?}.s_channels[{j}].svid", port.name);
+                if channels[..j].iter().any(|other| other.svid == channel.svid) {
+                    return Err(invalid(
+                        field,
+                        format!("{} is used by another S-channel of this port", channel.svid),
+                    ));
+                }
+                let name = ChannelSpec::table_name(&port.name, channel.svid);
+                if self.port(&name).is_some() {
+                    return Err(invalid(
+                        field,
+                        format!("the channel would be named {name:?}, another port's name"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -521,8 +653,10 @@ impl SwitchConfig {
             })
         };
         let mut ports = Vec::with_capacity(self.ports.len() + subports);
-        // Subports come after every port, so a port's id is its place in the file, as before.
+        // Subports come after every port, so a port's id is its place in the file, as before;
+        // S-channels after every subport, so a subport's id is as before too.
         let mut trunk_ports = Vec::new();
+        let mut channel_ports = Vec::new();
         for (i, port) in self.ports.iter().enumerate() {
             let kind = match &port.kind {
                 PortType::Tap { vm, .. } | PortType::Memory { vm, .. } => {
@@ -540,9 +674,31 @@ impl SwitchConfig {
                     }
                     PortKind::Vm(vm_port(vm, format!("port {:?}.switch", port.name))?)
                 }
-                PortType::Uplink { physical_network } => PortKind::Uplink {
+                PortType::Uplink {
+                    physical_network,
+                    relay,
+                } => PortKind::Uplink {
                     physical_network: physical_network.clone(),
+                    relay: *relay,
                 },
+                PortType::Station {
+                    channels,
+                    vdp_gating,
+                } => {
+                    let parent = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+                    for channel in channels {
+                        channel_ports.push(Port {
+                            name: ChannelSpec::table_name(&port.name, channel.svid),
+                            kind: PortKind::Channel(tables::Channel {
+                                parent,
+                                svid: channel.svid,
+                                reflective_relay: channel.reflective_relay,
+                                vdp_gating: *vdp_gating,
+                            }),
+                        });
+                    }
+                    PortKind::Station
+                }
                 PortType::Vxlan { local_ip, .. } => PortKind::Tunnel {
                     local_ip: *local_ip,
                     protocol: TunnelProtocol::Vxlan,
@@ -558,6 +714,7 @@ impl SwitchConfig {
             });
         }
         ports.extend(trunk_ports);
+        ports.extend(channel_ports);
         let mut records = Vec::with_capacity(self.records.len());
         for (i, record) in self.records.iter().enumerate() {
             let Some(id) = ls(&record.switch) else {
@@ -573,10 +730,37 @@ impl SwitchConfig {
                 remote: record.remote,
             });
         }
+        let mut vsis = Vec::with_capacity(self.vsis.len());
+        for (i, vsi) in self.vsis.iter().enumerate() {
+            let port = ports
+                .iter()
+                .position(|p| p.name == vsi.port && matches!(p.kind, PortKind::Channel(_)))
+                .and_then(|i| u16::try_from(i).ok())
+                .map(PortId)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("vsi[{i}].port"),
+                        format!("no S-channel named {:?}", vsi.port),
+                    )
+                })?;
+            let Some(id) = ls(&vsi.switch) else {
+                return Err(invalid(
+                    format!("vsi[{i}].switch"),
+                    format!("no switch named {:?}", vsi.switch),
+                ));
+            };
+            vsis.push(tables::Vsi {
+                port,
+                mac: vsi.mac,
+                vlan: vsi.vlan,
+                ls: id,
+            });
+        }
         Ok(tables::Config {
             switches,
             ports,
             records,
+            vsis,
         })
     }
 
@@ -613,6 +797,10 @@ impl SwitchConfig {
                 "records" => {
                     let key = if key == "ls" { "switch" } else { key };
                     (format!("record[{index}]"), key)
+                }
+                "vsis" => {
+                    let key = if key == "ls" { "switch" } else { key };
+                    (format!("vsi[{index}]"), key)
                 }
                 _ => return None,
             };
@@ -872,9 +1060,11 @@ impl PortSpec {
                 (
                     PortType::Uplink {
                         physical_network: a,
+                        ..
                     },
                     PortType::Uplink {
                         physical_network: b,
+                        ..
                     },
                 ) => a == b,
                 (
@@ -888,6 +1078,8 @@ impl PortSpec {
                     },
                 ) => a == b && pa == pb,
                 (PortType::Gre { local_ip: a }, PortType::Gre { local_ip: b }) => a == b,
+                // Channels and gating are the bridge ports' business; the socket stays.
+                (PortType::Station { .. }, PortType::Station { .. }) => true,
                 _ => false,
             }
     }
@@ -935,6 +1127,34 @@ impl PortSpec {
                 interface_name(&object.field("name"), &name)?;
                 PortType::Uplink {
                     physical_network: object.required("physical_network", fields::name)?,
+                    relay: object
+                        .optional("relay", |field, value| {
+                            match fields::string(field, value)? {
+                                "veb" => Ok(RelayMode::Veb),
+                                "vepa" => Ok(RelayMode::Vepa),
+                                other => Err(invalid(
+                                    field,
+                                    format!("expected veb or vepa, got {other:?}"),
+                                )),
+                            }
+                        })?
+                        .unwrap_or_default(),
+                }
+            }
+            "station" => {
+                interface_name(&object.field("name"), &name)?;
+                PortType::Station {
+                    channels: object
+                        .optional("s_channels", |f, v| fields::list(f, v, read_channel))?
+                        .unwrap_or_else(|| {
+                            vec![ChannelSpec {
+                                svid: 1,
+                                reflective_relay: false,
+                            }]
+                        }),
+                    vdp_gating: object
+                        .optional("vdp_gating", fields::boolean)?
+                        .unwrap_or(false),
                 }
             }
             "vxlan" => PortType::Vxlan {
@@ -955,7 +1175,7 @@ impl PortSpec {
             other => {
                 return Err(invalid(
                     object.field("type"),
-                    format!("expected tap, memory, uplink, vxlan or gre, got {other:?}"),
+                    format!("expected tap, memory, uplink, vxlan, gre or station, got {other:?}"),
                 ));
             }
         };
@@ -985,8 +1205,26 @@ impl PortSpec {
                 vm_to_value(vm, &mut map);
                 subports_to_value(subports, &mut map);
             }
-            PortType::Uplink { physical_network } => {
+            PortType::Uplink {
+                physical_network,
+                relay,
+            } => {
                 map.insert("physical_network".into(), json!(physical_network));
+                // VEB is what every uplink did before edge relays had a mode.
+                if *relay != RelayMode::Veb {
+                    map.insert("relay".into(), json!(relay.as_str()));
+                }
+            }
+            PortType::Station {
+                channels,
+                vdp_gating,
+            } => {
+                let channels: Vec<Value> = channels
+                    .iter()
+                    .map(|c| json!({"svid": c.svid, "reflective_relay": c.reflective_relay}))
+                    .collect();
+                map.insert("s_channels".into(), Value::Array(channels));
+                map.insert("vdp_gating".into(), json!(vdp_gating));
             }
             PortType::Vxlan { local_ip, port } => {
                 map.insert("local_ip".into(), json!(local_ip.to_string()));
@@ -998,6 +1236,26 @@ impl PortSpec {
         }
         Value::Object(map)
     }
+}
+
+/// Reads one S-channel of a station port.
+fn read_channel(field: &str, value: &Value) -> Result<ChannelSpec, ConfigError> {
+    let mut object = Object::new(field, value)?;
+    let svid = object.required("svid", |field, value| {
+        let svid = fields::integer::<u16>(field, value)?;
+        if !(1..=4094).contains(&svid) {
+            return Err(invalid(field, format!("must be 1-4094, got {svid}")));
+        }
+        Ok(svid)
+    })?;
+    let reflective_relay = object
+        .optional("reflective_relay", fields::boolean)?
+        .unwrap_or(false);
+    object.finish()?;
+    Ok(ChannelSpec {
+        svid,
+        reflective_relay,
+    })
 }
 
 fn read_vm(object: &mut Object<'_>) -> Result<VmSpec, ConfigError> {
@@ -1140,6 +1398,44 @@ impl RecordSpec {
             "mac": self.mac.to_string(),
             "remote": self.remote.to_string(),
         })
+    }
+}
+
+impl VsiSpec {
+    /// Reads a VSI found at `path`.
+    pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
+        let mut object = Object::new(path, value)?;
+        let vsi = Self {
+            port: object.required("port", fields::name)?,
+            mac: object.required("mac", fields::unicast_mac)?,
+            vlan: object
+                .optional("vlan", |field, value| {
+                    let vid = fields::integer::<u16>(field, value)?;
+                    if vid > 4094 {
+                        return Err(invalid(field, format!("must be 0-4094, got {vid}")));
+                    }
+                    Ok(vid)
+                })?
+                .unwrap_or(0),
+            switch: object.required("switch", fields::name)?,
+        };
+        object.finish()?;
+        Ok(vsi)
+    }
+
+    /// The VSI as the file writes it.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "port": self.port,
+            "mac": self.mac.to_string(),
+            "vlan": self.vlan,
+            "switch": self.switch,
+        })
+    }
+
+    /// True when `other` is the same VSI filter (channel, MAC, C-VLAN), whatever its switch.
+    pub fn same_filter(&self, other: &Self) -> bool {
+        self.port == other.port && self.mac == other.mac && self.vlan == other.vlan
     }
 }
 
@@ -1349,7 +1645,7 @@ remote = "192.0.2.2"
             ),
             (
                 example_with("type = \"uplink\"", "type = \"bridge\""),
-                r#"port[1].type: expected tap, memory, uplink, vxlan or gre, got "bridge""#,
+                r#"port[1].type: expected tap, memory, uplink, vxlan, gre or station, got "bridge""#,
             ),
             (
                 example_with("switch = \"net2\"", "switch = \"net9\""),

@@ -13,6 +13,8 @@
 //! | `remove_record` | `switch`, and `mac` or `ip` or both | `{changed, generation}` |
 //! | `set_flood` | `switch`, `flood`: list of IPs | `{changed, generation}` |
 //! | `replace` | `config`: the whole configuration in the shape `list` returns | `{changed, generation}` |
+//! | `associate_vsi` | `vsi`: a VSI as in the file (`port`, `mac`, `vlan`, `switch`) | `{changed, generation}` |
+//! | `deassociate_vsi` | `port`, `mac`, and optionally `vlan` (otherwise every VLAN) | `{changed, generation}` |
 //! | `list` | | the whole configuration in the file's shape |
 //! | `status` | | `{ports: [{name, type, up, reason?}]}` |
 //! | `counters` | | `{ports: [{name, rx_/tx_packets, rx_/tx_bytes, rx_/tx_errors}], drops: {reason: n}, dhcp: {offers, acks, naks, releases, declines, ignored, malformed}}` |
@@ -38,6 +40,12 @@
 //! so it alone sees a short gap. What was learned on logical switches whose name and segment
 //! stay is kept.
 //!
+//! `associate_vsi` and `deassociate_vsi` are how an EVB bridge daemon gates its S-channels
+//! (802.1Qbg VDP): associating a VSI that is already there unchanged, or de-associating one
+//! that is not there, changes nothing and succeeds, so the daemon can repeat itself after a
+//! restart or a lost answer. Associating the same (channel, MAC, VLAN) on another switch moves
+//! it (a new profile).
+//!
 //! `status`: `up` is true while the port's device is open and working; `reason` says why not
 //! (no device, or the device failed: a TAP whose netdev was destroyed, for instance when the
 //! namespace it was moved into is deleted). A failed port stays configured, and down, until a
@@ -61,7 +69,7 @@ use serde_json::{Map, Value, json};
 use wire::MacAddr;
 
 use super::{
-    config::{PortSpec, PortType, RecordSpec, SwitchConfig, SwitchSpec},
+    config::{PortSpec, PortType, RecordSpec, SwitchConfig, SwitchSpec, VsiSpec},
     devices,
     fields::{self, Object, invalid},
     forward::{Command, MacEntry, MacLocation},
@@ -96,6 +104,8 @@ pub const OPS: &[&str] = &[
     "remove_record",
     "set_flood",
     "replace",
+    "associate_vsi",
+    "deassociate_vsi",
     "list",
     "status",
     "counters",
@@ -139,6 +149,17 @@ pub enum Request {
     },
     /// Replace the whole configuration.
     Replace(SwitchConfig),
+    /// Associate a VSI on an S-channel (its frames may enter, on its switch).
+    AssociateVsi(VsiSpec),
+    /// De-associate the VSIs of a channel with this MAC (and VLAN, if given).
+    DeassociateVsi {
+        /// The S-channel, `PORT.sSVID`.
+        port: String,
+        /// The VSI's MAC.
+        mac: MacAddr,
+        /// Only this C-VLAN.
+        vlan: Option<u16>,
+    },
     /// The whole configuration.
     List,
     /// Whether each port's device is open and working.
@@ -184,6 +205,12 @@ impl Request {
                 object.required("config", |_, value| SwitchConfig::from_value(value))?,
             ),
             "status" => Self::Status,
+            "associate_vsi" => Self::AssociateVsi(object.required("vsi", VsiSpec::read)?),
+            "deassociate_vsi" => Self::DeassociateVsi {
+                port: object.required("port", fields::name)?,
+                mac: object.required("mac", fields::unicast_mac)?,
+                vlan: object.optional("vlan", fields::integer::<u16>)?,
+            },
             "remove_record" => {
                 let switch = object.required("switch", fields::name)?;
                 let mac = object.optional("mac", fields::mac)?;
@@ -240,6 +267,17 @@ impl Request {
                 "flood": flood.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
             Self::Replace(config) => json!({"op": "replace", "config": config.to_value()}),
+            Self::AssociateVsi(vsi) => json!({"op": "associate_vsi", "vsi": vsi.to_value()}),
+            Self::DeassociateVsi { port, mac, vlan } => {
+                let mut map = Map::new();
+                map.insert("op".into(), json!("deassociate_vsi"));
+                map.insert("port".into(), json!(port));
+                map.insert("mac".into(), json!(mac.to_string()));
+                if let Some(vlan) = vlan {
+                    map.insert("vlan".into(), json!(vlan));
+                }
+                Value::Object(map)
+            }
             Self::List => json!({"op": "list"}),
             Self::Status => json!({"op": "status"}),
             Self::Counters => json!({"op": "counters"}),
@@ -418,6 +456,27 @@ impl Control {
                     ));
                 }
                 Ok(true)
+            }),
+            Request::AssociateVsi(vsi) => self.mutate(|config| {
+                config.check_vsi(&vsi, "vsi")?;
+                match config.vsis.iter_mut().find(|v| v.same_filter(&vsi)) {
+                    Some(existing) if *existing == vsi => Ok(false),
+                    Some(existing) => {
+                        *existing = vsi;
+                        Ok(true)
+                    }
+                    None => {
+                        config.vsis.push(vsi);
+                        Ok(true)
+                    }
+                }
+            }),
+            Request::DeassociateVsi { port, mac, vlan } => self.mutate(|config| {
+                let before = config.vsis.len();
+                config.vsis.retain(|v| {
+                    !(v.port == port && v.mac == mac && vlan.is_none_or(|vlan| v.vlan == vlan))
+                });
+                Ok(config.vsis.len() != before)
             }),
             Request::SetFlood { switch, flood } => self.mutate(|config| {
                 let Some(spec) = config.switches.iter_mut().find(|s| s.name == switch) else {

@@ -64,12 +64,15 @@ pub fn open(port: &PortSpec) -> io::Result<Opened> {
                 }
                 Box::new(tap)
             }
-            PortType::Uplink { .. } => Box::new(PacketDevice::open(&port.name).map_err(|err| {
-                context(
-                    err,
-                    format!("cannot open a packet socket on interface {:?}", port.name),
-                )
-            })?),
+            // A station-facing port is an uplink-like socket; its S-tags are the pipeline's.
+            PortType::Uplink { .. } | PortType::Station { .. } => {
+                Box::new(PacketDevice::open(&port.name).map_err(|err| {
+                    context(
+                        err,
+                        format!("cannot open a packet socket on interface {:?}", port.name),
+                    )
+                })?)
+            }
             PortType::Vxlan { local_ip, port } => {
                 let local = SocketAddr::new(*local_ip, *port);
                 Box::new(

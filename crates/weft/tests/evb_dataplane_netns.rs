@@ -1,0 +1,363 @@
+//! The EVB data plane end to end (issue 7 part 4, seed 000 figure 12; root, skips otherwise).
+//!
+//! A ToR namespace runs a `weft switch` whose station-facing port (the veth to the station)
+//! has VDP gating and reflective relay on its default S-channel, a server VM on net1, and
+//! `weft evb bridge --switch-socket` programming the gating. A hypervisor namespace runs a
+//! `weft switch` whose uplink (the other end of the veth) is a VEPA edge relay with three VMs,
+//! and `weft evb station`. Checked: A) before association a VM's pings do not pass the bridge
+//! (counted `vsi_not_associated`); B) after `associate` through the station's control socket
+//! they do; C) a VSI the bridge refuses stays out; and two VMs on the VEPA station reach each
+//! other only through the bridge's reflection, which tcpdump sees on the link both ways.
+
+#[path = "support/evb.rs"]
+mod evbsup;
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::{path::Path, time::Duration};
+
+use evbsup::{control, pcap_frames, vsi_state, wait_until};
+use netns::{Lab, can_run, wait_for};
+use serde_json::{Value, json};
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+const SRV_MAC: &str = "fa:16:3e:00:00:01";
+const SRV_IP: &str = "10.0.0.1";
+const VMS: [(&str, &str, &str); 3] = [
+    (
+        "fa:16:3e:00:00:11",
+        "10.0.0.11",
+        "aaaaaaaa-0000-4000-8000-000000000011",
+    ),
+    (
+        "fa:16:3e:00:00:12",
+        "10.0.0.12",
+        "aaaaaaaa-0000-4000-8000-000000000012",
+    ),
+    (
+        "fa:16:3e:00:00:13",
+        "10.0.0.13",
+        "aaaaaaaa-0000-4000-8000-000000000013",
+    ),
+];
+/// The VLAN the bridge's policy gives type 5 (the profile's network, net1 on the bridge).
+const VLAN: u16 = 100;
+
+/// One request to a switch's control socket; panics unless it succeeded.
+fn call(socket: &Path, request: &Value) -> Value {
+    let answer = control(socket, request);
+    assert_eq!(answer["ok"], json!(true), "{request} -> {answer}");
+    answer["result"].clone()
+}
+
+fn drops(socket: &Path, reason: &str) -> u64 {
+    call(socket, &json!({"op": "counters"}))["drops"][reason]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no drop counter {reason}"))
+}
+
+fn ping(lab: &Lab, netns: &str, to: &str) -> bool {
+    lab.try_exec(netns, &["ping", "-c", "1", "-W", "1", to])
+}
+
+fn no_ipv6(lab: &Lab, netns: &str) {
+    lab.exec(
+        netns,
+        &[
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ],
+    );
+}
+
+/// Starts a `weft switch` in `ns` and gives it `config`; returns its control socket.
+fn switch(lab: &mut Lab, ns: &str, name: &str, config: &Value) -> std::path::PathBuf {
+    let socket = lab.dir.join(format!("{name}.sock"));
+    let log = format!("{name}.log");
+    lab.spawn(
+        ns,
+        &[WEFT, "switch", "--control", socket.to_str().expect("path")],
+        &log,
+    );
+    assert!(
+        wait_for(&socket, Duration::from_secs(10)),
+        "{name}: {}",
+        lab.log(&log)
+    );
+    call(&socket, &json!({"op": "replace", "config": config}));
+    socket
+}
+
+fn associate(station: &Path, vm: (&str, &str, &str), type_id: u32) {
+    let (mac, _, vsi_id) = vm;
+    let request = json!({
+        "op": "associate", "manager_id": "evmgr1", "type_id": type_id, "type_version": 4,
+        "vsi_id": vsi_id, "filters": [{"vlan": 0, "mac_address": mac}],
+    });
+    let answer = control(station, &request);
+    assert_eq!(answer["ok"], true, "{request} -> {answer}");
+}
+
+/// ICMP echo frames from `src` to `dst` MAC with an 802.1Q tag `VLAN`.
+fn icmp_frames(pcap: &Path, src: &str, dst: &str) -> usize {
+    let mac = |text: &str| -> Vec<u8> {
+        text.split(':')
+            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+            .collect()
+    };
+    let (src, dst) = (mac(src), mac(dst));
+    pcap_frames(pcap)
+        .iter()
+        .filter(|f| {
+            f.len() > 18 + 20
+                && f[0..6] == dst[..]
+                && f[6..12] == src[..]
+                && f[12..14] == [0x81, 0x00]
+                && u16::from_be_bytes([f[14], f[15]]) & 0x0fff == VLAN
+                && f[16..18] == [0x08, 0x00]
+                && f[18 + 9] == 1
+        })
+        .count()
+}
+
+#[test]
+fn figure_12_gating_and_vepa_reflection_through_weft_switches() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let tor = lab.netns("br");
+    let hv = lab.netns("hv");
+    let srv_ns = lab.netns("sv");
+    let vm_ns: Vec<String> = (1..=3).map(|i| lab.netns(&format!("v{i}"))).collect();
+    for ns in std::iter::once(&srv_ns).chain(&vm_ns) {
+        no_ipv6(&lab, ns);
+    }
+    let (st_if, br_if) = (lab.name("s"), lab.name("b"));
+    lab.veth(&hv, &st_if, &tor, &br_if);
+    for (ns, dev) in [(&hv, &st_if), (&tor, &br_if)] {
+        let _ = lab.try_exec(
+            ns,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ],
+        );
+    }
+
+    // The ToR: net1 with the server, and the station-facing port with gating and RR.
+    let srv_tap = lab.name("ts");
+    let bridge_switch = switch(
+        &mut lab,
+        &tor,
+        "switch-br",
+        &json!({
+            "switch": [{"name": "net1", "local_vlan": 1, "segment": "local"}],
+            "port": [
+                {"name": srv_tap, "type": "tap", "switch": "net1", "mac": SRV_MAC,
+                 "ips": [SRV_IP], "netns": srv_ns},
+                {"name": br_if, "type": "station", "vdp_gating": true,
+                 "s_channels": [{"svid": 1, "reflective_relay": true}]},
+            ],
+        }),
+    );
+    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "address", SRV_MAC]);
+    lab.exec(
+        &srv_ns,
+        &["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
+    );
+    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "up"]);
+
+    // The hypervisor: three VMs on net1, whose VLAN 100 leaves by the VEPA uplink.
+    let taps: Vec<String> = (1..=3).map(|i| lab.name(&format!("t{i}"))).collect();
+    let mut ports: Vec<Value> = VMS
+        .iter()
+        .zip(&taps)
+        .zip(&vm_ns)
+        .map(|(((mac, ip, _), tap), ns)| {
+            json!({"name": tap, "type": "tap", "switch": "net1", "mac": mac, "ips": [ip],
+                   "netns": ns})
+        })
+        .collect();
+    ports.push(
+        json!({"name": st_if, "type": "uplink", "physical_network": "evb",
+                      "relay": "vepa"}),
+    );
+    let _station_switch = switch(
+        &mut lab,
+        &hv,
+        "switch-hv",
+        &json!({
+            "switch": [{"name": "net1", "local_vlan": 1, "segment": format!("vlan:evb:{VLAN}")}],
+            "port": ports,
+        }),
+    );
+    for ((mac, ip, _), ns) in VMS.iter().zip(&vm_ns) {
+        lab.exec(ns, &["ip", "link", "set", "eth0", "address", mac]);
+        lab.exec(
+            ns,
+            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+        );
+        lab.exec(ns, &["ip", "link", "set", "eth0", "up"]);
+    }
+
+    // The EVB daemons: the bridge programs the ToR switch's gating.
+    let policy = lab.dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[[vsi_type]]\ntype_id = 5\nvlan = {VLAN}\n"),
+    )
+    .expect("policy");
+    let bridge = lab.dir.join("bridge.sock");
+    lab.spawn(
+        &tor,
+        &[
+            WEFT,
+            "evb",
+            "bridge",
+            "--iface",
+            &br_if,
+            "--control",
+            bridge.to_str().expect("path"),
+            "--policy",
+            policy.to_str().expect("path"),
+            "--switch-socket",
+            bridge_switch.to_str().expect("path"),
+            "--switch-network",
+            &format!("{VLAN}=net1"),
+        ],
+        "bridge.log",
+    );
+    let station = lab.dir.join("station.sock");
+    lab.spawn(
+        &hv,
+        &[
+            WEFT,
+            "evb",
+            "station",
+            "--iface",
+            &st_if,
+            "--control",
+            station.to_str().expect("path"),
+        ],
+        "station.log",
+    );
+    for socket in [&bridge, &station] {
+        assert!(
+            wait_for(socket, Duration::from_secs(10)),
+            "bridge: {}\nstation: {}",
+            lab.log("bridge.log"),
+            lab.log("station.log")
+        );
+    }
+
+    // A: no association, no traffic.
+    assert!(!ping(&lab, &vm_ns[0], SRV_IP), "passed before association");
+    assert!(
+        drops(&bridge_switch, "vsi_not_associated") > 0,
+        "bridge {}\nstation {}",
+        call(&bridge_switch, &json!({"op": "counters"})),
+        call(&_station_switch, &json!({"op": "counters"}))
+    );
+
+    // B: associated (the profile gives VLAN 100 on net1): traffic flows.
+    associate(&station, VMS[0], 5);
+    assert!(
+        wait_until(Duration::from_secs(10), || vsi_state(&station, VMS[0].2)
+            .as_deref()
+            == Some("associated")),
+        "station: {}\nbridge: {}",
+        lab.log("station.log"),
+        lab.log("bridge.log")
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || ping(&lab, &vm_ns[0], SRV_IP)),
+        "no ping after association; bridge: {}\nswitch: {}",
+        lab.log("bridge.log"),
+        lab.log("switch-br.log")
+    );
+    let listed = call(&bridge_switch, &json!({"op": "list"}));
+    assert_eq!(
+        listed["vsi"],
+        json!([{"port": format!("{br_if}.s1"), "mac": VMS[0].0, "vlan": VLAN, "switch": "net1"}])
+    );
+
+    // C: refused (type 99 is not in the policy): no traffic.
+    associate(&station, VMS[2], 99);
+    let before = drops(&bridge_switch, "vsi_not_associated");
+    assert!(
+        !ping(&lab, &vm_ns[2], SRV_IP),
+        "a refused VSI's ping passed"
+    );
+    assert!(drops(&bridge_switch, "vsi_not_associated") > before);
+    assert_eq!(vsi_state(&station, VMS[2].2), None);
+
+    // VEPA: vm1 and vm2 on the same station reach each other only by the bridge's reflective
+    // relay. Captured on the bridge's end of the link, in and out.
+    let (pcap_in, pcap_out) = (lab.dir.join("in.pcap"), lab.dir.join("out.pcap"));
+    for (pcap, direction, log) in [(&pcap_in, "in", "in.log"), (&pcap_out, "out", "out.log")] {
+        lab.spawn(
+            &tor,
+            &[
+                "tcpdump",
+                "-i",
+                &br_if,
+                "-U",
+                "-Q",
+                direction,
+                "-w",
+                pcap.to_str().expect("path"),
+                "icmp or (vlan and icmp)",
+            ],
+            log,
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || lab
+                .log(log)
+                .contains("listening on")),
+            "tcpdump: {}",
+            lab.log(log)
+        );
+    }
+    associate(&station, VMS[1], 5);
+    assert!(
+        wait_until(Duration::from_secs(15), || ping(&lab, &vm_ns[0], VMS[1].1)),
+        "vm1 cannot reach vm2 through the bridge: {}",
+        lab.log("switch-br.log")
+    );
+    let (vm1, vm2) = (VMS[0].0, VMS[1].0);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            icmp_frames(&pcap_in, vm1, vm2) > 0 && icmp_frames(&pcap_out, vm1, vm2) > 0
+        }),
+        "vm1 -> vm2 seen from the station {} times, reflected {} times",
+        icmp_frames(&pcap_in, vm1, vm2),
+        icmp_frames(&pcap_out, vm1, vm2)
+    );
+    assert!(
+        icmp_frames(&pcap_out, vm2, vm1) > 0,
+        "the reply is reflected too"
+    );
+
+    // De-association shuts the VSI out again.
+    let answer = control(&station, &json!({"op": "deassociate", "vsi_id": VMS[0].2}));
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(
+        wait_until(Duration::from_secs(10), || call(
+            &bridge_switch,
+            &json!({"op": "list"})
+        )["vsi"]
+            .as_array()
+            .is_none_or(|list| list.iter().all(|v| v["mac"] != VMS[0].0))),
+        "still gated in: {}",
+        lab.log("bridge.log")
+    );
+    assert!(
+        !ping(&lab, &vm_ns[0], SRV_IP),
+        "passed after de-association"
+    );
+}
