@@ -469,69 +469,42 @@ impl Cloud {
     /// The network `name_or_id` names, as the token's user sees it (an id first, then a
     /// unique name).
     pub fn network(&self, token: &Token, name_or_id: &str) -> Result<Network, ApiError> {
-        let url = format!(
-            "{}/v2.0/networks/{}",
-            self.network_url,
-            query_value(name_or_id)
-        );
-        match self.http.call(Method::GET, &url, Some(&token.token), None) {
-            Ok(answer) => return decode(&Method::GET, &url, &answer.body, "network"),
-            Err(err) if err.status() == Some(StatusCode::NOT_FOUND) => {}
-            Err(err) => return Err(err),
-        }
-        let url = format!(
-            "{}/v2.0/networks?name={}",
-            self.network_url,
-            query_value(name_or_id)
-        );
-        let answer = self
-            .http
-            .call(Method::GET, &url, Some(&token.token), None)?;
-        let mut found: Vec<Network> = decode(&Method::GET, &url, &answer.body, "networks")?;
-        match found.len() {
-            1 => Ok(found.remove(0)),
-            n => Err(ApiError::Answer {
-                method: Method::GET,
-                url,
-                message: if n == 0 {
-                    format!("no network {name_or_id:?}")
-                } else {
-                    format!("{n} networks are called {name_or_id:?}: give its id")
-                },
-            }),
-        }
+        self.find(token, "network", name_or_id)
     }
 
     /// The port `name_or_id` names (an id first, then a unique name).
     pub fn port(&self, token: &Token, name_or_id: &str) -> Result<Port, ApiError> {
-        let url = format!(
-            "{}/v2.0/ports/{}",
-            self.network_url,
-            query_value(name_or_id)
-        );
+        self.find(token, "port", name_or_id)
+    }
+
+    /// A `kind` (`network`, `port`) by id, else by its unique name, as the CLI resolves them.
+    fn find<T: DeserializeOwned>(
+        &self,
+        token: &Token,
+        kind: &str,
+        name_or_id: &str,
+    ) -> Result<T, ApiError> {
+        let wanted = query_value(name_or_id);
+        let url = format!("{}/v2.0/{kind}s/{wanted}", self.network_url);
         match self.http.call(Method::GET, &url, Some(&token.token), None) {
-            Ok(answer) => return decode(&Method::GET, &url, &answer.body, "port"),
+            Ok(answer) => return decode(&Method::GET, &url, &answer.body, kind),
             Err(err) if err.status() == Some(StatusCode::NOT_FOUND) => {}
             Err(err) => return Err(err),
         }
-        let url = format!(
-            "{}/v2.0/ports?name={}",
-            self.network_url,
-            query_value(name_or_id)
-        );
+        let url = format!("{}/v2.0/{kind}s?name={wanted}", self.network_url);
         let answer = self
             .http
             .call(Method::GET, &url, Some(&token.token), None)?;
-        let mut found: Vec<Port> = decode(&Method::GET, &url, &answer.body, "ports")?;
+        let mut found: Vec<T> = decode(&Method::GET, &url, &answer.body, &format!("{kind}s"))?;
         match found.len() {
             1 => Ok(found.remove(0)),
             n => Err(ApiError::Answer {
                 method: Method::GET,
                 url,
                 message: if n == 0 {
-                    format!("no port {name_or_id:?}")
+                    format!("no {kind} {name_or_id:?}")
                 } else {
-                    format!("{n} ports are called {name_or_id:?}: give its id")
+                    format!("{n} {kind}s are called {name_or_id:?}: give its id")
                 },
             }),
         }

@@ -579,11 +579,19 @@ impl TestLab {
 
     /// Starts `ping -i 0.1 -c COUNT ip` in a VM; the child prints the summary when done.
     fn ping_in_background(&self, vm: &str, ip: &str, count: u32) -> std::process::Child {
+        self.ping_via(vm, None, ip, count)
+    }
+
+    /// The same through interface `iface` (`ping -I`).
+    fn ping_via(&self, vm: &str, iface: Option<&str>, ip: &str, count: u32) -> std::process::Child {
+        let through = iface.map(|i| vec!["-I", i]).unwrap_or_default();
         Command::new(WEFT)
             .args([
                 "lab", "vm", "exec", vm, "--", "ping", "-n", "-i", "0.1", "-W", "1",
             ])
-            .args(["-c", &count.to_string(), ip])
+            .args(["-c", &count.to_string()])
+            .args(through)
+            .arg(ip)
             .current_dir(self.work.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1035,29 +1043,7 @@ fn lab_seed_002_trunk_flow() {
 
     // A third subport added live, subport2 removed live; the parent and subport1 never stop.
     let on_parent = lab.ping_in_background("trunk-vm1", &p0, 150);
-    let on_sub1 = {
-        Command::new(WEFT)
-            .args([
-                "lab",
-                "vm",
-                "exec",
-                "trunk-vm1",
-                "--",
-                "ping",
-                "-n",
-                "-i",
-                "0.1",
-                "-W",
-                "1",
-            ])
-            .args(["-c", "150", "-I", "eth0.1", &p1])
-            .current_dir(lab.work.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let on_sub1 = lab.ping_via("trunk-vm1", Some("eth0.1"), &p1, 150);
     os("network create net3");
     os("subnet create --network net3 --subnet-range 10.0.7.0/24 subnet3");
     os("port create --network net3 subport3");

@@ -370,25 +370,7 @@ fn attach(
             ));
         }
     } else {
-        // A moved link is down, and a down link can be renamed; its MAC must be the port's, as
-        // a guest's NIC has it, or the switch's anti-spoofing drops everything it sends.
-        let mut set = vec![
-            "ip",
-            "-n",
-            &vm.ns,
-            "link",
-            "set",
-            &tap,
-            "name",
-            LINK,
-            "address",
-            &bound.mac_address,
-        ];
-        if let Some(mtu) = &mtu {
-            set.extend(["mtu", mtu]);
-        }
-        run(&set)?;
-        run(&["ip", "-n", &vm.ns, "link", "set", LINK, "up"])?;
+        become_nic(&vm.ns, &tap, &bound.mac_address, mtu.as_deref())?;
     }
 
     let script = vm_dir.join("dhcp-script");
@@ -418,6 +400,21 @@ fn attach(
         vm.name, vm.ns
     ));
     Ok(state.vms[index].clone())
+}
+
+/// Makes the TAP `tap`, just moved into namespace `ns`, the VM's `eth0`. A moved link is down,
+/// and a down link can be renamed; its MAC must be the port's, as a guest's NIC has it, or the
+/// switch's anti-spoofing drops everything it sends.
+fn become_nic(ns: &str, tap: &str, mac: &str, mtu: Option<&str>) -> Result<()> {
+    let mut set = vec![
+        "ip", "-n", ns, "link", "set", tap, "name", LINK, "address", mac,
+    ];
+    if let Some(mtu) = mtu {
+        set.extend(["mtu", mtu]);
+    }
+    run(&set)?;
+    run(&["ip", "-n", ns, "link", "set", LINK, "up"])?;
+    Ok(())
 }
 
 /// Makes the moved TAP `tap` the wire of VM `state.vms[index]`'s NIC and starts the VLAN
@@ -876,23 +873,7 @@ pub fn vm_migrate(
     let network = cloud.network(&admin, &port.network_id)?;
     let mtu = network.mtu.map(|m| m.to_string());
     run(&["ip", "-n", &target_ns, "link", "set", &tap, "netns", &vm.ns])?;
-    let mut set = vec![
-        "ip",
-        "-n",
-        &vm.ns,
-        "link",
-        "set",
-        &tap,
-        "name",
-        LINK,
-        "address",
-        &port.mac_address,
-    ];
-    if let Some(mtu) = &mtu {
-        set.extend(["mtu", mtu]);
-    }
-    run(&set)?;
-    run(&["ip", "-n", &vm.ns, "link", "set", LINK, "up"])?;
+    become_nic(&vm.ns, &tap, &port.mac_address, mtu.as_deref())?;
     state.vms[index].host = to.to_owned();
     state.vms[index].dhcp_pid = None;
     lab.save(&state)?;
