@@ -7,6 +7,7 @@
 mod agent_cmd;
 mod bench_api;
 mod bench_cmd;
+mod bench_scale;
 mod decode;
 mod lab_cmd;
 mod server_cmd;

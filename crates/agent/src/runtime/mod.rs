@@ -35,7 +35,10 @@ use tokio::{
 };
 
 use self::{http::Controller, switch::SwitchClient};
-pub use self::{http::HttpError, switch::SwitchError};
+pub use self::{
+    http::HttpError,
+    switch::{MemorySwitch, SharedSwitch, SwitchError},
+};
 use crate::{
     desired::{Desired, HostConfig},
     event::{Event, EventError},
@@ -65,6 +68,8 @@ pub struct AgentConfig {
     pub token: String,
     /// The switch's control socket.
     pub switch_socket: PathBuf,
+    /// An in-process switch to use instead of the socket (simulated hosts).
+    pub memory_switch: Option<SharedSwitch>,
     /// Between heartbeats.
     pub report_interval: Duration,
     /// Between reads of the switch's status.
@@ -90,6 +95,7 @@ impl AgentConfig {
             server,
             token,
             switch_socket,
+            memory_switch: None,
             report_interval: DEFAULT_REPORT_INTERVAL,
             status_interval: DEFAULT_STATUS_INTERVAL,
             backoff_initial: Duration::from_millis(250),
@@ -418,7 +424,11 @@ fn build(shared: &Shared, last_sent: Option<&str>) -> Option<Build> {
 }
 
 async fn push_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut switch = SwitchClient::new(&shared.config.switch_socket, shared.config.switch_timeout);
+    let mut switch = SwitchClient::new(
+        shared.config.memory_switch.as_ref(),
+        &shared.config.switch_socket,
+        shared.config.switch_timeout,
+    );
     let mut backoff = Backoff::new(shared.config.backoff_initial, shared.config.backoff_max);
     let mut seeded = false;
     let mut last_sent: Option<String> = None;
@@ -508,7 +518,11 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut switch = SwitchClient::new(&shared.config.switch_socket, shared.config.switch_timeout);
+    let mut switch = SwitchClient::new(
+        shared.config.memory_switch.as_ref(),
+        &shared.config.switch_socket,
+        shared.config.switch_timeout,
+    );
     let mut tracker = DeviceTracker::new();
     let mut interval = tokio::time::interval(shared.config.status_interval);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
