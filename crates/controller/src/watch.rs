@@ -106,10 +106,13 @@ pub enum HubError {
 impl Hub {
     /// Loads the current state from the store.
     pub async fn open(store: Arc<Store>) -> Result<Arc<Self>, HubError> {
+        // The store's commit notifier is the wake-up: without it the tail only looked once
+        // a FALLBACK_POLL, and every change reached the agents up to a second late.
+        let wake = store.commits();
         let hub = Arc::new(Self {
             store,
             inner: Mutex::new(Inner::default()),
-            wake: Arc::new(Notify::new()),
+            wake,
         });
         hub.reload().await?;
         Ok(hub)
