@@ -59,6 +59,16 @@ pub(crate) struct ScaleArgs {
     /// Seconds between each agent's heartbeats (agents count as down after 2.5 of these).
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     report_interval: u64,
+    /// The least time between two switch configurations an agent sends: changes arriving
+    /// sooner are folded into the next one (a lone change still goes at once).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    push_interval_ms: u64,
+    /// Agents also space their configurations by this many times as long as their last
+    /// changes waited to be applied (0: off). Thousands of simulated hosts share this
+    /// machine's cores, where real ones each have their own: the wait grows with the
+    /// overload, and the spacing with it.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    push_spacing: u32,
     /// Give up waiting for convergence after this many seconds.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
@@ -316,6 +326,8 @@ struct Report {
     hosts: usize,
     ports: usize,
     networks: usize,
+    push_interval_ms: u64,
+    push_spacing: u32,
     phases: Vec<Phase>,
     create_seconds: f64,
     converged_seconds: Option<f64>,
@@ -347,6 +359,8 @@ impl Report {
         };
         json!({
             "hosts": self.hosts, "ports": self.ports, "networks": self.networks,
+            "push_interval_ms": self.push_interval_ms,
+            "push_spacing": self.push_spacing,
             "phases": self.phases.iter().map(Phase::to_json).collect::<Vec<_>>(),
             "port_create_seconds": self.create_seconds,
             "port_create_per_s": rate(self.ports, self.create_seconds),
@@ -371,6 +385,13 @@ impl Report {
             format!(
                 "{} hosts, {} networks, {} ports",
                 self.hosts, self.networks, self.ports
+            ),
+        );
+        row(
+            "agents' least time between configurations",
+            format!(
+                "{} ms, or {}x the last one's wait",
+                self.push_interval_ms, self.push_spacing
             ),
         );
         row(
@@ -527,6 +548,8 @@ async fn run_async(args: &ScaleArgs) -> Result<Report> {
     let mut report = Report {
         hosts: args.hosts,
         ports: args.ports,
+        push_interval_ms: args.push_interval_ms,
+        push_spacing: args.push_spacing,
         ..Report::default()
     };
 
@@ -551,6 +574,8 @@ async fn run_async(args: &ScaleArgs) -> Result<Report> {
             host: index,
         })));
         config.report_interval = Duration::from_secs(args.report_interval.max(1));
+        config.min_push_interval = Duration::from_millis(args.push_interval_ms);
+        config.push_spacing_factor = args.push_spacing;
         // Thousands of agents start at once against one process: be patient with it.
         config.request_timeout = Duration::from_secs(60);
         let mut stopped = agents_stopped.clone();
