@@ -275,10 +275,10 @@ impl MemorySwitch for MemSwitch {
                 other => Err(format!("unknown op {other:?}")),
             }
         })();
-        if let Err(err) = &outcome {
-            if self.fleet.refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                *lock(&self.fleet.first_refusal) = Some(err.clone());
-            }
+        if let Err(err) = &outcome
+            && self.fleet.refused.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            *lock(&self.fleet.first_refusal) = Some(err.clone());
         }
         outcome
     }
