@@ -19,5 +19,5 @@ pub mod switch_config;
 pub mod view;
 
 pub use desired::{Desired, HostConfig, TunnelType};
-pub use runtime::{AgentConfig, AgentError, run};
+pub use runtime::{AgentConfig, AgentError, MemorySwitch, SharedSwitch, run};
 pub use view::View;

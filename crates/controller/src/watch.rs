@@ -106,10 +106,13 @@ pub enum HubError {
 impl Hub {
     /// Loads the current state from the store.
     pub async fn open(store: Arc<Store>) -> Result<Arc<Self>, HubError> {
+        // The store's commit notifier is the wake-up: without it the tail only looked once
+        // a FALLBACK_POLL, and every change reached the agents up to a second late.
+        let wake = store.commits();
         let hub = Arc::new(Self {
             store,
             inner: Mutex::new(Inner::default()),
-            wake: Arc::new(Notify::new()),
+            wake,
         });
         hub.reload().await?;
         Ok(hub)
@@ -427,9 +430,38 @@ impl Inner {
                 };
                 let old = self.ports.remove(&id);
                 let network = old.as_ref().map_or(network, |o| o.network.clone());
-                let before = self.hosts_on(&network);
                 let old_host = old.and_then(|o| o.host);
                 let new_host = new.as_ref().and_then(|n| n.host.clone());
+                if old_host == new_host {
+                    // The common case (a status flip, a new address, a create of an unbound
+                    // port): which hosts see the network does not change, so every one of
+                    // them gets the line, with no host sets built.
+                    let line = match &new {
+                        Some(entry) => put_line(rev, "port", &entry.json),
+                        None => delete_line(rev, "port", &id),
+                    };
+                    match new {
+                        Some(entry) => {
+                            self.net_ports
+                                .entry(network.clone())
+                                .or_default()
+                                .insert(id.clone());
+                            self.ports.insert(id, entry);
+                        }
+                        None => {
+                            if let Some(set) = self.net_ports.get_mut(&network) {
+                                set.remove(&id);
+                            }
+                        }
+                    }
+                    if !self.loading
+                        && let Some(hosts) = self.net_hosts.get(&network)
+                    {
+                        send_to(&mut self.feeds, rev, hosts.keys(), &line);
+                    }
+                    return;
+                }
+                let before = self.hosts_on(&network);
                 if let Some(host) = &old_host {
                     self.uncount(&network, host);
                 }
@@ -559,18 +591,32 @@ impl Inner {
         if self.loading {
             return;
         }
-        for host in hosts {
-            let feed = self.feeds.entry(host.clone()).or_default();
-            feed.backlog.push_back((rev, Arc::clone(line)));
-            while feed.backlog.len() > BACKLOG {
-                if let Some((old, _)) = feed.backlog.pop_front() {
-                    feed.evicted = old;
-                }
+        send_to(&mut self.feeds, rev, hosts.iter(), line);
+    }
+}
+
+/// Appends `line` to each host's backlog and hands it to its watchers.
+fn send_to<'a>(
+    feeds: &mut HashMap<String, Feed>,
+    rev: i64,
+    hosts: impl Iterator<Item = &'a String>,
+    line: &Arc<str>,
+) {
+    for host in hosts {
+        // Looked up before inserting: the host's name is copied once, not once per line.
+        let feed = match feeds.get_mut(host) {
+            Some(feed) => feed,
+            None => feeds.entry(host.clone()).or_default(),
+        };
+        feed.backlog.push_back((rev, Arc::clone(line)));
+        while feed.backlog.len() > BACKLOG {
+            if let Some((old, _)) = feed.backlog.pop_front() {
+                feed.evicted = old;
             }
-            // A watcher that cannot keep up is cut off; it resumes from its last line.
-            feed.watchers
-                .retain(|tx| tx.try_send(Arc::clone(line)).is_ok());
         }
+        // A watcher that cannot keep up is cut off; it resumes from its last line.
+        feed.watchers
+            .retain(|tx| tx.try_send(Arc::clone(line)).is_ok());
     }
 }
 

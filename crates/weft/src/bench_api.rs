@@ -58,17 +58,17 @@ pub(crate) struct ApiArgs {
 
 /// One measured phase.
 #[derive(Debug, Clone)]
-struct Phase {
-    name: String,
-    requests: usize,
-    errors: usize,
-    seconds: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct Phase {
+    pub(crate) name: String,
+    pub(crate) requests: usize,
+    pub(crate) errors: usize,
+    pub(crate) seconds: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
 }
 
 impl Phase {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         if self.seconds > 0.0 {
             self.requests as f64 / self.seconds
         } else {
@@ -76,22 +76,41 @@ impl Phase {
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({"phase": self.name, "requests": self.requests, "errors": self.errors,
             "seconds": self.seconds, "requests_per_s": self.rate(),
             "p50_ms": self.p50_ms, "p99_ms": self.p99_ms})
     }
 }
 
+/// A keep-alive HTTP client of one Neutron endpoint (also `weft bench scale`'s, playing Nova).
 #[derive(Clone)]
-struct Api {
+pub(crate) struct Api {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
     token: String,
 }
 
 impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Bytes)> {
+    /// A client of `base` (`http://host:port`) sending `token` as `X-Auth-Token`.
+    pub(crate) fn new(base: String, token: String) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+            base,
+            token,
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Bytes)> {
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -112,7 +131,7 @@ impl Api {
     }
 
     /// Sends and checks the status; returns the parsed body (Null for empty ones).
-    async fn expect(
+    pub(crate) async fn expect(
         &self,
         method: Method,
         path: &str,
@@ -130,13 +149,14 @@ impl Api {
     }
 }
 
-/// Runs `jobs` through `concurrency` workers; each job returns a value or fails.
-async fn run_phase<T: Send + 'static>(
+/// Runs `jobs` through `concurrency` workers; each job returns a value (kept) or fails
+/// (counted; the first few are printed).
+pub(crate) async fn run_phase<T: Send + 'static, R: Send + 'static>(
     name: &str,
     jobs: Vec<T>,
     concurrency: usize,
-    job: impl Fn(T) -> tokio::task::JoinHandle<Result<Option<String>>> + Send + Sync + 'static,
-) -> (Phase, Vec<String>) {
+    job: impl Fn(T) -> tokio::task::JoinHandle<Result<Option<R>>> + Send + Sync + 'static,
+) -> (Phase, Vec<R>) {
     let total = jobs.len();
     let queue = Arc::new(std::sync::Mutex::new(jobs.into_iter()));
     let job = Arc::new(job);
@@ -156,7 +176,7 @@ async fn run_phase<T: Send + 'static>(
                     Ok(Ok(id)) => ids.extend(id),
                     Ok(Err(err)) => {
                         if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                            eprintln!("weft bench api: {err:#}");
+                            eprintln!("weft bench: {err:#}");
                         }
                     }
                     Err(_) => {
@@ -259,15 +279,7 @@ async fn run_async(args: &ApiArgs) -> Result<()> {
         "weft bench api: measuring {base} ({} clients in concurrent phases)",
         args.concurrency
     );
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let api = Api {
-        client: Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector),
-        base,
-        token: args.token.clone(),
-    };
+    let api = Api::new(base, args.token.clone());
     api.expect(Method::GET, "/v2.0/networks?limit=1", None, 200)
         .await
         .context("the endpoint does not answer")?;
@@ -380,7 +392,7 @@ async fn run_async(args: &ApiArgs) -> Result<()> {
                 if status != 200 || !bytes.starts_with(b"{\"ports\":[{") {
                     bail!("port list: {status}");
                 }
-                Ok(None)
+                Ok(None::<String>)
             })
         },
     )
@@ -397,7 +409,7 @@ async fn run_async(args: &ApiArgs) -> Result<()> {
             tokio::spawn(async move {
                 api.expect(Method::GET, &format!("/v2.0/ports/{id}"), None, 200)
                     .await?;
-                Ok(None)
+                Ok(None::<String>)
             })
         },
     )
@@ -414,7 +426,7 @@ async fn run_async(args: &ApiArgs) -> Result<()> {
                     204,
                 )
                 .await?;
-                Ok(None)
+                Ok(None::<String>)
             })
         }
     };

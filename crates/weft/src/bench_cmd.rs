@@ -26,6 +26,10 @@ enum BenchCommand {
     /// Create, list and delete networks, subnets and ports through the HTTP API (an
     /// in-process weft server, or any Neutron endpoint with --url): requests/s and p50/p99.
     Api(crate::bench_api::ApiArgs),
+    /// The controller with H simulated hosts (the real agent over in-memory switches): how
+    /// long until all converge after P ports are created and bound, and the p50/p99 time from
+    /// a port update to the last host applying it.
+    Scale(crate::bench_scale::ScaleArgs),
     /// Send 64-byte UDP frames out of an interface as fast as it takes them (AF_PACKET,
     /// sendmmsg, qdisc bypassed) and print how many: the generator `weft bench dataplane`
     /// runs inside VM1's namespace.
@@ -94,6 +98,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         BenchCommand::Dataplane(args) => run_dataplane(&args),
         BenchCommand::Api(args) => crate::bench_api::run(&args),
+        BenchCommand::Scale(args) => crate::bench_scale::run(&args),
         BenchCommand::Pktgen(args) => run_pktgen(&args),
     }
 }

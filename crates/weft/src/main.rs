@@ -7,6 +7,7 @@
 mod agent_cmd;
 mod bench_api;
 mod bench_cmd;
+mod bench_scale;
 mod decode;
 mod evb_cmd;
 mod lab_cmd;

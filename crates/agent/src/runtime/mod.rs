@@ -35,7 +35,10 @@ use tokio::{
 };
 
 use self::{http::Controller, switch::SwitchClient};
-pub use self::{http::HttpError, switch::SwitchError};
+pub use self::{
+    http::HttpError,
+    switch::{MemorySwitch, SharedSwitch, SwitchError},
+};
 use crate::{
     desired::{Desired, HostConfig},
     event::{Event, EventError},
@@ -50,6 +53,9 @@ pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest watch line accepted (a resync of a very large view is one line).
 pub const MAX_LINE: usize = 256 << 20;
+/// The longest adaptive spacing between two `replace`s (see
+/// [`AgentConfig::push_spacing_factor`]).
+pub const MAX_PUSH_SPACING: Duration = Duration::from_secs(10);
 /// The least time between two re-sends of an unchanged configuration to a switch that has
 /// lost ports (it restarted).
 const REPUSH_INTERVAL: Duration = Duration::from_secs(30);
@@ -65,6 +71,8 @@ pub struct AgentConfig {
     pub token: String,
     /// The switch's control socket.
     pub switch_socket: PathBuf,
+    /// An in-process switch to use instead of the socket (simulated hosts).
+    pub memory_switch: Option<SharedSwitch>,
     /// Between heartbeats.
     pub report_interval: Duration,
     /// Between reads of the switch's status.
@@ -80,6 +88,18 @@ pub struct AgentConfig {
     pub request_timeout: Duration,
     /// How long a switch request may take (`replace` opens devices).
     pub switch_timeout: Duration,
+    /// The least time between the starts of two `replace`s; changes that arrive sooner are
+    /// folded into the next one. The first change after a quiet spell is still sent at once,
+    /// so this bounds the work of a burst (a mass boot touches a host's networks many times
+    /// a second) without delaying a lone change. Zero by default: a host's own switch keeps
+    /// up; thousands of simulated hosts sharing a few cores do not.
+    pub min_push_interval: Duration,
+    /// Also wait this many times as long as the last configuration's changes waited to be
+    /// applied (from their arrival to the switch's answer), up to [`MAX_PUSH_SPACING`]. That
+    /// wait is what overload looks like from inside one agent: it is a few milliseconds on
+    /// an idle host and grows when the CPU is shared by more work than it can do, so the
+    /// spacing adapts to the load without a fixed figure per deployment size. 0: off.
+    pub push_spacing_factor: u32,
 }
 
 impl AgentConfig {
@@ -90,6 +110,7 @@ impl AgentConfig {
             server,
             token,
             switch_socket,
+            memory_switch: None,
             report_interval: DEFAULT_REPORT_INTERVAL,
             status_interval: DEFAULT_STATUS_INTERVAL,
             backoff_initial: Duration::from_millis(250),
@@ -97,6 +118,8 @@ impl AgentConfig {
             watch_idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             switch_timeout: Duration::from_secs(30),
+            min_push_interval: Duration::ZERO,
+            push_spacing_factor: 0,
         }
     }
 }
@@ -167,6 +190,8 @@ struct Core {
     report_all: bool,
     /// Send the configuration even if it is what was sent last (the switch lost it).
     force_push: bool,
+    /// When the oldest change not yet in a built configuration arrived.
+    dirty_since: Option<Instant>,
     /// Local ports in the desired configuration (the heartbeat's `devices`).
     devices: usize,
 }
@@ -197,6 +222,7 @@ pub async fn run(
             pushed: false,
             report_all: true,
             force_push: false,
+            dirty_since: None,
             devices: 0,
         }),
         config,
@@ -377,6 +403,9 @@ fn apply(shared: &Shared, events: Vec<Result<Event, EventError>>) -> Result<(), 
             }
         }
     }
+    if changed && core.dirty_since.is_none() {
+        core.dirty_since = Some(Instant::now());
+    }
     drop(core);
     if changed {
         shared.push.notify_one();
@@ -388,6 +417,8 @@ fn apply(shared: &Shared, events: Vec<Result<Event, EventError>>) -> Result<(), 
 struct Build {
     request: String,
     local_ports: BTreeMap<String, String>,
+    /// When the oldest change it carries arrived.
+    dirty_since: Option<Instant>,
 }
 
 fn build(shared: &Shared, last_sent: Option<&str>) -> Option<Build> {
@@ -397,6 +428,7 @@ fn build(shared: &Shared, last_sent: Option<&str>) -> Option<Build> {
     }
     let core = &mut *core;
     let changes = core.view.take_changes();
+    let dirty_since = core.dirty_since.take();
     for problem in core.desired.update(&core.view, &changes) {
         tracing::warn!(%problem, "left out of the switch configuration");
     }
@@ -414,23 +446,45 @@ fn build(shared: &Shared, last_sent: Option<&str>) -> Option<Build> {
     Some(Build {
         request,
         local_ports: assembled.local_ports,
+        dirty_since,
     })
 }
 
 async fn push_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut switch = SwitchClient::new(&shared.config.switch_socket, shared.config.switch_timeout);
+    let mut switch = SwitchClient::new(
+        shared.config.memory_switch.as_ref(),
+        &shared.config.switch_socket,
+        shared.config.switch_timeout,
+    );
     let mut backoff = Backoff::new(shared.config.backoff_initial, shared.config.backoff_max);
     let mut seeded = false;
     let mut last_sent: Option<String> = None;
+    let mut last_push: Option<Instant> = None;
+    // The least time from the last push to the next (see AgentConfig::push_spacing_factor).
+    let mut spacing = shared.config.min_push_interval;
     loop {
         tokio::select! {
             biased;
             () = stopped(&mut stop) => return,
             () = shared.push.notified() => {}
         }
+        if let Some(at) = last_push {
+            let wait = spacing.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                tokio::select! {
+                    biased;
+                    () = stopped(&mut stop) => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+        // Changes held back by the spacing itself did not wait for the CPU: counting that
+        // time would feed the spacing back into itself.
+        let resumed = Instant::now();
         if !shared.core().view.is_synced() {
             continue;
         }
+        last_push = Some(Instant::now());
         let result = async {
             if !seeded {
                 // The switch's current VLAN ids, so a restarted agent renumbers nothing.
@@ -456,6 +510,12 @@ async fn push_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             core.local_ports = Arc::new(build.local_ports);
             core.pushed = true;
             drop(core);
+            if let Some(since) = build.dirty_since {
+                let since = since.max(resumed);
+                let factor = shared.config.push_spacing_factor;
+                let adaptive = since.elapsed().saturating_mul(factor).min(MAX_PUSH_SPACING);
+                spacing = shared.config.min_push_interval.max(adaptive);
+            }
             last_sent = Some(build.request);
             Ok(())
         }
@@ -508,7 +568,11 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut switch = SwitchClient::new(&shared.config.switch_socket, shared.config.switch_timeout);
+    let mut switch = SwitchClient::new(
+        shared.config.memory_switch.as_ref(),
+        &shared.config.switch_socket,
+        shared.config.switch_timeout,
+    );
     let mut tracker = DeviceTracker::new();
     let mut interval = tokio::time::interval(shared.config.status_interval);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);

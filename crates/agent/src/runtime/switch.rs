@@ -1,11 +1,16 @@
 //! A client of the switch's control socket: one JSON request per line, one
 //! `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}` line back. The connection
 //! is kept open and made again after any failure.
+//!
+//! The same requests can go to an in-process [`MemorySwitch`] instead (simulations and
+//! `weft bench scale`, which run thousands of agents in one process): everything above the
+//! transport (what is sent, when, and what is done with the answer) is the same code.
 
-use core::time::Duration;
+use core::{fmt, time::Duration};
 use std::{
     io,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use serde_json::Value;
@@ -39,17 +44,62 @@ pub enum SwitchError {
     BadResponse(String),
 }
 
-/// A connection (made on first use) to one switch.
+/// A switch living in the agent's process: it takes the control socket's requests (one JSON
+/// object, as sent on the socket without its newline) and gives the `result` of an `ok`
+/// answer, or the error message of a refusal.
+///
+/// It is called on the agent's tokio tasks, so it must not block for long.
+pub trait MemorySwitch: Send + Sync {
+    /// Handles one request.
+    fn call(&self, request: &str) -> Result<Value, String>;
+}
+
+/// A shared in-process switch, as [`super::AgentConfig`] holds it.
+#[derive(Clone)]
+pub struct SharedSwitch(pub Arc<dyn MemorySwitch>);
+
+impl fmt::Debug for SharedSwitch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemorySwitch")
+    }
+}
+
+/// A client of one switch: the control socket (connected on first use) or an in-process one.
 #[derive(Debug)]
-pub(crate) struct SwitchClient {
+pub(crate) enum SwitchClient {
+    Socket(SocketClient),
+    Memory(SharedSwitch),
+}
+
+impl SwitchClient {
+    /// The in-process switch if there is one, else a client of the socket at `path` that
+    /// waits up to `timeout` for each answer.
+    pub(crate) fn new(memory: Option<&SharedSwitch>, path: &Path, timeout: Duration) -> Self {
+        match memory {
+            Some(switch) => Self::Memory(switch.clone()),
+            None => Self::Socket(SocketClient::new(path, timeout)),
+        }
+    }
+
+    /// Sends `request` (one line of JSON, without its newline) and returns its result.
+    pub(crate) async fn call(&mut self, request: &str) -> Result<Value, SwitchError> {
+        match self {
+            Self::Socket(client) => client.call(request).await,
+            Self::Memory(switch) => switch.0.call(request).map_err(SwitchError::Refused),
+        }
+    }
+}
+
+/// A connection (made on first use) to one switch's control socket.
+#[derive(Debug)]
+pub(crate) struct SocketClient {
     path: PathBuf,
     timeout: Duration,
     connection: Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
 }
 
-impl SwitchClient {
-    /// A client of the socket at `path`, waiting up to `timeout` for each answer.
-    pub(crate) fn new(path: &Path, timeout: Duration) -> Self {
+impl SocketClient {
+    fn new(path: &Path, timeout: Duration) -> Self {
         Self {
             path: path.to_owned(),
             timeout,
@@ -57,8 +107,7 @@ impl SwitchClient {
         }
     }
 
-    /// Sends `request` (one line of JSON, without its newline) and returns its result.
-    pub(crate) async fn call(&mut self, request: &str) -> Result<Value, SwitchError> {
+    async fn call(&mut self, request: &str) -> Result<Value, SwitchError> {
         let result = tokio::time::timeout(self.timeout, self.exchange(request)).await;
         let answer = match result {
             Ok(Ok(answer)) => answer,
