@@ -86,6 +86,8 @@ use core::{
     str::FromStr,
 };
 
+use std::collections::HashMap;
+
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
 use serde_json::{Map, Value, json};
@@ -319,6 +321,82 @@ pub struct RecordSpec {
     pub remote: IpAddr,
 }
 
+/// What a record is checked against: the switches, the local VM addresses and the records
+/// before it, by key.
+struct RecordIndex<'a> {
+    switches: HashMap<&'a str, &'a SwitchSpec>,
+    local: HashMap<(String, MacAddr), String>,
+    ips: HashMap<(&'a str, IpAddr), &'a RecordSpec>,
+    macs: HashMap<(&'a str, MacAddr), &'a RecordSpec>,
+}
+
+impl<'a> RecordIndex<'a> {
+    fn new(config: &'a SwitchConfig) -> Self {
+        Self {
+            switches: config.switches.iter().map(|s| (s.name.as_str(), s)).collect(),
+            local: config
+                .vm_sides()
+                .map(|(name, vm)| ((vm.switch.clone(), vm.mac), name))
+                .collect(),
+            ips: HashMap::new(),
+            macs: HashMap::new(),
+        }
+    }
+
+    /// Notes a record that passed.
+    fn insert(&mut self, record: &'a RecordSpec) {
+        self.ips.entry((record.switch.as_str(), record.ip)).or_insert(record);
+        self.macs.entry((record.switch.as_str(), record.mac)).or_insert(record);
+    }
+
+    /// Checks a record: its switch is a tunnel network, its MAC is no local VM's, its IP has
+    /// no record yet and its MAC is behind no other endpoint. `label` names it in errors.
+    fn check(&self, record: &RecordSpec, label: impl Fn() -> String) -> Result<(), ConfigError> {
+        let Some(switch) = self.switches.get(record.switch.as_str()) else {
+            return Err(invalid(
+                format!("{}.switch", label()),
+                format!("no switch named {:?}", record.switch),
+            ));
+        };
+        if !switch.segment.is_tunnel() {
+            return Err(invalid(
+                format!("{}.switch", label()),
+                format!(
+                    "switch {:?} is a {} network; only tunnel networks have records",
+                    switch.name, switch.segment
+                ),
+            ));
+        }
+        if let Some(name) = self.local.get(&(record.switch.clone(), record.mac)) {
+            return Err(invalid(
+                format!("{}.mac", label()),
+                format!("{} is the address of local port {name:?}", record.mac),
+            ));
+        }
+        if let Some(other) = self.ips.get(&(record.switch.as_str(), record.ip)) {
+            return Err(invalid(
+                format!("{}.ip", label()),
+                format!(
+                    "switch {:?} already has a record for {} (mac {}, remote {})",
+                    record.switch, other.ip, other.mac, other.remote
+                ),
+            ));
+        }
+        if let Some(other) = self.macs.get(&(record.switch.as_str(), record.mac))
+            && other.remote != record.remote
+        {
+            return Err(invalid(
+                format!("{}.remote", label()),
+                format!(
+                    "{} is already behind {} (record for {})",
+                    other.mac, other.remote, other.ip
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SwitchConfig {
     fn default() -> Self {
         Self {
@@ -442,8 +520,12 @@ impl SwitchConfig {
             }
             self.check_subports(port)?;
         }
+        // One index for all records: an agent's config has a record per remote port, and a
+        // scan per record made checking it quadratic.
+        let mut index = RecordIndex::new(self);
         for (i, record) in self.records.iter().enumerate() {
-            self.check_record(record, &format!("record[{i}]"), &self.records[..i])?;
+            index.check(record, || format!("record[{i}]"))?;
+            index.insert(record);
         }
         for (i, vsi) in self.vsis.iter().enumerate() {
             self.check_vsi(vsi, &format!("vsi[{i}]"))?;
@@ -562,51 +644,11 @@ impl SwitchConfig {
         label: &str,
         others: &[RecordSpec],
     ) -> Result<(), ConfigError> {
-        let Some(switch) = self.switch(&record.switch) else {
-            return Err(invalid(
-                format!("{label}.switch"),
-                format!("no switch named {:?}", record.switch),
-            ));
-        };
-        if !switch.segment.is_tunnel() {
-            return Err(invalid(
-                format!("{label}.switch"),
-                format!(
-                    "switch {:?} is a {} network; only tunnel networks have records",
-                    switch.name, switch.segment
-                ),
-            ));
+        let mut index = RecordIndex::new(self);
+        for other in others {
+            index.insert(other);
         }
-        let local = self
-            .vm_sides()
-            .find(|(_, vm)| vm.switch == record.switch && vm.mac == record.mac);
-        if let Some((name, _)) = local {
-            return Err(invalid(
-                format!("{label}.mac"),
-                format!("{} is the address of local port {name:?}", record.mac),
-            ));
-        }
-        for other in others.iter().filter(|o| o.switch == record.switch) {
-            if other.ip == record.ip {
-                return Err(invalid(
-                    format!("{label}.ip"),
-                    format!(
-                        "switch {:?} already has a record for {} (mac {}, remote {})",
-                        record.switch, other.ip, other.mac, other.remote
-                    ),
-                ));
-            }
-            if other.mac == record.mac && other.remote != record.remote {
-                return Err(invalid(
-                    format!("{label}.remote"),
-                    format!(
-                        "{} is already behind {} (record for {})",
-                        other.mac, other.remote, other.ip
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        index.check(record, || label.to_owned())
     }
 
     /// The index-based configuration the switch's [`Tables`] are built from.
