@@ -333,7 +333,11 @@ struct RecordIndex<'a> {
 impl<'a> RecordIndex<'a> {
     fn new(config: &'a SwitchConfig) -> Self {
         Self {
-            switches: config.switches.iter().map(|s| (s.name.as_str(), s)).collect(),
+            switches: config
+                .switches
+                .iter()
+                .map(|s| (s.name.as_str(), s))
+                .collect(),
             local: config
                 .vm_sides()
                 .map(|(name, vm)| ((vm.switch.clone(), vm.mac), name))
@@ -345,8 +349,12 @@ impl<'a> RecordIndex<'a> {
 
     /// Notes a record that passed.
     fn insert(&mut self, record: &'a RecordSpec) {
-        self.ips.entry((record.switch.as_str(), record.ip)).or_insert(record);
-        self.macs.entry((record.switch.as_str(), record.mac)).or_insert(record);
+        self.ips
+            .entry((record.switch.as_str(), record.ip))
+            .or_insert(record);
+        self.macs
+            .entry((record.switch.as_str(), record.mac))
+            .or_insert(record);
     }
 
     /// Checks a record: its switch is a tunnel network, its MAC is no local VM's, its IP has
