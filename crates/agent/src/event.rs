@@ -188,6 +188,18 @@ fn put_object<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, EventError> {
     Ok(serde_json::from_str::<PutLine<T>>(text)?.object)
 }
 
+/// A line of a type or kind this agent does not know, from a newer controller: it says
+/// nothing this agent acts on, so it only moves the revision on, as a bookmark does. (A
+/// resync would not help: it would not carry what this agent cannot read either.)
+fn ignored(event_type: &str, kind: &str) -> EventKind {
+    tracing::debug!(
+        event_type,
+        kind,
+        "watch: ignoring a line this agent does not know"
+    );
+    EventKind::Bookmark
+}
+
 impl Event {
     /// Reads one line (without its newline).
     pub fn parse(line: &[u8]) -> Result<Self, EventError> {
@@ -208,20 +220,27 @@ impl Event {
                 network_id: need("leave", "network_id", raw.network_id)?,
             },
             "put" => {
-                let kind = ObjectKind::parse(&need("put", "kind", raw.kind)?)?;
+                let kind = need("put", "kind", raw.kind)?;
                 need("put", "object", raw.object)?;
-                EventKind::Put(match kind {
-                    ObjectKind::Network => Object::Network(put_object(text)?),
-                    ObjectKind::Subnet => Object::Subnet(put_object(text)?),
-                    ObjectKind::Port => Object::Port(Box::new(put_object(text)?)),
-                })
+                match ObjectKind::parse(&kind) {
+                    Ok(ObjectKind::Network) => EventKind::Put(Object::Network(put_object(text)?)),
+                    Ok(ObjectKind::Subnet) => EventKind::Put(Object::Subnet(put_object(text)?)),
+                    Ok(ObjectKind::Port) => {
+                        EventKind::Put(Object::Port(Box::new(put_object(text)?)))
+                    }
+                    Err(_) => ignored("put", &kind),
+                }
             }
-            "delete" => EventKind::Delete {
-                kind: ObjectKind::parse(&need("delete", "kind", raw.kind)?)?,
-                id: need("delete", "id", raw.id)?,
-            },
+            "delete" => {
+                let kind = need("delete", "kind", raw.kind)?;
+                let id = need("delete", "id", raw.id)?;
+                match ObjectKind::parse(&kind) {
+                    Ok(kind) => EventKind::Delete { kind, id },
+                    Err(_) => ignored("delete", &kind),
+                }
+            }
             "bookmark" => EventKind::Bookmark,
-            other => return Err(EventError::UnknownType(other.to_owned())),
+            other => ignored(other, ""),
         };
         Ok(Self {
             revision: raw.revision,
@@ -282,20 +301,22 @@ mod tests {
 
     #[test]
     fn test_malformed_lines_are_typed_errors() {
-        let cases: [(&[u8], &str); 8] = [
+        // A newer controller's event types and object kinds are not errors: they only move
+        // the revision on.
+        for line in [
+            &br#"{"type":"rename","revision":7}"#[..],
+            br#"{"type":"put","revision":7,"kind":"router","object":{}}"#,
+            br#"{"type":"delete","revision":7,"kind":"router","id":"r"}"#,
+        ] {
+            let event = Event::parse(line).unwrap();
+            assert_eq!((event.revision, event.kind), (7, EventKind::Bookmark));
+        }
+        let cases: [(&[u8], &str); 6] = [
             (b"{not json", "malformed event"),
             (b"\xff\xfe", "malformed event: not UTF-8"),
             (
                 br#"{"type":"resync","revision":1,"networks":[]}"#,
                 "resync event without subnets",
-            ),
-            (
-                br#"{"type":"rename","revision":1}"#,
-                "unknown event type \"rename\"",
-            ),
-            (
-                br#"{"type":"put","revision":1,"kind":"router","object":{}}"#,
-                "unknown object kind \"router\"",
             ),
             (
                 br#"{"type":"put","revision":1,"kind":"port","object":{"id":"p"}}"#,

@@ -559,12 +559,31 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             Ok(_) => {
                 if start_flag {
                     tracing::info!("registered with the controller");
+                    // Agents started together would otherwise beat in step for ever: the next
+                    // beat comes after a part of the interval that depends on the host's name.
+                    interval.reset_after(spread(
+                        &shared.config.host.host,
+                        shared.config.report_interval,
+                    ));
                 }
                 start_flag = false;
             }
             Err(err) => tracing::warn!(%err, "heartbeat failed"),
         }
     }
+}
+
+/// A part of `interval` (a quarter to the whole) fixed by `host`: spreads the heartbeats of
+/// agents that started at the same time.
+fn spread(host: &str, interval: Duration) -> Duration {
+    // FNV-1a: stable across runs and builds, unlike the std hasher's random keys.
+    let hash = host.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let quarter = interval / 4;
+    let spare = interval.saturating_sub(quarter);
+    let millis = u64::try_from(spare.as_millis()).unwrap_or(u64::MAX).max(1);
+    quarter + Duration::from_millis(hash % millis)
 }
 
 async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -639,5 +658,25 @@ async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 shared.core().report_all = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_spread_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let offsets: Vec<Duration> = (0..50)
+            .map(|i| spread(&format!("h{i}"), interval))
+            .collect();
+        assert!(offsets.iter().all(|d| *d >= interval / 4 && *d <= interval));
+        let mut distinct = offsets.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() > 40, "{offsets:?}");
+        assert_eq!(spread("h1", interval), spread("h1", interval));
+        assert!(spread("h1", Duration::ZERO) <= Duration::from_millis(1));
     }
 }
