@@ -41,6 +41,19 @@ fn openstack_cli() -> Option<PathBuf> {
     venv.exists().then_some(venv)
 }
 
+/// The `openstack` CLI, when this machine can run lab tests with it (else says why not).
+fn lab_and_cli() -> Option<PathBuf> {
+    if let Some(why) = cannot_run() {
+        eprintln!("weft lab test skipped: {why}");
+        return None;
+    }
+    let cli = openstack_cli();
+    if cli.is_none() {
+        eprintln!("no openstack CLI: skipped");
+    }
+    cli
+}
+
 fn base36(mut n: u32) -> String {
     let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::new();
@@ -425,12 +438,7 @@ fn lab_up_refuses_a_bad_topology_naming_the_field() {
 /// are merged: without an agent no port binds. The integrator enables it.
 #[test]
 fn lab_vms_get_addresses_and_reach_each_other() {
-    if let Some(why) = cannot_run() {
-        eprintln!("weft lab test skipped: {why}");
-        return;
-    }
-    let Some(cli) = openstack_cli() else {
-        eprintln!("no openstack CLI: skipped");
+    let Some(cli) = lab_and_cli() else {
         return;
     };
     assert!(has_agent(), "this weft has no `weft agent`");
@@ -616,12 +624,7 @@ fn lost_none(child: std::process::Child) {
 /// traffic, and agent and controller restarts that lose no ping.
 #[test]
 fn lab_tenants_vlans_restarts_end_to_end() {
-    if let Some(why) = cannot_run() {
-        eprintln!("weft lab test skipped: {why}");
-        return;
-    }
-    let Some(cli) = openstack_cli() else {
-        eprintln!("no openstack CLI: skipped");
+    let Some(cli) = lab_and_cli() else {
         return;
     };
     let lab = TestLab::new('e', 5);
@@ -851,12 +854,7 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 /// removed on the running VM while pings on the parent and on another subport go on.
 #[test]
 fn lab_seed_002_trunk_flow() {
-    if let Some(why) = cannot_run() {
-        eprintln!("weft lab test skipped: {why}");
-        return;
-    }
-    let Some(cli) = openstack_cli() else {
-        eprintln!("no openstack CLI: skipped");
+    let Some(cli) = lab_and_cli() else {
         return;
     };
     let lab = TestLab::new('s', 7);

@@ -480,7 +480,21 @@ impl NetworkService {
         let (body, admin_body) = render(&doc, &Map::new())?;
         update_row(tx.conn(), &TRUNKS, &doc.id, &doc.name, &body, &admin_body).await?;
         self.refresh_parent(&mut tx, &doc).await?;
-        let answered = answer(
+        if unwrapped {
+            // add_subports and remove_subports answer the bare trunk.
+            record(
+                &mut tx,
+                "trunk",
+                &doc.id,
+                Operation::Update,
+                &doc.project_id,
+                &body,
+                &admin_body,
+            );
+            tx.commit().await?;
+            return Ok(body);
+        }
+        answer(
             tx,
             "trunk",
             &doc.id,
@@ -490,12 +504,7 @@ impl NetworkService {
             &admin_body,
             ctx,
         )
-        .await?;
-        if unwrapped {
-            // add_subports and remove_subports answer the bare trunk.
-            return Ok(body);
-        }
-        Ok(answered)
+        .await
     }
 
     /// Claims each new subport for the trunk and makes it follow the parent.
