@@ -562,6 +562,77 @@ async fn a_vsi_migrates_between_bridges() {
         assert_eq!(port_move["association"]["id"], new_id.as_str());
         assert_eq!(port_move["association"]["port"], "sw2p5");
         assert_eq!(associations(&api, "").await.len(), 2);
+        // A migration between two ports of one bridge, in seed 000's order: pre-associate on
+        // the target port, De-Associate on the source, associate on the target. The source's
+        // De-Associate, and its daemon's state report, leave the moved record alone.
+        let pre = decide(&bridge, "tor2", "sw2p6", "preassociate", (100, 1), VSI, 0).await;
+        assert_accept(&pre, 2, "preassociated");
+        assert_eq!(pre["association"]["port"], "sw2p6");
+        let source = decide(&bridge, "tor2", "sw2p5", "deassociate", (100, 1), VSI, 0).await;
+        assert_eq!(source["association"]["state"], "preassociated", "{source}");
+        assert_eq!(source["association"]["port"], "sw2p6");
+        let report = bridge
+            .post(
+                "/weft/v1/vdp/state",
+                json!({"bridge": "tor2", "port": "sw2p5", "vsi_id": VSI,
+                       "state": "deassociated", "reason": "keep-alive timeout"}),
+            )
+            .await;
+        assert_eq!(report.status, 200, "{}", report.text);
+        assert_eq!(report.body["association"]["state"], "preassociated");
+        let target = decide(&bridge, "tor2", "sw2p6", "associate", (100, 1), VSI, 0).await;
+        assert_accept(&target, 2, "associated");
+        assert_eq!(target["association"]["port"], "sw2p6");
+        assert_eq!(target["association"]["network_id"], net.as_str());
+        let done = decide(&bridge, "tor2", "sw2p6", "deassociate", (100, 1), VSI, 0).await;
+        assert_eq!(done["association"]["state"], "deassociated", "{}", db.name);
+    }
+}
+
+#[tokio::test]
+async fn a_vsi_that_is_a_port_must_agree_with_the_port() {
+    for db in test_databases().await {
+        let server = start(&db.url, |_| {}).await;
+        let api = Http::new(server.network);
+        let bridge = agent(&server);
+        let net = network(&api, json!({"name": "n"})).await;
+        let other = network(&api, json!({"name": "o"})).await;
+        vsi_type(
+            &api,
+            json!({"type_id": 100, "type_version": 1, "network_id": net}),
+        )
+        .await;
+        vsi_type(
+            &api,
+            json!({"type_id": 200, "type_version": 1, "network_id": other}),
+        )
+        .await;
+        let created = api
+            .post(
+                "/v2.0/ports",
+                json!({"port": {"network_id": net, "mac_address": MAC}}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let port = created.body["port"]["id"].as_str().unwrap().to_owned();
+        // The type of another network: the VM would land on a network its port is not on.
+        let wrong_net = decide(&bridge, "tor1", "p1", "associate", (200, 1), &port, 0).await;
+        assert_reject(&wrong_net, "other_failure");
+        // Another MAC than the port's.
+        let answer = bridge
+            .post(
+                "/weft/v1/vdp/decide",
+                json!({"bridge": "tor1", "port": "p1", "request": {
+                    "mode": "associate", "type_id": 100, "type_version": 1, "id_format": 5,
+                    "vsi_id": port, "manager_id": "m",
+                    "filters": [{"vlan": 0, "mac_address": "52:54:00:00:00:99"}]}}),
+            )
+            .await;
+        assert_reject(&answer.body, "invalid_vid_group_mac");
+        // The port's own network and MAC.
+        let right = decide(&bridge, "tor1", "p1", "associate", (100, 1), &port, 0).await;
+        assert_accept(&right, 2, "associated");
+        assert_eq!(right["association"]["vsi_id"], port.as_str(), "{}", db.name);
     }
 }
 

@@ -119,6 +119,27 @@ pub struct Answer {
     /// Reject: why, for the log.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Accept: the association recorded, with the profile's network.
+    #[serde(default)]
+    pub association: Option<AnsweredAssociation>,
+}
+
+/// What the bridge reads of the association in an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AnsweredAssociation {
+    /// The network of the VSI type's profile: the logical switch its frames join.
+    #[serde(default)]
+    pub network_id: Option<String>,
+}
+
+impl Answer {
+    /// The profile's network, when the controller named one.
+    pub fn network(&self) -> Option<&str> {
+        self.association
+            .as_ref()
+            .and_then(|a| a.network_id.as_deref())
+            .filter(|id| !id.is_empty())
+    }
 }
 
 /// The 802.1Qbg error code the controller's error name stands for; an unknown name is "other
@@ -305,6 +326,17 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(decision_of(&vsi, &accept), Ok(Profile { vid: Some(10) }));
+        // No network in the association: the bridge falls back to --switch-network.
+        assert_eq!(accept.network(), None);
+        let with_network: Answer = serde_json::from_value(json!({
+            "decision": "accept", "filters": [],
+            "association": {"id": "x", "network_id": "0c1f3f7e-5d2a-4a47-9a33-1b0d2a6f9e10"},
+        }))
+        .unwrap();
+        assert_eq!(
+            with_network.network(),
+            Some("0c1f3f7e-5d2a-4a47-9a33-1b0d2a6f9e10")
+        );
         // The station named its VID: nothing to assign.
         assert_eq!(
             decision_of(&request_vsi(10), &accept),
@@ -326,6 +358,7 @@ mod tests {
                 filters: Vec::new(),
                 error: Some(name.into()),
                 reason: Some("because".into()),
+                association: None,
             };
             assert_eq!(decision_of(&vsi, &reject), Err(Refusal::new(reason)));
         }
@@ -334,6 +367,7 @@ mod tests {
             filters: Vec::new(),
             error: None,
             reason: None,
+            association: None,
         };
         assert_eq!(
             decision_of(&vsi, &odd),

@@ -16,7 +16,12 @@ use std::{
     thread,
 };
 
-use switch::daemon::{Client, config::VsiSpec, control::Request};
+use serde_json::json;
+use switch::daemon::{
+    Client,
+    config::{SwitchSpec, VsiSpec},
+    control::Request,
+};
 use wire::{MacAddr, vdp::Filters};
 
 /// Where and how to program gating.
@@ -69,11 +74,34 @@ impl Gating {
         Ok(Self { glue, requests })
     }
 
-    /// Lets (MAC, VLAN) in on the channel, on the VLAN's network.
-    pub fn associate(&self, mac: MacAddr, vlan: u16) {
-        let Some(network) = self.glue.network(vlan) else {
-            tracing::warn!(%mac, vlan, "no logical switch for VLAN {vlan}: its traffic stays out");
-            return;
+    /// Lets (MAC, VLAN) in on the channel, on `network` (the controller's profile) if given,
+    /// else on the logical switch the glue names for the VLAN. A profile's network that the
+    /// switch does not have yet is added first: a logical switch of that name, local to the
+    /// bridge, with the VLAN as its local VLAN.
+    pub fn associate(&self, mac: MacAddr, vlan: u16, network: Option<&str>) {
+        let network = match network {
+            Some(network) => {
+                let spec = json!({"name": network, "local_vlan": vlan, "segment": "local"});
+                match SwitchSpec::read("switch", &spec) {
+                    Ok(spec) => self.send(Request::AddSwitch(spec)),
+                    Err(err) => {
+                        tracing::warn!(%mac, vlan, network, "cannot make a logical switch: {err}");
+                        return;
+                    }
+                }
+                network
+            }
+            None => match self.glue.network(vlan) {
+                Some(network) => network,
+                None => {
+                    tracing::warn!(
+                        %mac,
+                        vlan,
+                        "no logical switch for VLAN {vlan}: its traffic stays out"
+                    );
+                    return;
+                }
+            },
         };
         self.send(Request::AssociateVsi(VsiSpec {
             port: self.glue.channel.clone(),

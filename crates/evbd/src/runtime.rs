@@ -159,6 +159,8 @@ impl AsRawFd for Socket {
 struct Decided {
     key: VsiKey,
     result: Result<Profile, Refusal>,
+    /// The profile's network, as the controller named it.
+    network: Option<String>,
 }
 
 /// Reads an interface's MAC address from sysfs.
@@ -259,6 +261,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         station_vsis: BTreeMap::new(),
         gating,
         gated: BTreeMap::new(),
+        networks: BTreeMap::new(),
         tx_errors: 0,
     };
     tracing::info!(
@@ -276,6 +279,10 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     driver.run(&mut socket, commands, decided, shutdown).await
 }
 
+/// A VSI's (MAC, VLAN) pairs let into the switch, and the network they are on (the
+/// controller's profile's; `None`: the one `--switch-network` names for the VLAN).
+type Gated = (Vec<(MacAddr, u16)>, Option<String>);
+
 /// The loop's state.
 struct Driver {
     clock: Clock,
@@ -291,8 +298,10 @@ struct Driver {
     station_vsis: BTreeMap<VsiKey, VsiSpec>,
     /// A bridge's switch gating, if it programs one.
     gating: Option<Gating>,
-    /// The (MAC, VLAN) pairs let into the switch, per associated VSI.
-    gated: BTreeMap<VsiKey, Vec<(MacAddr, u16)>>,
+    /// The (MAC, VLAN) pairs let into the switch, per associated VSI, and their network.
+    gated: BTreeMap<VsiKey, Gated>,
+    /// The network the controller's profile gave each VSI it accepted.
+    networks: BTreeMap<VsiKey, String>,
     tx_errors: u64,
 }
 
@@ -407,19 +416,28 @@ impl Driver {
         let key = VsiKey::of(&vsi);
         let tx = self.decided_tx.clone();
         tokio::spawn(async move {
-            let result = match client.decide(&request).await {
+            let (result, network) = match client.decide(&request).await {
                 Ok(answer) => {
                     if let Some(reason) = &answer.reason {
                         tracing::info!(vsi = %key, "controller: {} ({reason})", answer.decision);
                     }
-                    decide::decision_of(&vsi, &answer)
+                    (
+                        decide::decision_of(&vsi, &answer),
+                        answer.network().map(str::to_owned),
+                    )
                 }
                 Err(err) => {
                     tracing::warn!(vsi = %key, "no decision from the controller: {err}");
-                    Err(Refusal::new(Reason::VSI_MANAGER_UNREACHABLE))
+                    (Err(Refusal::new(Reason::VSI_MANAGER_UNREACHABLE)), None)
                 }
             };
-            let _ = tx.send(Decided { key, result }).await;
+            let _ = tx
+                .send(Decided {
+                    key,
+                    result,
+                    network,
+                })
+                .await;
         });
     }
 
@@ -461,6 +479,12 @@ impl Driver {
     fn decided(&mut self, decision: Decided) {
         let now = self.clock.now();
         let accepted = decision.result.is_ok();
+        match &decision.network {
+            Some(network) if accepted => {
+                self.networks.insert(decision.key, network.clone());
+            }
+            _ => {}
+        }
         if let Err(err) = self.port.decide(now, &decision.key, decision.result) {
             // Too late: the bridge already refused (reason 3) after T(RWD).
             tracing::warn!(vsi = %decision.key, "decision not applied: {err}");
@@ -537,6 +561,7 @@ impl Driver {
             }
             BridgeEvent::Deassociated { key, cause } => {
                 self.gate(key, Vec::new());
+                self.networks.remove(&key);
                 if let Some(association) = self.bound.remove(&key) {
                     self.report_end(&association, cause);
                 }
@@ -558,19 +583,22 @@ impl Driver {
 
     /// Makes `pairs` the VSI's gated (MAC, VLAN)s in the switch: what it no longer has is
     /// shut out first, then what it has is let in (again: the switch takes repeats).
+    /// The logical switch is the network the controller's profile named, if it named one.
     fn gate(&mut self, key: VsiKey, pairs: Vec<(MacAddr, u16)>) {
         let Some(gating) = &self.gating else {
             return;
         };
-        let old = self.gated.remove(&key).unwrap_or_default();
-        for &(mac, vlan) in old.iter().filter(|pair| !pairs.contains(pair)) {
+        let network = self.networks.get(&key).cloned();
+        let (old, old_network) = self.gated.remove(&key).unwrap_or_default();
+        let moved = old_network != network;
+        for &(mac, vlan) in old.iter().filter(|pair| moved || !pairs.contains(pair)) {
             gating.deassociate(mac, vlan);
         }
         for &(mac, vlan) in &pairs {
-            gating.associate(mac, vlan);
+            gating.associate(mac, vlan, network.as_deref());
         }
         if !pairs.is_empty() {
-            self.gated.insert(key, pairs);
+            self.gated.insert(key, (pairs, network));
         }
     }
 

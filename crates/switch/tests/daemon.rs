@@ -919,4 +919,22 @@ fn vsis_are_associated_and_deassociated_idempotently() {
     assert_eq!(setup.ok(gone.clone())["changed"], json!(true));
     assert_eq!(setup.ok(gone)["changed"], json!(false));
     assert!(setup.list().get("vsi").is_none());
+
+    // Migration: the VSI associates on another channel before the old one de-associates; the
+    // MAC moves, and the old channel's late De-Associate changes nothing.
+    setup.ok(json!({"op": "replace", "config": {
+        "switch": [{"name": "net1", "local_vlan": 1, "segment": "local"}],
+        "port": [{"name": "lo", "type": "station", "vdp_gating": true,
+                  "s_channels": [{"svid": 1}, {"svid": 2}]}]}}));
+    setup.ok(json!({"op": "associate_vsi", "vsi": vsi}));
+    let moved = json!({"port": "lo.s2", "mac": "52:54:00:00:00:01", "vlan": 100,
+                       "switch": "net1"});
+    assert_eq!(
+        setup.ok(json!({"op": "associate_vsi", "vsi": moved}))["changed"],
+        json!(true)
+    );
+    assert_eq!(setup.list()["vsi"], json!([moved]));
+    let late = json!({"op": "deassociate_vsi", "port": "lo.s1", "mac": "52:54:00:00:00:01"});
+    assert_eq!(setup.ok(late)["changed"], json!(false));
+    assert_eq!(setup.list()["vsi"], json!([moved]));
 }

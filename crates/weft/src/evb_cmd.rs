@@ -106,7 +106,8 @@ struct BridgeArgs {
     #[arg(long, value_name = "NAME", requires = "switch_socket")]
     switch_channel: Option<String>,
     /// The logical switch of a profile's VLAN: `VID=SWITCH`, or `SWITCH` for every VLAN not
-    /// named otherwise (repeatable).
+    /// named otherwise (repeatable). With --decide the controller's answer names the network
+    /// instead: its logical switch, named by the network's id, is made when first needed.
     #[arg(long, value_name = "VID=SWITCH", requires = "switch_socket")]
     switch_network: Vec<String>,
 }
@@ -220,8 +221,11 @@ fn bridge_options(args: BridgeArgs) -> Result<Options> {
                     None => default_network = Some(entry.trim().to_owned()),
                 }
             }
-            if networks.is_empty() && default_network.is_none() {
-                bail!("--switch-socket needs at least one --switch-network");
+            if networks.is_empty() && default_network.is_none() && args.decide.is_none() {
+                bail!(
+                    "--switch-socket with --policy needs at least one --switch-network (with \
+                     --decide the controller's profile names the network)"
+                );
             }
             Some(SwitchGlue {
                 socket: socket.clone(),

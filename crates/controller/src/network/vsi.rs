@@ -22,9 +22,9 @@ use crate::{
     auth::AuthContext,
     error::{ApiError, Conflict},
     network::{
-        NETWORKS, NetworkService, VSI_TYPES, answer, delete_row,
+        NETWORKS, NetworkService, PORTS, VSI_TYPES, answer, delete_row,
         input::{Input, invalid_value},
-        model::{NetworkAdmin, NetworkDoc},
+        model::{NetworkAdmin, NetworkDoc, PortAdmin, PortDoc},
         networks::owner,
         new_id, record, render, row, visible_row,
     },
@@ -783,6 +783,19 @@ impl NetworkService {
             let Some(stored) = existing else {
                 return Ok(accepted(&filters, None));
             };
+            if stored.doc.port != cmd.port {
+                // Seed 000's migration between ports of one bridge: the target port's
+                // (pre-)association already moved the record; the source's De-Associate ends
+                // the VSI there, not the record.
+                tracing::info!(
+                    bridge = cmd.bridge,
+                    port = cmd.port,
+                    recorded = stored.doc.port,
+                    vsi = stored.doc.vsi_id,
+                    "De-Associate from a port the VSI has left: the record stays"
+                );
+                return Ok(accepted(&filters, Some(&stored.doc)));
+            }
             let doc = deassociate(&mut tx, stored, "station de-associated").await?;
             tx.commit().await?;
             return Ok(accepted(&filters, Some(&doc)));
@@ -798,6 +811,11 @@ impl NetworkService {
             );
             return refuse(tx, existing, &rejection).await;
         };
+        if let Some(vsi_id) = &cmd.vsi_id
+            && let Some(rejection) = port_mismatch(&mut tx, vsi_id, &vsi_type, &request).await?
+        {
+            return refuse(tx, existing, &rejection).await;
+        }
         let own = existing.as_ref().map(|s| s.doc.id.clone());
         let vlan = match self
             .choose_vlan(
@@ -907,13 +925,16 @@ impl NetworkService {
             return Ok(json!({"association": null}).to_string());
         };
         if stored.doc.port != cmd.port {
+            // The VSI moved to another port of this bridge since: what ended is the old
+            // port's, not the record's.
             tracing::info!(
                 bridge = cmd.bridge,
                 port = cmd.port,
                 recorded = stored.doc.port,
                 vsi = cmd.vsi_id,
-                "VDP state report names another port than the record"
+                "VDP state report from a port the VSI has left: the record stays"
             );
+            return Ok(json!({"association": stored.doc}).to_string());
         }
         let doc = deassociate(&mut tx, stored, &cmd.reason).await?;
         tx.commit().await?;
@@ -1039,6 +1060,41 @@ impl NetworkService {
             .and_then(|id| u16::try_from(id).ok())
             .filter(|id| (2..=4094).contains(id)))
     }
+}
+
+/// When the VSI is a Neutron port (its id is the port's, as `weft lab` and Nova's 802.1Qbg
+/// virtual ports make it), what the request disagrees with the port on: the type's network
+/// must be the port's, and every filter's MAC the port's MAC.
+async fn port_mismatch(
+    tx: &mut WriteTx<'_>,
+    vsi_id: &str,
+    vsi_type: &VsiTypeDoc,
+    request: &VsiRequest,
+) -> Result<Option<Rejection>, ApiError> {
+    let Some(stored) = row(tx.conn(), &PORTS, vsi_id, "").await? else {
+        return Ok(None);
+    };
+    let (port, _): (PortDoc, PortAdmin) = stored.parse()?;
+    if port.network_id != vsi_type.network_id {
+        return Ok(Some(reject(
+            VdpError::OtherFailure,
+            format!(
+                "VSI {vsi_id} is a port of network {}; VSI type {} version {} is network {}'s",
+                port.network_id, vsi_type.type_id, vsi_type.type_version, vsi_type.network_id
+            ),
+        )));
+    }
+    let stranger = request
+        .filters
+        .iter()
+        .filter_map(|f| f.mac_address.as_deref())
+        .find(|mac| !mac.eq_ignore_ascii_case(&port.mac_address));
+    Ok(stranger.map(|mac| {
+        reject(
+            VdpError::InvalidVidGroupMac,
+            format!("MAC {mac} is not port {vsi_id}'s ({})", port.mac_address),
+        )
+    }))
 }
 
 /// Live associations (not `deassociated`) use the type.

@@ -44,7 +44,8 @@
 //! (802.1Qbg VDP): associating a VSI that is already there unchanged, or de-associating one
 //! that is not there, changes nothing and succeeds, so the daemon can repeat itself after a
 //! restart or a lost answer. Associating the same (channel, MAC, VLAN) on another switch moves
-//! it (a new profile).
+//! it (a new profile); associating its MAC on another channel of the same switch moves it there
+//! (a migrated VSI), so the old channel's late De-Associate finds nothing.
 //!
 //! `status`: `up` is true while the port's device is open and working; `reason` says why not
 //! (no device, or the device failed: a TAP whose netdev was destroyed, for instance when the
@@ -459,8 +460,16 @@ impl Control {
             }),
             Request::AssociateVsi(vsi) => self.mutate(|config| {
                 config.check_vsi(&vsi, "vsi")?;
+                // A VSI that migrated (seed 000 part three): its MAC on this logical switch
+                // is where it associated last. The old channel's De-Associate may come later
+                // (another bridge port's daemon), and then finds nothing to remove.
+                let before = config.vsis.len();
+                config.vsis.retain(|v| {
+                    !(v.port != vsi.port && v.mac == vsi.mac && v.switch == vsi.switch)
+                });
+                let moved = config.vsis.len() != before;
                 match config.vsis.iter_mut().find(|v| v.same_filter(&vsi)) {
-                    Some(existing) if *existing == vsi => Ok(false),
+                    Some(existing) if *existing == vsi => Ok(moved),
                     Some(existing) => {
                         *existing = vsi;
                         Ok(true)
