@@ -105,6 +105,9 @@ pub struct HostConfig {
     pub tunnel_types: BTreeSet<TunnelType>,
     /// Physical network → interface.
     pub bridge_mappings: BTreeMap<String, String>,
+    /// The physical networks whose uplink is a VEPA edge relay (802.1Qbg, seed 000): the
+    /// adjacent bridge switches, and reflects, even traffic between this host's VMs.
+    pub vepa: BTreeSet<String>,
     /// The DHCP lease handed out.
     pub dhcp_lease_secs: u32,
 }
@@ -420,6 +423,7 @@ impl Desired {
             host_ports.push(to_json(&sc::Port::Uplink {
                 name: interface.clone(),
                 physical_network: physnet.clone(),
+                relay: host.vepa.contains(physnet).then(|| "vepa".to_owned()),
             }));
         }
         Self {
@@ -1072,6 +1076,7 @@ mod tests {
             tunnel_ip: "192.0.2.1".parse().unwrap(),
             tunnel_types: [TunnelType::Vxlan, TunnelType::Nvgre].into(),
             bridge_mappings: [("physnet1".to_owned(), "pn1".to_owned())].into(),
+            vepa: Default::default(),
             dhcp_lease_secs: 600,
         }
     }
@@ -1318,6 +1323,7 @@ mod tests {
                 sc::Port::Uplink {
                     name: "pn1".into(),
                     physical_network: "physnet1".into(),
+                    relay: None,
                 },
                 sc::Port::Tap {
                     name: "tapp1".into(),

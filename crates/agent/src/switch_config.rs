@@ -113,6 +113,10 @@ pub enum Port {
         name: String,
         /// The physical network it serves.
         physical_network: String,
+        /// Its edge relay (802.1Qbg): `vepa` sends everything, VM to VM too, to the adjacent
+        /// bridge; absent is the switch's default, `veb` (local switching).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        relay: Option<String>,
     },
     /// The VXLAN tunnel endpoint.
     Vxlan {

@@ -91,6 +91,8 @@ fn test_the_switch_reads_the_configuration() {
             ("physnet2".to_owned(), "pn2".to_owned()),
         ]
         .into(),
+        // An 802.1Qbg station's uplink: the switch must take the relay mode too.
+        vepa: ["physnet2".to_owned()].into(),
         dhcp_lease_secs: 86_400,
     };
     let mut desired = Desired::new(host);

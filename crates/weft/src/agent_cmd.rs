@@ -42,6 +42,10 @@ pub(crate) struct AgentArgs {
     /// A physical network and the interface that reaches it; repeat for more.
     #[arg(long = "bridge-mapping", value_name = "PHYSNET:IFACE", value_parser = parse_mapping)]
     bridge_mappings: Vec<(String, String)>,
+    /// A physical network (of a --bridge-mapping) whose uplink is a VEPA edge relay (802.1Qbg
+    /// station): VM-to-VM traffic on it goes through the adjacent bridge. Repeatable.
+    #[arg(long, value_name = "PHYSNET")]
+    vepa: Vec<String>,
     /// The switch's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_PATH)]
     switch_socket: PathBuf,
@@ -103,6 +107,11 @@ impl AgentArgs {
                 bail!("--bridge-mapping: interface {interface:?} serves two physical networks");
             }
         }
+        for physnet in &self.vepa {
+            if !bridge_mappings.contains_key(physnet) {
+                bail!("--vepa {physnet}: no --bridge-mapping for that physical network");
+            }
+        }
         let token = std::fs::read_to_string(&self.token_file)
             .with_context(|| format!("cannot read the token file {}", self.token_file.display()))?;
         let token = token.trim();
@@ -114,6 +123,7 @@ impl AgentArgs {
             tunnel_ip: self.tunnel_ip,
             tunnel_types: self.tunnel_types.iter().copied().collect(),
             bridge_mappings,
+            vepa: self.vepa.iter().cloned().collect(),
             dhcp_lease_secs: self.dhcp_lease_secs,
         };
         let mut config = AgentConfig::new(
