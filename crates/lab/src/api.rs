@@ -343,6 +343,9 @@ pub struct Network {
     /// The MTU its ports should use.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Its physical network (visible to the admin), if it is on one.
+    #[serde(default, rename = "provider:physical_network")]
+    pub physical_network: Option<String>,
 }
 
 /// The fields of a Neutron agent the lab reads.

@@ -16,7 +16,17 @@
 //! name = "h1"
 //! [[host]]
 //! name = "h2"
+//!
+//! [evb]                            # optional: a ToR switch as 802.1Qbg EVB bridge (seed 000)
+//! physical_network = "evb"         # the physical network its links are (default "evb")
+//! vlan_range = "200:299"           # tenant VLANs on it (default 200:299)
+//! relay = "vepa"                   # the hosts' edge relays: vepa (default) | veb
 //! ```
+//!
+//! With `[evb]`, a ToR namespace runs a `weft switch` with one station-facing port per host
+//! and a `weft evb bridge` on each that asks the controller (the VSI type database) about
+//! every VSI; every host's interface `evb` is its switch's uplink on that physical network
+//! and runs a `weft evb station`.
 //!
 //! Addresses stay inside the ranges set aside for documentation and benchmarks (RFC 5737,
 //! RFC 2544), so the lab never claims an address someone could really use.
@@ -160,6 +170,27 @@ pub struct PhysicalNetwork {
     pub vlan_range: Option<(u16, u16)>,
 }
 
+/// The EVB fabric: a ToR switch as the 802.1Qbg bridge, each host's uplink to it a station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evb {
+    /// Its physical network's name in Neutron.
+    pub physical_network: String,
+    /// The VLAN ids tenant networks may get on it.
+    pub vlan_range: (u16, u16),
+    /// The hosts' edge relays: `vepa` or `veb`.
+    pub relay: String,
+}
+
+impl Evb {
+    /// True when the hosts' edge relays are VEPA (everything to the bridge, which reflects).
+    pub fn vepa(&self) -> bool {
+        self.relay == "vepa"
+    }
+}
+
+/// A host's interface to the ToR (and the ToR's to the host is the host's name).
+pub const EVB_UPLINK: &str = "evb";
+
 /// One hypervisor: a namespace running `weft switch` and `weft agent`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {
@@ -184,6 +215,9 @@ pub struct Topology {
     pub physical_networks: Vec<PhysicalNetwork>,
     /// The hosts.
     pub hosts: Vec<Host>,
+    /// The EVB fabric, if any.
+    #[serde(default)]
+    pub evb: Option<Evb>,
 }
 
 /// The file as written; everything optional, checked into a [`Topology`].
@@ -197,6 +231,15 @@ struct File {
     tunnel_types: Option<Vec<String>>,
     physical_network: Option<Vec<FilePhysnet>>,
     host: Option<Vec<FileHost>>,
+    evb: Option<FileEvb>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEvb {
+    physical_network: Option<String>,
+    vlan_range: Option<String>,
+    relay: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +300,11 @@ impl Topology {
         bridges
     }
 
+    /// The ToR's namespace (with `[evb]`).
+    pub fn tor_ns(&self) -> String {
+        format!("{}-tor", self.name)
+    }
+
     /// Host `host`'s namespace.
     pub fn host_ns(&self, host: &str) -> String {
         format!("{}-{host}", self.name)
@@ -310,12 +358,18 @@ impl Topology {
         host_ip(self.underlay, index)
     }
 
-    /// The `--bridge-mapping` values of every agent (`physnet1:pn1`).
+    /// The `--bridge-mapping` values of every agent (`physnet1:pn1`, and `evb:evb` with
+    /// `[evb]`).
     pub fn bridge_mappings(&self) -> Vec<String> {
         self.physical_networks
             .iter()
             .enumerate()
             .map(|(i, p)| format!("{}:{}", p.name, physnet_interface(i)))
+            .chain(
+                self.evb
+                    .iter()
+                    .map(|e| format!("{}:{EVB_UPLINK}", e.physical_network)),
+            )
             .collect()
     }
 
@@ -328,19 +382,20 @@ impl Topology {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let vlan_ranges = self
-            .physical_networks
+        let evb = self.evb.iter().map(|e| PhysicalNetwork {
+            name: e.physical_network.clone(),
+            vlan_range: Some(e.vlan_range),
+        });
+        let physnets: Vec<PhysicalNetwork> =
+            self.physical_networks.iter().cloned().chain(evb).collect();
+        let vlan_ranges = physnets
             .iter()
             .map(|p| match p.vlan_range {
                 Some((lo, hi)) => format!("{}:{lo}:{hi}", p.name),
                 None => p.name.clone(),
             })
             .collect();
-        let flat = self
-            .physical_networks
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
+        let flat = physnets.iter().map(|p| p.name.clone()).collect();
         format!(
             "[ml2]\ntenant_network_types = [{}]\nflat_networks = [{}]\n\
              network_vlan_ranges = [{}]\n",
@@ -533,6 +588,10 @@ impl File {
         if hosts.is_empty() {
             return Err(TopologyError::new("host", "at least one host"));
         }
+        let evb = match self.evb {
+            Some(file) => Some(check_evb(file, &physical_networks)?),
+            None => None,
+        };
         let topology = Topology {
             name,
             management,
@@ -541,6 +600,7 @@ impl File {
             tunnel_types,
             physical_networks,
             hosts: Vec::new(),
+            evb,
         };
         let mut checked: Vec<Host> = Vec::new();
         for (i, host) in hosts.into_iter().enumerate() {
@@ -553,6 +613,12 @@ impl File {
                         "{:?}: 1 to 6 characters of a-z and 0-9, not \"vm\"",
                         host.name
                     ),
+                ));
+            }
+            if topology.evb.is_some() && host.name == "tor" {
+                return Err(TopologyError::new(
+                    field,
+                    "\"tor\" is the ToR's namespace with [evb]: name the host otherwise",
                 ));
             }
             if checked.iter().any(|h| h.name == host.name) {
@@ -599,6 +665,44 @@ impl File {
             ..topology
         })
     }
+}
+
+/// Checks `[evb]` against the other physical networks.
+fn check_evb(file: FileEvb, physnets: &[PhysicalNetwork]) -> Result<Evb, TopologyError> {
+    let physical_network = file.physical_network.unwrap_or_else(|| "evb".into());
+    let valid = !physical_network.is_empty()
+        && physical_network.len() <= 64
+        && physical_network
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(TopologyError::new(
+            "evb.physical_network",
+            format!("{physical_network:?}: 1 to 64 of letters, digits, '-' and '_'"),
+        ));
+    }
+    if physnets.iter().any(|p| p.name == physical_network) {
+        return Err(TopologyError::new(
+            "evb.physical_network",
+            format!("{physical_network:?} is also a [[physical_network]]"),
+        ));
+    }
+    let vlan_range = parse_vlan_range(
+        "evb.vlan_range",
+        file.vlan_range.as_deref().unwrap_or("200:299"),
+    )?;
+    let relay = file.relay.unwrap_or_else(|| "vepa".into());
+    if relay != "vepa" && relay != "veb" {
+        return Err(TopologyError::new(
+            "evb.relay",
+            format!("{relay:?}: vepa or veb"),
+        ));
+    }
+    Ok(Evb {
+        physical_network,
+        vlan_range,
+        relay,
+    })
 }
 
 /// True for a VM name `weft lab vm` takes: 1 to 32 of `[a-z0-9-]`, starting with a letter or
@@ -703,6 +807,33 @@ mod tests {
         assert_eq!(t.tunnel_types, ["vxlan"]);
         assert_eq!(t.bridge_mappings(), ["physnet1:pn1", "ext:pn2"]);
         assert!(t.ml2_toml().contains("\"physnet1:100:199\", \"ext\""));
+    }
+
+    #[test]
+    fn test_an_evb_fabric() {
+        let t = Topology::from_toml("[evb]\n").unwrap();
+        let evb = t.evb.clone().unwrap();
+        assert_eq!(
+            (evb.physical_network.as_str(), evb.vlan_range, evb.vepa()),
+            ("evb", (200, 299), true)
+        );
+        assert_eq!(t.bridge_mappings(), ["physnet1:pn1", "evb:evb"]);
+        assert!(
+            t.ml2_toml()
+                .contains("\"physnet1:100:199\", \"evb:200:299\"")
+        );
+        assert_eq!(t.tor_ns(), "weft-tor");
+        assert_eq!(error("[evb]\nrelay = \"hub\"").field, "evb.relay");
+        assert_eq!(
+            error("[evb]\nphysical_network = \"physnet1\"").field,
+            "evb.physical_network"
+        );
+        assert_eq!(error("[evb]\nvlan_range = \"0:5\"").field, "evb.vlan_range");
+        assert_eq!(
+            error("[evb]\n[[host]]\nname = \"tor\"").field,
+            "host[0].name"
+        );
+        assert!(Topology::default().evb.is_none());
     }
 
     #[test]

@@ -111,6 +111,10 @@ enum VmCommand {
         /// The cloud of clouds.yaml that makes or finds the port.
         #[arg(long, value_name = "CLOUD", default_value = ADMIN_CLOUD)]
         os_cloud: String,
+        /// On the EVB fabric (`[evb]`): the VSI type to associate with, by name, id or
+        /// TYPE_ID[:VERSION] (default: the one VSI type whose profile is the network).
+        #[arg(long, value_name = "TYPE")]
+        vsi_type: Option<String>,
     },
     /// Run a command inside a VM (its exit code is weft's).
     Exec {
@@ -129,7 +133,9 @@ enum VmCommand {
     /// List the VMs.
     List,
     /// Move a VM to another host: its port's binding moves, the target's agent plugs a new
-    /// TAP, the VM gets it as eth0 and DHCP again; prints how long the VM had no NIC.
+    /// TAP, the VM gets it as eth0 and DHCP again; prints how long the VM had no NIC. On the
+    /// EVB fabric its VSI pre-associates on the target, de-associates on the source and
+    /// associates on the target (seed 000).
     Migrate {
         /// The VM.
         name: String,
@@ -283,6 +289,7 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
             port,
             host,
             os_cloud,
+            vsi_type,
         }) => {
             let request = VmCreate {
                 name,
@@ -290,6 +297,7 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
                 port,
                 host,
                 cloud: os_cloud,
+                vsi_type,
             };
             let vm = datacentre::vm_create(&args.dir, &request, &mut progress)?;
             println!("{}", vm.ip.unwrap_or_default());

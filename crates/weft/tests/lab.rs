@@ -1089,3 +1089,218 @@ fn lab_seed_002_trunk_flow() {
     lost_none(on_sub1);
     drop(lab);
 }
+
+impl TestLab {
+    /// Gives the lab an EVB fabric: a ToR as the 802.1Qbg bridge, each host a station.
+    fn with_evb(self) -> Self {
+        let path = self.work.path().join("topology.toml");
+        let mut topology = fs::read_to_string(&path).unwrap();
+        topology.push_str("[evb]\nvlan_range = \"200:209\"\n");
+        fs::write(&path, topology).unwrap();
+        self
+    }
+
+    /// The controller's VSI associations (`weft vsi assoc list`), as JSON rows.
+    fn associations(&self) -> Vec<serde_json::Value> {
+        let out = self.ok(&["vsi", "--os-cloud", "weft", "assoc", "list", "-f", "json"]);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// The ToR switch's `list`, as JSON.
+    fn tor(&self, op: &str) -> serde_json::Value {
+        let socket = self.dir().join("tor").join("switch.sock");
+        let out = self.ok(&[
+            "switch",
+            "ctl",
+            "--json",
+            "--control",
+            socket.to_str().unwrap(),
+            op,
+        ]);
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+/// The association of VSI `id` among `rows`.
+fn association<'a>(rows: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    rows.iter()
+        .find(|r| r["VSI ID"] == id)
+        .unwrap_or_else(|| panic!("no association of {id}: {rows:?}"))
+}
+
+/// The longest time between two consecutive echo replies in `ping -D` output, in ms.
+fn longest_silence(ping: &str) -> f64 {
+    let stamps: Vec<f64> = ping
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    stamps
+        .windows(2)
+        .map(|w| (w[1] - w[0]) * 1000.0)
+        .fold(0.0, f64::max)
+}
+
+/// Issue 7 part 5, seed 000 part three, on the lab's EVB fabric with the stock CLI: a VM's VSI
+/// (its port) associates through its host's station before its NIC comes up, and the
+/// controller records it; a VSI type the controller does not know is refused and the VM is
+/// not made; a migration pre-associates on the target, de-associates on the source and
+/// associates on the target while a ping runs (its silence is reported), the binding moving
+/// along; afterwards two VMs on one VEPA host reach each other through the ToR's reflection;
+/// deleting a VM de-associates it and the ToR drops its profile.
+#[test]
+fn lab_evb_vms_associate_migrate_and_deassociate() {
+    let Some(cli) = lab_and_cli() else {
+        return;
+    };
+    let lab = TestLab::new('q', 8).with_evb();
+    lab.up();
+    lab.openstack(
+        &cli,
+        "weft",
+        "network create --provider-network-type vlan --provider-physical-network evb \
+         --provider-segment 200 evbnet",
+    );
+    lab.openstack(
+        &cli,
+        "weft",
+        "subnet create --network evbnet --subnet-range 10.0.20.0/24 evbsub",
+    );
+    let create = |name: &str, host: &str, extra: &[&str]| {
+        let mut args = vec![
+            "lab",
+            "vm",
+            "create",
+            name,
+            "--network",
+            "evbnet",
+            "--host",
+            host,
+        ];
+        args.extend_from_slice(extra);
+        lab.weft(&args)
+    };
+    // No VSI type names the network yet: the lab (the VMM) has nothing to associate with.
+    let out = create("x", "h1", &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no VSI type"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.ok(&[
+        "vsi",
+        "--os-cloud",
+        "weft",
+        "type",
+        "create",
+        "--type-id",
+        "100",
+        "--type-version",
+        "1",
+        "--network",
+        "evbnet",
+        "--name",
+        "web",
+    ]);
+    let made = |name: &str, host: &str| {
+        let out = create(name, host, &[]);
+        assert!(
+            out.status.success(),
+            "vm create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        printed_ip(&String::from_utf8_lossy(&out.stdout))
+    };
+    let ip_a = made("a", "h1");
+    let ip_b = made("b", "h2");
+    assert!(ip_a.starts_with("10.0.20.") && ip_b.starts_with("10.0.20."));
+    let port_of = |vm: &str| {
+        lab.openstack(&cli, "weft", &format!("port show {vm} -f value -c id"))
+            .trim()
+            .to_owned()
+    };
+    let (port_a, port_b) = (port_of("a"), port_of("b"));
+    let rows = lab.associations();
+    for (port, at) in [(&port_a, "h1"), (&port_b, "h2")] {
+        let row = association(&rows, port);
+        assert_eq!(row["State"], "associated", "{row}");
+        assert_eq!(row["Bridge"], "tor", "{row}");
+        assert_eq!(row["Port"], at, "{row}");
+        assert_eq!(row["Filters"][0]["vlan"], 200, "{row}");
+    }
+    assert!(lab.pings("a", &ip_b), "a cannot reach b across the ToR");
+
+    // Figure 12 C: a VSI type the NMS does not know is refused, and the VM is not made.
+    let out = create("c", "h2", &["--vsi-type", "999"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("refused"), "{err}");
+    let ports = lab.openstack(&cli, "weft", "port list -f value -c Name");
+    assert!(!ports.lines().any(|p| p == "c"), "{ports}");
+
+    // Seed 000 part three: b moves to h1 while a pings it.
+    let pinger = Command::new(WEFT)
+        .args([
+            "lab", "vm", "exec", "a", "--", "ping", "-D", "-n", "-i", "0.02",
+        ])
+        .args(["-W", "1", "-c", "500", &ip_b])
+        .current_dir(lab.work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let gap = lab.ok(&["lab", "vm", "migrate", "b", "--to", "h1"]);
+    let pinged = pinger.wait_with_output().unwrap();
+    let ping = String::from_utf8_lossy(&pinged.stdout);
+    let silence = longest_silence(&ping);
+    eprintln!(
+        "EVB migration: NIC away {}, ping silent {silence:.0} ms",
+        gap.lines().last().unwrap_or_default()
+    );
+    let last = ping.lines().rfind(|l| l.contains("bytes from"));
+    assert!(
+        last.is_some_and(|l| l.contains("icmp_seq=500")),
+        "pings stopped for good:\n{ping}"
+    );
+    assert!(silence < 10_000.0, "{silence} ms\n{ping}");
+    let host = lab.openstack(&cli, "weft", "port show b -f value -c binding_host_id");
+    assert_eq!(host.trim(), "h1");
+    let rows = lab.associations();
+    let row = association(&rows, &port_b);
+    assert_eq!(
+        (&row["State"], &row["Port"]),
+        (&"associated".into(), &"h1".into()),
+        "{row}"
+    );
+
+    // Both on h1, whose relay is VEPA: a reaches b only through the ToR, which reflects.
+    let rx = |counters: &serde_json::Value| {
+        counters["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "h1")
+            .and_then(|p| p["rx_packets"].as_u64())
+            .unwrap_or(0)
+    };
+    let before = rx(&lab.tor("counters"));
+    assert!(lab.pings("a", &ip_b), "a cannot reach b on the same host");
+    let after = rx(&lab.tor("counters"));
+    assert!(after >= before + 4, "the ToR saw {} frames", after - before);
+
+    // Deleting b de-associates it: the record ends, and the ToR forgets b's MAC.
+    let mac_b = lab.openstack(&cli, "weft", "port show b -f value -c mac_address");
+    lab.ok(&["lab", "vm", "delete", "b"]);
+    let rows = lab.associations();
+    assert_eq!(association(&rows, &port_b)["State"], "deassociated");
+    let vsis = lab.tor("list")["vsi"].clone();
+    assert!(
+        !vsis.to_string().contains(mac_b.trim()),
+        "the ToR still lets b in: {vsis}"
+    );
+    assert!(!lab.pings("a", &ip_b));
+    lab.ok(&["lab", "down"]);
+    lab.assert_clean();
+}

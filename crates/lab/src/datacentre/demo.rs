@@ -103,6 +103,7 @@ pub fn demo(dir: &Path, progress: &mut Progress<'_>) -> Result<Vec<Check>> {
             port: Some((*name).to_owned()),
             host: Some(host.clone()),
             cloud: (*tenant).to_owned(),
+            vsi_type: None,
         };
         super::vm_create(dir, &request, progress)?;
     }

@@ -4,7 +4,9 @@
 //! `weft server` listens), an underlay bridge and a bridge per physical network, none of them
 //! with a route anywhere. Per host: a namespace with a veth into each bridge, running
 //! `weft switch` and `weft agent`. Per VM: a namespace whose `eth0` is the TAP of a Neutron
-//! port, addressed by DHCP from the switch.
+//! port, addressed by DHCP from the switch. With `[evb]`, a ToR namespace as the 802.1Qbg
+//! bridge and an EVB station on every host ([`evb`]); VMs on its physical network associate
+//! their VSI before their NIC comes up.
 //!
 //! Everything made is recorded in the lab directory's state file as it is made, and every name
 //! starts with `<name>-` and every process carries [`MARKER`]`=<name>`, so [`down`] removes a
@@ -12,6 +14,7 @@
 
 mod demo;
 mod down;
+mod evb;
 mod state;
 mod vm;
 
@@ -29,6 +32,7 @@ use serde_json::json;
 pub use self::{
     demo::{Check, demo, report as demo_report},
     down::{Removed, down},
+    evb::{BRIDGE_NAME, VmVsi},
     state::{LabDir, Process, State, Vm},
     vm::{
         LINK, VmCreate, WIRE, mux_socket, tap_name, vm_create, vm_delete, vm_dhcp, vm_exec,
@@ -310,7 +314,12 @@ fn build(
         ));
     }
 
+    if t.evb.is_some() {
+        evb::build_tor(dir, state, progress)?;
+    }
+
     start_server(dir, state, progress)?;
+    evb::start_tor(dir, state, progress)?;
     let cloud = Cloud::new(&state.network_url)?;
     make_demo(dir, state, &cloud, progress)?;
     write_clouds_yaml(dir, state, &options.clouds_yaml)?;
@@ -604,6 +613,10 @@ fn start_hosts(
             )));
         }
         let mut line = format!("host {}: weft switch (pid {})", host.name, switch.pid());
+        if t.evb.is_some() {
+            let pid = evb::start_station(dir, state, i)?;
+            line.push_str(&format!(", weft evb station (pid {pid})"));
+        }
         if agent {
             let pid = start_agent(dir, state, i, &socket_arg, &token_file)?;
             line.push_str(&format!(", weft agent (pid {pid})"));
@@ -666,6 +679,10 @@ fn start_agent(
     for mapping in t.bridge_mappings() {
         args.push("--bridge-mapping".into());
         args.push(mapping);
+    }
+    if let Some(evb) = t.evb.as_ref().filter(|e| e.vepa()) {
+        args.push("--vepa".into());
+        args.push(evb.physical_network.clone());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = spawn_detached(Some(&ns), &args, &t.name, &[], &log)?;
@@ -797,6 +814,17 @@ pub fn status(dir: &Path, out: &mut dyn Write) -> Result<()> {
             t.host_ns(&h.name),
             t.host_management_ip(i),
             t.host_tunnel_ip(i)
+        ));
+    }
+    if let Some(evb) = &t.evb {
+        text.push_str(&format!(
+            "\nEVB: ToR namespace {} (bridge {BRIDGE_NAME:?}, a port per host), physical network \
+             {} (VLANs {}-{}), hosts' edge relays {}\n",
+            t.tor_ns(),
+            evb.physical_network,
+            evb.vlan_range.0,
+            evb.vlan_range.1,
+            evb.relay
         ));
     }
     text.push('\n');

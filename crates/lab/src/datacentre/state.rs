@@ -24,7 +24,8 @@ const LOCK_FILE: &str = "lock";
 /// A process the lab started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
-    /// `server`, `switch`, `agent`, `dhcp` or `mux`.
+    /// `server`, `switch`, `agent`, `dhcp`, `mux`; with `[evb]`, `tor` (the ToR's switch),
+    /// `bridge` (its EVB bridge facing `host`) and `station` (`host`'s EVB station).
     pub role: String,
     /// The host (or VM) it serves, if any.
     pub host: Option<String>,
@@ -64,6 +65,9 @@ pub struct Vm {
     /// The VLAN multiplexer's process id (trunk VMs).
     #[serde(default)]
     pub mux_pid: Option<u32>,
+    /// A VM on the EVB fabric: its VSI, associated through its host's station.
+    #[serde(default)]
+    pub vsi: Option<super::evb::VmVsi>,
 }
 
 /// Everything a lab made, saved after every step so `weft lab down` can undo it.

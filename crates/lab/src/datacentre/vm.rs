@@ -18,7 +18,11 @@ use std::{
 
 use serde_json::json;
 
-use super::{ADMIN_CLOUD, LabDir, Progress, State, Vm, open_ready, state, wait_for};
+use super::{
+    ADMIN_CLOUD, LabDir, Progress, State, Vm,
+    evb::{self, VmVsi},
+    open_ready, state, wait_for,
+};
 use crate::{
     BindingError, Error, Result,
     api::{Cloud, Port, Token},
@@ -148,6 +152,9 @@ pub struct VmCreate {
     pub host: Option<String>,
     /// The cloud of clouds.yaml whose user makes or finds the port.
     pub cloud: String,
+    /// On the EVB fabric: the VSI type (name, id or `TYPE_ID[:VERSION]`; default: the one
+    /// whose profile is the port's network).
+    pub vsi_type: Option<String>,
 }
 
 /// The TAP a host's switch makes for a port: Nova's name, `tap` and the id's first 11
@@ -248,10 +255,12 @@ pub fn vm_create(dir: &Path, request: &VmCreate, progress: &mut Progress<'_>) ->
         ip: None,
         wire: None,
         mux_pid: None,
+        vsi: None,
     });
     lab.save(&state)?;
 
-    match attach(&lab, &mut state, &cloud, &admin, &port, progress) {
+    let vsi_type = request.vsi_type.as_deref();
+    match attach(&lab, &mut state, &cloud, &admin, &port, vsi_type, progress) {
         Ok(vm) => Ok(vm),
         Err(err) => {
             progress.step(format!("failed: {err}"));
@@ -262,13 +271,15 @@ pub fn vm_create(dir: &Path, request: &VmCreate, progress: &mut Progress<'_>) ->
     }
 }
 
-/// Binds the port, waits for it, builds the VM's namespace and runs DHCP in it.
+/// Binds the port, waits for it, associates its VSI on the EVB fabric, builds the VM's
+/// namespace and runs DHCP in it.
 fn attach(
     lab: &LabDir,
     state: &mut State,
     cloud: &Cloud,
     admin: &Token,
     port: &Port,
+    vsi_type: Option<&str>,
     progress: &mut Progress<'_>,
 ) -> Result<Vm> {
     let index = state.vms.len() - 1;
@@ -323,6 +334,37 @@ fn attach(
     progress.step(format!("port ACTIVE; {tap} in {host_ns}"));
 
     let network = cloud.network(admin, &bound.network_id)?;
+    if let Some((type_id, type_version)) = evb::vsi_type(state, cloud, admin, &network, vsi_type)? {
+        // Seed 000 figure 14/15: the VSI associates before the VM's NIC comes up; the bridge
+        // asks the controller, which gives the profile (and the VLAN).
+        let mut vsi = VmVsi {
+            type_id,
+            type_version,
+            vsi_id: port.id.clone(),
+            vlan: None,
+        };
+        state.vms[index].vsi = Some(vsi.clone());
+        lab.save(state)?;
+        let done = evb::request(
+            lab.path(),
+            &vm.host,
+            "associate",
+            &vsi,
+            &bound.mac_address,
+            false,
+        )?;
+        vsi.vlan = done.vlan;
+        state.vms[index].vsi = Some(vsi);
+        lab.save(state)?;
+        progress.step(format!(
+            "VSI {} (type {type_id} version {type_version}) associated through {}'s EVB \
+             station in {} ms: the bridge's profile gives VLAN {}",
+            port.id,
+            vm.host,
+            done.took.as_millis(),
+            done.vlan.map_or_else(|| "-".into(), |v| v.to_string())
+        ));
+    }
     run(&["ip", "netns", "add", &vm.ns])?;
     state.namespaces.push(vm.ns.clone());
     // The DHCP script writes the VM's resolvers here; `ip netns exec` shows this file as
@@ -713,6 +755,20 @@ pub fn vm_delete(dir: &Path, name: &str, progress: &mut Progress<'_>) -> Result<
     }
     let cloud = Cloud::new(&state.network_url)?;
     let admin = cloud.token(state.cloud(ADMIN_CLOUD)?)?;
+    if let Some(index) = state.vms.iter().position(|v| v.name == name)
+        && let Some(vsi) = state.vms[index].vsi.clone()
+    {
+        let host = state.vms[index].host.clone();
+        let took = evb::deassociate(lab.path(), &host, &vsi)?;
+        progress.step(format!(
+            "VSI {} de-associated through {host}'s EVB station in {} ms: the bridge removed \
+             its profile",
+            vsi.vsi_id,
+            took.as_millis()
+        ));
+        state.vms[index].vsi = None;
+        lab.save(&state)?;
+    }
     remove(&lab, &mut state, name, &cloud, &admin)?;
     progress.step(format!("VM {name} deleted"));
     Ok(())
@@ -725,6 +781,14 @@ fn remove(lab: &LabDir, state: &mut State, name: &str, cloud: &Cloud, admin: &To
         return Ok(());
     };
     let vm = state.vms[index].clone();
+    if let Some(vsi) = &vm.vsi {
+        // Seed 000 figure 17 steps 6-8: the host de-associates, the bridge removes the profile
+        // and tells the controller. A station that is gone cannot: the bridge's keep-alive
+        // timer ends the VSI then.
+        if let Err(err) = evb::deassociate(lab.path(), &vm.host, vsi) {
+            eprintln!("weft lab: VM {name}: {err}");
+        }
+    }
     let marker = state.topology.name.clone();
     let mut pids: Vec<u32> = vm
         .dhcp_pid
@@ -834,6 +898,17 @@ pub fn vm_migrate(
     let admin = cloud.token(state.cloud(ADMIN_CLOUD)?)?;
     let tap = tap_name(&vm.port_id);
     let target_ns = state.topology.host_ns(to);
+    if let Some(vsi) = &vm.vsi {
+        // Seed 000 figure 16: the target pre-associates first (M-bit: migrating here); a
+        // target the bridge refuses leaves the VM where it is.
+        let mac = cloud.port(&admin, &vm.port_id)?.mac_address;
+        let pre = evb::request(lab.path(), to, "preassociate", vsi, &mac, true)?;
+        progress.step(format!(
+            "VSI {} pre-associated through {to}'s EVB station in {} ms",
+            vsi.vsi_id,
+            pre.took.as_millis()
+        ));
+    }
     let started = std::time::Instant::now();
     cloud.update_port(&admin, &vm.port_id, json!({"binding:host_id": to}))?;
     progress.step(format!(
@@ -864,6 +939,23 @@ pub fn vm_migrate(
         )));
     }
     progress.step(format!("port ACTIVE; {tap} in {target_ns}"));
+    if let Some(mut vsi) = vm.vsi.clone() {
+        // Figure 17: the source de-associates (the bridge removes the profile there and tells
+        // the controller), then the target associates and takes the traffic over.
+        let gone = evb::deassociate(lab.path(), &vm.host, &vsi)?;
+        let done = evb::request(lab.path(), to, "associate", &vsi, &port.mac_address, true)?;
+        progress.step(format!(
+            "VSI {} de-associated through {}'s station in {} ms, associated through {to}'s in \
+             {} ms (VLAN {})",
+            vsi.vsi_id,
+            vm.host,
+            gone.as_millis(),
+            done.took.as_millis(),
+            done.vlan.map_or_else(|| "-".into(), |v| v.to_string())
+        ));
+        vsi.vlan = done.vlan.or(vsi.vlan);
+        state.vms[index].vsi = Some(vsi);
+    }
     // The source switch closed the old TAP, so the old eth0 is gone; its DHCP client goes too.
     if let Some(pid) = vm.dhcp_pid {
         netns::terminate(&[pid], Duration::from_secs(3));
