@@ -25,20 +25,21 @@ use hyper::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{LabDir, Process, Progress, State, state, wait_for};
+use super::{
+    DAEMON_START, LabDir, Progress, State, add_bridge_link, add_namespace, start_daemon, state,
+    wait_for,
+};
 use crate::{
     Error, Result,
     api::{Cloud, Network, Token},
-    netns::{self, run, spawn_detached},
-    topology::{EVB_UPLINK, Topology},
+    netns::run,
+    topology::{EVB_UPLINK, HostLink, Topology},
 };
 
 /// The VSI manager id the lab names in its requests (seed 000's VMM).
 const MANAGER_ID: &str = "weft-lab";
 /// The ToR's management address: host part .10 (hosts start at .11).
 const TOR_HOST: u32 = 10;
-/// How long a daemon gets to open its control socket.
-const DAEMON_START: Duration = Duration::from_secs(20);
 /// How long a VDP request gets to be answered: ECP retries, and the bridge waiting for the
 /// controller (up to its resource-wait delay, about 10 s by default).
 const VDP_ANSWER: Duration = Duration::from_secs(25);
@@ -93,39 +94,15 @@ pub(super) fn build_tor(
 ) -> Result<()> {
     let t = state.topology.clone();
     let ns = t.tor_ns();
-    run(&["ip", "netns", "add", &ns])?;
-    state.namespaces.push(ns.clone());
-    dir.save(state)?;
-    let _ = run(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.all.disable_ipv6=1",
-        "net.ipv6.conf.default.disable_ipv6=1",
-    ]);
-    run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
-    let root = format!("{}-torm", t.name);
-    run(&[
-        "ip", "link", "add", &root, "type", "veth", "peer", "name", "mgmt", "netns", &ns,
-    ])?;
-    state.links.push(root.clone());
-    dir.save(state)?;
-    netns::disable_ipv6(&root);
-    run(&[
-        "ip",
-        "link",
-        "set",
-        &root,
-        "master",
-        &t.management_bridge(),
-        "up",
-    ])?;
+    add_namespace(dir, state, &ns)?;
+    let link = HostLink {
+        root: format!("{}-torm", t.name),
+        bridge: t.management_bridge(),
+        inside: "mgmt".into(),
+    };
+    add_bridge_link(dir, state, &link, &ns)?;
     let mgmt = format!("{}/{}", tor_ip(&t)?, t.management.prefix());
     run(&["ip", "-n", &ns, "addr", "add", &mgmt, "dev", "mgmt"])?;
-    run(&["ip", "-n", &ns, "link", "set", "mgmt", "up"])?;
     for host in &t.hosts {
         let host_ns = t.host_ns(&host.name);
         run(&[
@@ -139,44 +116,6 @@ pub(super) fn build_tor(
         "ToR: namespace {ns}, management {mgmt}, a link to each host ({EVB_UPLINK} there)"
     ));
     Ok(())
-}
-
-/// Starts a daemon and waits for its control socket; records it.
-fn start_daemon(
-    dir: &LabDir,
-    state: &mut State,
-    (role, host, ns): (&str, Option<&str>, &str),
-    args: &[&str],
-    socket: &Path,
-    log: PathBuf,
-) -> Result<u32> {
-    let mut child = spawn_detached(Some(ns), args, &state.topology.name, &[], &log)?;
-    state.processes.push(Process {
-        role: role.into(),
-        host: host.map(str::to_owned),
-        ns: Some(ns.to_owned()),
-        pid: child.pid(),
-        log: log.clone(),
-    });
-    dir.save(state)?;
-    let listening = wait_for(DAEMON_START, || {
-        if let Some(status) = child.exited() {
-            return Err(Error::Failed(format!(
-                "{role} exited ({status}){}",
-                state::log_tail(&log, 15)
-            )));
-        }
-        Ok(socket.exists())
-    })?;
-    if !listening {
-        return Err(Error::Failed(format!(
-            "{role} made no control socket {} within {} s{}",
-            socket.display(),
-            DAEMON_START.as_secs(),
-            state::log_tail(&log, 15)
-        )));
-    }
-    Ok(child.pid())
 }
 
 /// Starts the ToR's switch and a bridge per host port. Needs the controller's agent secret.

@@ -44,7 +44,7 @@ use crate::{
     api::{Cloud, Credentials},
     interrupt,
     netns::{self, disable_ipv6, run, spawn_detached},
-    topology::Topology,
+    topology::{HostLink, Topology},
 };
 
 /// The lab directory when `--dir` is not given.
@@ -260,49 +260,9 @@ fn build(
     for (i, host) in t.hosts.iter().enumerate() {
         interrupt::check()?;
         let ns = t.host_ns(&host.name);
-        run(&["ip", "netns", "add", &ns])?;
-        state.namespaces.push(ns.clone());
-        dir.save(state)?;
-        // No IPv6: nothing in the lab speaks it, and a namespace would otherwise send router
-        // solicitations out of every veth.
-        let _ = run(&[
-            "ip",
-            "netns",
-            "exec",
-            &ns,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]);
-        run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        add_namespace(dir, state, &ns)?;
         for link in t.host_links(&host.name) {
-            run(&[
-                "ip",
-                "link",
-                "add",
-                &link.root,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &link.inside,
-                "netns",
-                &ns,
-            ])?;
-            state.links.push(link.root.clone());
-            dir.save(state)?;
-            disable_ipv6(&link.root);
-            run(&[
-                "ip",
-                "link",
-                "set",
-                &link.root,
-                "master",
-                &link.bridge,
-                "up",
-            ])?;
-            run(&["ip", "-n", &ns, "link", "set", &link.inside, "up"])?;
+            add_bridge_link(dir, state, &link, &ns)?;
         }
         let mgmt = format!("{}/{}", t.host_management_ip(i), t.management.prefix());
         let tunnel = format!("{}/{}", t.host_tunnel_ip(i), t.underlay.prefix());
@@ -330,6 +290,105 @@ fn build(
     start_hosts(dir, state, &cloud, progress)?;
     state.ready = true;
     dir.save(state)?;
+    Ok(())
+}
+
+/// Starts a lab daemon (`role` serving `host`, in namespace `ns`) and waits until it has
+/// made its control socket; records it first.
+pub(super) fn start_daemon(
+    dir: &LabDir,
+    state: &mut State,
+    (role, host, ns): (&str, Option<&str>, &str),
+    args: &[&str],
+    socket: &Path,
+    log: PathBuf,
+) -> Result<u32> {
+    let mut child = spawn_detached(Some(ns), args, &state.topology.name, &[], &log)?;
+    state.processes.push(Process {
+        role: role.into(),
+        host: host.map(str::to_owned),
+        ns: Some(ns.to_owned()),
+        pid: child.pid(),
+        log: log.clone(),
+    });
+    dir.save(state)?;
+    let listening = wait_for(DAEMON_START, || {
+        if let Some(status) = child.exited() {
+            return Err(Error::Failed(format!(
+                "{role} {}exited ({status}){}",
+                on(host),
+                state::log_tail(&log, 15)
+            )));
+        }
+        Ok(socket.exists())
+    })?;
+    if !listening {
+        return Err(Error::Failed(format!(
+            "{role} {}made no control socket {} within {} s{}",
+            on(host),
+            socket.display(),
+            DAEMON_START.as_secs(),
+            state::log_tail(&log, 15)
+        )));
+    }
+    Ok(child.pid())
+}
+
+/// " on HOST " for messages about a daemon of a host ("" for none).
+fn on(host: Option<&str>) -> String {
+    host.map(|h| format!("on {h} ")).unwrap_or_default()
+}
+
+/// Makes namespace `ns` (recorded first), without IPv6, with `lo` up.
+fn add_namespace(dir: &LabDir, state: &mut State, ns: &str) -> Result<()> {
+    run(&["ip", "netns", "add", ns])?;
+    state.namespaces.push(ns.to_owned());
+    dir.save(state)?;
+    // No IPv6: nothing in the lab speaks it, and a namespace would otherwise send router
+    // solicitations out of every veth.
+    let _ = run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+    run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+    Ok(())
+}
+
+/// A veth from `link.bridge` in the root namespace (end `link.root`, recorded first) into
+/// namespace `ns` (end `link.inside`), up at both ends.
+fn add_bridge_link(dir: &LabDir, state: &mut State, link: &HostLink, ns: &str) -> Result<()> {
+    run(&[
+        "ip",
+        "link",
+        "add",
+        &link.root,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &link.inside,
+        "netns",
+        ns,
+    ])?;
+    state.links.push(link.root.clone());
+    dir.save(state)?;
+    disable_ipv6(&link.root);
+    run(&[
+        "ip",
+        "link",
+        "set",
+        &link.root,
+        "master",
+        &link.bridge,
+        "up",
+    ])?;
+    run(&["ip", "-n", ns, "link", "set", &link.inside, "up"])?;
     Ok(())
 }
 
@@ -578,41 +637,15 @@ fn start_hosts(
         let socket_arg = socket.to_string_lossy().into_owned();
         let log = host_dir.join("switch.log");
         // The agent owns the switch's whole configuration, so the switch starts empty.
-        let mut switch = spawn_detached(
-            Some(&ns),
+        let pid = start_daemon(
+            dir,
+            state,
+            ("switch", Some(&host.name), &ns),
             &[&weft, "switch", "--control", &socket_arg],
-            &t.name,
-            &[],
-            &log,
+            &socket,
+            log,
         )?;
-        state.processes.push(Process {
-            role: "switch".into(),
-            host: Some(host.name.clone()),
-            ns: Some(ns.clone()),
-            pid: switch.pid(),
-            log: log.clone(),
-        });
-        dir.save(state)?;
-        let listening = wait_for(DAEMON_START, || {
-            if let Some(status) = switch.exited() {
-                return Err(Error::Failed(format!(
-                    "weft switch on {} exited ({status}){}",
-                    host.name,
-                    state::log_tail(&log, 15)
-                )));
-            }
-            Ok(socket.exists())
-        })?;
-        if !listening {
-            return Err(Error::Failed(format!(
-                "weft switch on {} made no control socket {} within {} s{}",
-                host.name,
-                socket.display(),
-                DAEMON_START.as_secs(),
-                state::log_tail(&log, 15)
-            )));
-        }
-        let mut line = format!("host {}: weft switch (pid {})", host.name, switch.pid());
+        let mut line = format!("host {}: weft switch (pid {pid})", host.name);
         if t.evb.is_some() {
             let pid = evb::start_station(dir, state, i)?;
             line.push_str(&format!(", weft evb station (pid {pid})"));
