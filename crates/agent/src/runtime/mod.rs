@@ -10,8 +10,9 @@
 //!   meanwhile are folded into the next one, which always carries the latest view.
 //! - **heartbeat**: `POST /weft/v1/agents` every report interval (`start_flag` until one is
 //!   accepted).
-//! - **status**: once a second, the switch's `status`; changes of this host's ports go to
-//!   `POST /weft/v1/devices` (all of them again after a resync).
+//! - **status**: once a second, and right after a configuration that adds or removes TAPs, the
+//!   switch's `status`; changes of this host's ports go to `POST /weft/v1/devices` (all of
+//!   them again after a resync).
 //!
 //! Shutdown stops the loops between operations; a `replace` in flight is finished, never cut,
 //! and nothing is removed from the switch.
@@ -177,6 +178,10 @@ struct Shared {
     core: Mutex<Core>,
     /// Wakes the push loop; a wake-up while it is busy is kept, so bursts coalesce.
     push: Notify,
+    /// Wakes the status loop before its next tick: a configuration with new or removed TAPs
+    /// was applied, so their state is worth reporting now (a VM waiting for its port to be
+    /// ACTIVE, a migration, should not wait out the interval).
+    status_now: Notify,
 }
 
 struct Core {
@@ -228,6 +233,7 @@ pub async fn run(
         config,
         controller,
         push: Notify::new(),
+        status_now: Notify::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     tracing::info!(
@@ -507,9 +513,13 @@ async fn push_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 "switch configuration replaced"
             );
             let mut core = shared.core();
+            let ports_changed = core.local_ports.keys().ne(build.local_ports.keys());
             core.local_ports = Arc::new(build.local_ports);
             core.pushed = true;
             drop(core);
+            if ports_changed {
+                shared.status_now.notify_one();
+            }
             if let Some(since) = build.dirty_since {
                 let since = since.max(resumed);
                 let factor = shared.config.push_spacing_factor;
@@ -602,6 +612,7 @@ async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             biased;
             () = stopped(&mut stop) => return,
             _ = interval.tick() => {}
+            () = shared.status_now.notified() => {}
         }
         let (local, all) = {
             let mut core = shared.core();
