@@ -606,14 +606,29 @@ async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(shared.config.status_interval);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_repush: Option<Instant> = None;
+    let mut last_read: Option<Instant> = None;
     let status_request = json!({"op": "status"}).to_string();
     loop {
         tokio::select! {
             biased;
             () = stopped(&mut stop) => return,
             _ = interval.tick() => {}
-            () = shared.status_now.notified() => {}
+            () = shared.status_now.notified() => {
+                // Early reads, at most a few a second: a burst of new ports (a thousand VMs
+                // booting) is reported in a few batches, not one request per configuration.
+                let spacing = shared.config.status_interval / 4;
+                if let Some(wait) = last_read.map(|at| spacing.saturating_sub(at.elapsed()))
+                    && !wait.is_zero()
+                {
+                    tokio::select! {
+                        biased;
+                        () = stopped(&mut stop) => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
         }
+        last_read = Some(Instant::now());
         let (local, all) = {
             let mut core = shared.core();
             // Before the first replace the switch is not ours to read.
