@@ -5,8 +5,12 @@
 //! Requests (`op`): `status`; on a station `associate`, `preassociate`, `preassociate_rr`
 //! (`manager_id`, `type_id`, `type_version`, `vsi_id`, `filters`, optional `migrate_to` /
 //! `migrate_from`), `deassociate` (`vsi_id`) and `channels` (`scids`); on a bridge
-//! `deassociate` (`vsi_id`: the bridge ends the VSI). Answers are `{"ok": true, ...}` or
-//! `{"error": "..."}`.
+//! `deassociate` (`vsi_id`: the bridge ends the VSI). The VSI requests take an optional `scid`:
+//! the S-channel, resolved to the SVID CDCP granted it ("S-channel SCID n is not granted"
+//! otherwise); without it `associate` and the pre-associates use the default channel (SCID 1),
+//! `deassociate` the channel that has the VSI. Answers are `{"ok": true, ...}` or
+//! `{"error": "..."}`. The status lists each VSI with its `scid` and `svid`, and each S-channel
+//! with its own EVB TLV exchange (`evb`) and engine counters.
 
 use std::{io, path::Path};
 

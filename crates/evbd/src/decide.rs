@@ -204,6 +204,15 @@ impl DecideClient {
         }
     }
 
+    /// The same client as port `port` of the same bridge (an S-channel is a bridge port of its
+    /// own: the controller keeps VLANs per bridge port).
+    pub fn with_port(&self, port: &str) -> Self {
+        Self {
+            port: port.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// Asks whether the request may go ahead (for a De-Associate: records it).
     pub async fn decide(&self, request: &RequestJson) -> Result<Answer, DecideError> {
         let body = DecideBody {
@@ -429,18 +438,27 @@ mod tests {
         let request = RequestJson::new(&Id16::from_name("evmgr1").unwrap(), &vsi);
         let answer = client.decide(&request).await.unwrap();
         assert_eq!(decision_of(&vsi, &answer), Ok(Profile { vid: Some(10) }));
+        // An S-channel asks as a bridge port of its own.
+        client
+            .with_port("sw1p1.s100")
+            .decide(&request)
+            .await
+            .unwrap();
         client
             .report_state(&request.vsi_id, "deassociated", "keep-alive timeout")
             .await
             .unwrap();
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 2);
+        assert_eq!(seen.len(), 3);
         assert_eq!(seen[0].1.as_deref(), Some("Bearer s3cret"));
         assert_eq!(seen[0].2["bridge"], "tor1");
         assert_eq!(seen[0].2["port"], "sw1p1");
         assert_eq!(seen[0].2["request"]["mode"], "associate");
+        assert_eq!(seen[1].1.as_deref(), Some("Bearer s3cret"));
+        assert_eq!(seen[1].2["bridge"], "tor1");
+        assert_eq!(seen[1].2["port"], "sw1p1.s100");
         assert_eq!(
-            seen[1].2,
+            seen[2].2,
             json!({"bridge": "tor1", "port": "sw1p1",
                    "vsi_id": "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa",
                    "state": "deassociated", "reason": "keep-alive timeout"})

@@ -7,11 +7,14 @@
 //! controller's VSI decisions. None of that belongs in `weft-evb`.
 //!
 //! * [`port`]: the engines of one role joined into one sans-IO [`port::Port`] (frame
-//!   dispatch, negotiated timers handed to VDP);
+//!   dispatch, negotiated timers handed to VDP, and an EVB TLV agent and a VDP engine per
+//!   S-channel CDCP grants, its frames S-tagged);
 //! * [`runtime`]: the driver of a port on a socket, with its timer, events and status;
 //! * [`policy`]: who decides on a VSI: a local TOML file, or the controller;
 //! * [`decide`]: the controller's VDP decision API client (`docs/vsi.md`);
 //! * [`gating`]: a bridge programming its switch's VDP gating (figure 12);
+//! * [`schannels`]: a bridge's station port or a station's uplink programmed with the
+//!   S-channels CDCP granted (`set_s_channels`);
 //! * [`control`]: the control socket (JSON lines);
 //! * [`text`]: VSIs as JSON, in the controller's shapes.
 
@@ -21,6 +24,7 @@ pub mod gating;
 pub mod policy;
 pub mod port;
 pub mod runtime;
+pub mod schannels;
 pub mod text;
 
 pub use runtime::{Decider, Options, RuntimeError, run};

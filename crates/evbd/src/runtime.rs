@@ -7,6 +7,13 @@
 //! The socket is switch's [`PacketDevice`] (promiscuous, every protocol: the group addresses
 //! EVB uses, 01-80-C2-00-00-00 and -03, arrive without joining anything); the port drops what
 //! is not LLDP or ECP for it. Clock: microseconds since the daemon started.
+//!
+//! S-channels: the port runs EVB TLV, ECP and VDP on every channel CDCP grants, so the VSI
+//! tables are keyed by (SVID, VSI). A station's control requests name the channel by SCID
+//! (`"scid"`, default 1), resolved to the SVID granted. A bridge gates a VSI on its channel
+//! (`PORT.sSVID` in the switch) and asks the controller about it as bridge port `IF` (the
+//! default channel) or `IF.sSVID`. After each channel change the switch port's S-channels are
+//! programmed ([`crate::schannels`]) when a switch socket is given.
 
 use core::time::Duration;
 use std::{
@@ -26,6 +33,7 @@ use evb::{
 use serde_json::{Map, Value, json};
 use switch::{
     PacketBuf,
+    daemon::config::ChannelSpec,
     device::{Device as _, packet::PacketDevice},
 };
 use tokio::{
@@ -41,9 +49,10 @@ use wire::{
 use crate::{
     control::{self, Command},
     decide::{self, DecideClient, RequestJson},
-    gating::{Gating, SwitchGlue},
+    gating::{Gating, Programmer, SwitchGlue},
     policy::{LocalPolicy, Policy},
-    port::{CdcpConfig, Port, PortConfig, PortEvent},
+    port::{CdcpConfig, DEFAULT_SCID, DEFAULT_SVID, Port, PortConfig, PortEvent, RoleError},
+    schannels::{SChannels, UplinkGlue},
     text::{self, FilterJson},
 };
 
@@ -114,10 +123,14 @@ pub struct Options {
     pub decider: Decider,
     /// The control socket, if any.
     pub control: Option<PathBuf>,
-    /// A station: the S-channels to ask for at start.
+    /// A station: the S-channels to ask for at start, by SCID.
     pub channels: Vec<u16>,
-    /// A bridge: the switch whose S-channel to gate by association (figure 12), if any.
+    /// A bridge: the switch whose S-channels to gate by association (figure 12) and to
+    /// program with the S-channels granted, if any.
     pub switch: Option<SwitchGlue>,
+    /// A station: the host switch whose uplink to program with the S-channels granted, if
+    /// any (ignored on a bridge).
+    pub uplink: Option<UplinkGlue>,
 }
 
 /// How many recent events the status keeps.
@@ -157,6 +170,8 @@ impl AsRawFd for Socket {
 /// A request the runtime sent to the controller, and its answer.
 #[derive(Debug)]
 struct Decided {
+    /// The channel the request came on.
+    svid: u16,
     key: VsiKey,
     result: Result<Profile, Refusal>,
     /// The profile's network, as the controller named it.
@@ -247,6 +262,18 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         ),
         _ => None,
     };
+    let s_channels = match (&gating, &options.uplink, options.role) {
+        (Some(gating), _, Role::Bridge) => Some((
+            gating.programmer().clone(),
+            SChannels::bridge(options.iface.clone(), options.reflective_relay),
+        )),
+        (_, Some(uplink), Role::Station) => Some((
+            Programmer::start(uplink.socket.clone())
+                .map_err(io_error("cannot start the switch programming thread"))?,
+            SChannels::uplink(options.iface.clone(), uplink.networks.clone()),
+        )),
+        _ => None,
+    };
     let (decided_tx, decided) = mpsc::channel(64);
     let mut driver = Driver {
         clock: Clock {
@@ -260,6 +287,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         bound: BTreeMap::new(),
         station_vsis: BTreeMap::new(),
         gating,
+        s_channels,
+        scids: BTreeMap::from([(DEFAULT_SVID, DEFAULT_SCID)]),
         gated: BTreeMap::new(),
         networks: BTreeMap::new(),
         tx_errors: 0,
@@ -283,6 +312,9 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
 /// controller's profile's; `None`: the one `--switch-network` names for the VLAN).
 type Gated = (Vec<(MacAddr, u16)>, Option<String>);
 
+/// A VSI on an S-channel: the channel's SVID and the VSI.
+type ChannelVsi = (u16, VsiKey);
+
 /// The loop's state.
 struct Driver {
     clock: Clock,
@@ -293,15 +325,20 @@ struct Driver {
     /// Recent events, newest last, for the status.
     events: VecDeque<Value>,
     /// A bridge's bound VSIs, kept to tell the controller about their end.
-    bound: BTreeMap<VsiKey, Association>,
+    bound: BTreeMap<ChannelVsi, Association>,
     /// A station's VSIs as requested (the engine keeps the assigned VLANs).
-    station_vsis: BTreeMap<VsiKey, VsiSpec>,
+    station_vsis: BTreeMap<ChannelVsi, VsiSpec>,
     /// A bridge's switch gating, if it programs one.
     gating: Option<Gating>,
+    /// The switch port to program with the S-channels granted, and the thread that does.
+    s_channels: Option<(Programmer, SChannels)>,
+    /// The SCID of each channel's SVID, as the CDCP events so far tell (the port's own view
+    /// is ahead of the events still to handle).
+    scids: BTreeMap<u16, u16>,
     /// The (MAC, VLAN) pairs let into the switch, per associated VSI, and their network.
-    gated: BTreeMap<VsiKey, Gated>,
+    gated: BTreeMap<ChannelVsi, Gated>,
     /// The network the controller's profile gave each VSI it accepted.
-    networks: BTreeMap<VsiKey, String>,
+    networks: BTreeMap<ChannelVsi, String>,
     tx_errors: u64,
 }
 
@@ -381,36 +418,56 @@ impl Driver {
     fn flush(&mut self, device: &mut PacketDevice) {
         let now = self.clock.now();
         let mut buf = [0u8; MAX_FRAME_LEN];
-        while let Some(transmit) = self.port.poll_transmit(now, &mut buf) {
-            let frame = PacketBuf::from_frame(&buf[..transmit.len]);
-            match device.send(core::slice::from_ref(&frame)) {
-                Ok(1) => {}
-                Ok(_) => self.tx_errors += 1,
-                Err(err) => {
-                    self.tx_errors += 1;
-                    tracing::warn!("cannot send a frame: {err}");
+        loop {
+            while let Some(transmit) = self.port.poll_transmit(now, &mut buf) {
+                let frame = PacketBuf::from_frame(&buf[..transmit.len]);
+                match device.send(core::slice::from_ref(&frame)) {
+                    Ok(1) => {}
+                    Ok(_) => self.tx_errors += 1,
+                    Err(err) => {
+                        self.tx_errors += 1;
+                        tracing::warn!("cannot send a frame: {err}");
+                    }
                 }
             }
+            // An event can leave frames to send (a channel that came up has its first LLDPDU).
+            let mut handled = false;
+            while let Some(event) = self.port.poll_event() {
+                self.event(now, event);
+                handled = true;
+            }
+            if !handled {
+                break;
+            }
         }
-        while let Some(event) = self.port.poll_event() {
-            self.event(now, event);
-        }
-        let deferred = self
-            .port
-            .policy_mut()
-            .map(Policy::take_deferred)
-            .unwrap_or_default();
-        for request in deferred {
-            self.ask(&request.manager_id, &request.vsi);
+        for (svid, request) in self.port.take_deferred() {
+            self.ask(svid, &request.manager_id, &request.vsi);
         }
     }
 
-    /// Asks the controller about a deferred request, in a task of its own.
-    fn ask(&self, manager_id: &Id16, vsi: &wire::vdp::Vsi) {
+    /// The controller's client for the bridge port channel `svid` is: `IF` for the default
+    /// channel, `IF.sSVID` for the others. `None` with a local policy.
+    fn client(&self, svid: u16) -> Option<DecideClient> {
         let Decider::Remote(client) = &self.options.decider else {
+            return None;
+        };
+        Some(if svid == DEFAULT_SVID {
+            (**client).clone()
+        } else {
+            client.with_port(&ChannelSpec::table_name(&self.options.iface, svid))
+        })
+    }
+
+    /// The SCID of the channel on `svid` (0 once it is gone and unknown).
+    fn scid(&self, svid: u16) -> u16 {
+        self.scids.get(&svid).copied().unwrap_or(0)
+    }
+
+    /// Asks the controller about a request deferred on channel `svid`, in a task of its own.
+    fn ask(&self, svid: u16, manager_id: &Id16, vsi: &wire::vdp::Vsi) {
+        let Some(client) = self.client(svid) else {
             return;
         };
-        let client = client.clone();
         let request = RequestJson::new(manager_id, vsi);
         let vsi = vsi.clone();
         let key = VsiKey::of(&vsi);
@@ -433,6 +490,7 @@ impl Driver {
             };
             let _ = tx
                 .send(Decided {
+                    svid,
                     key,
                     result,
                     network,
@@ -443,11 +501,10 @@ impl Driver {
 
     /// Tells the controller, in a task of its own, about a VSI the bridge ended or the station
     /// withdrew.
-    fn report_end(&self, association: &Association, cause: DeassociateCause) {
-        let Decider::Remote(client) = &self.options.decider else {
+    fn report_end(&self, svid: u16, association: &Association, cause: DeassociateCause) {
+        let Some(client) = self.client(svid) else {
             return;
         };
-        let client = client.clone();
         let vsi_id = text::vsi_id_text(association.key.id_format, &association.key.id);
         let request = RequestJson::new(
             &association.manager_id,
@@ -469,6 +526,11 @@ impl Driver {
                         .report_state(&vsi_id, "deassociated", "de-associated by the bridge")
                         .await
                 }
+                DeassociateCause::ChannelDown => {
+                    client
+                        .report_state(&vsi_id, "deassociated", "S-channel down")
+                        .await
+                }
             };
             if let Err(err) = result {
                 tracing::warn!(vsi = vsi_id, "cannot report the de-association: {err}");
@@ -479,22 +541,28 @@ impl Driver {
     fn decided(&mut self, decision: Decided) {
         let now = self.clock.now();
         let accepted = decision.result.is_ok();
+        let at = (decision.svid, decision.key);
         match &decision.network {
             Some(network) if accepted => {
-                self.networks.insert(decision.key, network.clone());
+                self.networks.insert(at, network.clone());
             }
             _ => {}
         }
-        if let Err(err) = self.port.decide(now, &decision.key, decision.result) {
-            // Too late: the bridge already refused (reason 3) after T(RWD).
-            tracing::warn!(vsi = %decision.key, "decision not applied: {err}");
-            if accepted && let Decider::Remote(client) = &self.options.decider {
-                let client = client.clone();
+        if let Err(err) = self
+            .port
+            .decide(now, decision.svid, &decision.key, decision.result)
+        {
+            // Too late: the bridge already refused (reason 3) after T(RWD), or the channel
+            // went down meanwhile.
+            tracing::warn!(vsi = %decision.key, svid = decision.svid, "decision not applied: {err}");
+            let reason = match err {
+                RoleError::UnknownChannel(_) => "S-channel down",
+                _ => "decision arrived too late",
+            };
+            if accepted && let Some(client) = self.client(decision.svid) {
                 let vsi_id = text::vsi_id_text(decision.key.id_format, &decision.key.id);
                 tokio::spawn(async move {
-                    let _ = client
-                        .report_state(&vsi_id, "deassociated", "decision arrived too late")
-                        .await;
+                    let _ = client.report_state(&vsi_id, "deassociated", reason).await;
                 });
             }
         }
@@ -515,26 +583,62 @@ impl Driver {
 
     fn event(&mut self, now: Instant, event: PortEvent) {
         let entry = match event {
-            PortEvent::Evb(evb::lldp::Event::Negotiated(negotiated)) => obj(json!({
-                "event": "negotiated",
-                "timing": timing_json(negotiated.timing),
-                "reflective_relay": negotiated.reflective_relay,
-            })),
-            PortEvent::Evb(evb::lldp::Event::PeerLost) => obj(json!({"event": "peer_lost"})),
-            PortEvent::Bridge(event) => self.bridge_event(event),
-            PortEvent::Station(event) => self.station_event(event),
-            PortEvent::Cdcp(evb::cdcp::Event::ChannelUp { scid, svid }) => {
-                obj(json!({"event": "channel_up", "scid": scid, "svid": svid}))
+            PortEvent::Evb { svid, event } => {
+                let mut entry = match event {
+                    evb::lldp::Event::Negotiated(negotiated) => obj(json!({
+                        "event": "negotiated",
+                        "timing": timing_json(negotiated.timing),
+                        "reflective_relay": negotiated.reflective_relay,
+                    })),
+                    evb::lldp::Event::PeerLost => obj(json!({"event": "peer_lost"})),
+                };
+                self.add_channel(&mut entry, svid);
+                entry
             }
-            PortEvent::Cdcp(evb::cdcp::Event::ChannelDown { scid, svid }) => {
-                obj(json!({"event": "channel_down", "scid": scid, "svid": svid}))
+            PortEvent::Bridge { svid, event } => {
+                let mut entry = self.bridge_event(svid, event);
+                self.add_channel(&mut entry, svid);
+                entry
             }
-            PortEvent::Cdcp(evb::cdcp::Event::PeerLost) => obj(json!({"event": "cdcp_peer_lost"})),
+            PortEvent::Station { svid, event } => {
+                let mut entry = self.station_event(svid, event);
+                self.add_channel(&mut entry, svid);
+                entry
+            }
+            PortEvent::Cdcp(event) => self.cdcp_event(event),
         };
         self.log_event(now, entry);
     }
 
-    fn bridge_event(&mut self, event: BridgeEvent) -> Map<String, Value> {
+    /// Names the channel of an event: `scid` and `svid`.
+    fn add_channel(&self, entry: &mut Map<String, Value>, svid: u16) {
+        entry.insert("scid".into(), json!(self.scid(svid)));
+        entry.insert("svid".into(), json!(svid));
+    }
+
+    /// Follows the channels, and programs the switch port with them if there is one.
+    fn cdcp_event(&mut self, event: evb::cdcp::Event) -> Map<String, Value> {
+        if let Some((programmer, s_channels)) = &mut self.s_channels
+            && let Some(request) = s_channels.on_event(&event)
+        {
+            programmer.send(request);
+        }
+        match event {
+            evb::cdcp::Event::ChannelUp { scid, svid } => {
+                self.scids.insert(svid, scid);
+                obj(json!({"event": "channel_up", "scid": scid, "svid": svid}))
+            }
+            evb::cdcp::Event::ChannelDown { scid, svid } => {
+                if self.scids.get(&svid) == Some(&scid) {
+                    self.scids.remove(&svid);
+                }
+                obj(json!({"event": "channel_down", "scid": scid, "svid": svid}))
+            }
+            evb::cdcp::Event::PeerLost => obj(json!({"event": "cdcp_peer_lost"})),
+        }
+    }
+
+    fn bridge_event(&mut self, svid: u16, event: BridgeEvent) -> Map<String, Value> {
         match event {
             BridgeEvent::PreAssociated { key, vsi, .. }
             | BridgeEvent::Associated { key, vsi, .. } => {
@@ -545,11 +649,14 @@ impl Driver {
                 } else {
                     Vec::new()
                 };
-                self.gate(key, pairs);
-                if let Some(association) =
-                    self.port.associations().into_iter().find(|a| a.key == key)
+                self.gate(svid, key, pairs);
+                if let Some(association) = self
+                    .port
+                    .associations(svid)
+                    .into_iter()
+                    .find(|a| a.key == key)
                 {
-                    self.bound.insert(key, association);
+                    self.bound.insert((svid, key), association);
                 }
                 obj(json!({
                     "event": text::state_name(vsi.mode),
@@ -560,10 +667,10 @@ impl Driver {
                 }))
             }
             BridgeEvent::Deassociated { key, cause } => {
-                self.gate(key, Vec::new());
-                self.networks.remove(&key);
-                if let Some(association) = self.bound.remove(&key) {
-                    self.report_end(&association, cause);
+                self.gate(svid, key, Vec::new());
+                self.networks.remove(&(svid, key));
+                if let Some(association) = self.bound.remove(&(svid, key)) {
+                    self.report_end(svid, &association, cause);
                 }
                 obj(json!({
                     "event": "deassociated",
@@ -581,28 +688,29 @@ impl Driver {
         }
     }
 
-    /// Makes `pairs` the VSI's gated (MAC, VLAN)s in the switch: what it no longer has is
-    /// shut out first, then what it has is let in (again: the switch takes repeats).
-    /// The logical switch is the network the controller's profile named, if it named one.
-    fn gate(&mut self, key: VsiKey, pairs: Vec<(MacAddr, u16)>) {
+    /// Makes `pairs` the gated (MAC, VLAN)s in the switch of a VSI on channel `svid`: what it
+    /// no longer has is shut out first, then what it has is let in (again: the switch takes
+    /// repeats). The logical switch is the network the controller's profile named, if it
+    /// named one.
+    fn gate(&mut self, svid: u16, key: VsiKey, pairs: Vec<(MacAddr, u16)>) {
         let Some(gating) = &self.gating else {
             return;
         };
-        let network = self.networks.get(&key).cloned();
-        let (old, old_network) = self.gated.remove(&key).unwrap_or_default();
+        let network = self.networks.get(&(svid, key)).cloned();
+        let (old, old_network) = self.gated.remove(&(svid, key)).unwrap_or_default();
         let moved = old_network != network;
         for &(mac, vlan) in old.iter().filter(|pair| moved || !pairs.contains(pair)) {
-            gating.deassociate(mac, vlan);
+            gating.deassociate(svid, mac, vlan);
         }
         for &(mac, vlan) in &pairs {
-            gating.associate(mac, vlan, network.as_deref());
+            gating.associate(svid, mac, vlan, network.as_deref());
         }
         if !pairs.is_empty() {
-            self.gated.insert(key, (pairs, network));
+            self.gated.insert((svid, key), (pairs, network));
         }
     }
 
-    fn station_event(&mut self, event: StationEvent) -> Map<String, Value> {
+    fn station_event(&mut self, svid: u16, event: StationEvent) -> Map<String, Value> {
         match event {
             StationEvent::PreAssociated {
                 key,
@@ -619,7 +727,7 @@ impl Driver {
                 "filters": text::filters_to_json(&filters),
             })),
             StationEvent::Deassociated { key, cause } => {
-                self.station_vsis.remove(&key);
+                self.station_vsis.remove(&(svid, key));
                 obj(json!({
                     "event": "deassociated",
                     "vsi_id": vsi_id(&key),
@@ -633,7 +741,7 @@ impl Driver {
                 kept,
             } => {
                 if kept.is_none() {
-                    self.station_vsis.remove(&key);
+                    self.station_vsis.remove(&(svid, key));
                 }
                 obj(json!({
                     "event": "refused",
@@ -645,7 +753,7 @@ impl Driver {
                 }))
             }
             StationEvent::TimedOut { key } => {
-                self.station_vsis.remove(&key);
+                self.station_vsis.remove(&(svid, key));
                 obj(json!({"event": "timed_out", "vsi_id": vsi_id(&key)}))
             }
         }
@@ -673,8 +781,13 @@ impl Driver {
                     id: text::vsi_id_from_text(str_field(request, "vsi_id")?)
                         .map_err(|e| e.to_string())?,
                 };
+                // Without an SCID: the channel that has the VSI (the default one if none).
+                let svid = match scid_field(request)? {
+                    Some(scid) => self.granted_svid(scid)?,
+                    None => self.port.vsi_channel(&key).unwrap_or(DEFAULT_SVID),
+                };
                 self.port
-                    .deassociate(now, &key)
+                    .deassociate(now, svid, &key)
                     .map_err(|e| e.to_string())?;
                 Ok(json!({"ok": true}))
             }
@@ -695,95 +808,130 @@ impl Driver {
                     .filter(|&mode| mode != Mode::Deassociate)
                     .ok_or_else(|| format!("unknown op {other:?}"))?;
                 let spec = vsi_spec(request)?;
+                let svid = self.granted_svid(scid_field(request)?.unwrap_or(DEFAULT_SCID))?;
                 let key = spec.key();
                 self.port
-                    .request(now, mode, spec.clone())
+                    .request(now, svid, mode, spec.clone())
                     .map_err(|e| e.to_string())?;
-                self.station_vsis.entry(key).or_insert(spec);
+                self.station_vsis.entry((svid, key)).or_insert(spec);
                 Ok(json!({"ok": true}))
             }
         }
     }
 
-    /// The status: negotiated values, VSIs, channels, counters, recent events.
+    /// The SVID of S-channel `scid`, if the port has it up.
+    fn granted_svid(&self, scid: u16) -> Result<u16, String> {
+        self.port
+            .svid_of(scid)
+            .ok_or_else(|| format!("S-channel SCID {scid} is not granted"))
+    }
+
+    /// The status: negotiated values, VSIs, channels, counters, recent events. The top-level
+    /// `evb` and `counters` are the default channel's (and the port's); each entry of
+    /// `channels` has its own channel's.
     fn status(&self) -> Value {
-        let evb = self.port.evb();
-        let negotiated = evb.negotiated();
-        let vsis: Vec<Value> = match self.port.role() {
-            Role::Bridge => self
-                .port
-                .associations()
-                .iter()
-                .map(|a| {
+        let mut vsis: Vec<Value> = Vec::new();
+        for svid in self.port.svids() {
+            let scid = self.port.scid_of(svid).unwrap_or(0);
+            match self.port.role() {
+                Role::Bridge => vsis.extend(self.port.associations(svid).iter().map(|a| {
                     json!({
                         "vsi_id": vsi_id(&a.key),
                         "id_format": a.key.id_format.0,
+                        "scid": scid,
+                        "svid": svid,
                         "state": text::state_name(a.mode),
                         "manager_id": text::manager_id_text(&a.manager_id),
                         "type_id": a.vsi.type_id,
                         "type_version": a.vsi.type_version,
                         "filters": text::filters_to_json(&a.vsi.filters),
                     })
-                })
-                .collect(),
-            Role::Station => self
-                .station_vsis
-                .iter()
-                .filter_map(|(key, spec)| {
-                    let (filters, mode) = self.port.station_vsi(key)?;
-                    Some(json!({
-                        "vsi_id": vsi_id(key),
-                        "id_format": key.id_format.0,
-                        "state": mode.map_or("pending", text::state_name),
-                        "manager_id": text::manager_id_text(&spec.manager_id),
-                        "type_id": spec.type_id,
-                        "type_version": spec.type_version,
-                        "filters": text::filters_to_json(filters),
-                    }))
-                })
-                .collect(),
-        };
+                })),
+                Role::Station => vsis.extend(
+                    self.station_vsis
+                        .iter()
+                        .filter(|((on, _), _)| *on == svid)
+                        .filter_map(|((_, key), spec)| {
+                            let (filters, mode) = self.port.station_vsi(svid, key)?;
+                            Some(json!({
+                                "vsi_id": vsi_id(key),
+                                "id_format": key.id_format.0,
+                                "scid": scid,
+                                "svid": svid,
+                                "state": mode.map_or("pending", text::state_name),
+                                "manager_id": text::manager_id_text(&spec.manager_id),
+                                "type_id": spec.type_id,
+                                "type_version": spec.type_version,
+                                "filters": text::filters_to_json(filters),
+                            }))
+                        }),
+                ),
+            }
+        }
         let channels = self.port.channels().map(|channels| {
             channels
                 .iter()
-                .map(|(scid, svid)| json!({"scid": scid, "svid": svid}))
+                .map(|(&scid, &svid)| {
+                    let mut entry = json!({"scid": scid, "svid": svid});
+                    // The channel's own EVB TLV exchange, once its engines run.
+                    if self.port.scid_of(svid) == Some(scid) {
+                        entry["evb"] = self.evb_json(svid);
+                        entry["counters"] = counters_json(self.port.engine_counters(svid));
+                    }
+                    entry
+                })
                 .collect::<Vec<_>>()
         });
-        let mut counters = Map::new();
-        for (engine, values) in self.port.engine_counters() {
-            let values: Map<String, Value> = values
-                .iter()
-                .map(|(counter, count)| (counter.as_str().to_owned(), json!(count)))
-                .collect();
-            counters.insert(engine.into(), Value::Object(values));
-        }
+        let mut engines = self.port.engine_counters(DEFAULT_SVID);
+        engines.extend(self.port.cdcp_counters().map(|cdcp| ("cdcp", cdcp)));
+        let mut counters = counters_json(engines);
         let own = self.port.counters();
-        counters.insert(
-            "port".into(),
-            json!({
-                "rx_frames": own.rx_frames,
-                "not_for_us": own.not_for_us,
-                "truncated": own.truncated,
-                "tx_errors": self.tx_errors,
-            }),
-        );
+        counters["port"] = json!({
+            "rx_frames": own.rx_frames,
+            "not_for_us": own.not_for_us,
+            "truncated": own.truncated,
+            "unknown_channel": own.unknown_channel,
+            "tx_errors": self.tx_errors,
+        });
         json!({
             "role": role_name(self.options.role),
             "iface": self.options.iface,
             "mac": self.local_mac.to_string(),
-            "evb": {
-                "peer": evb.remote_tlv().is_some(),
-                "local_tlv": evb.local_tlv().to_string(),
-                "remote_tlv": evb.remote_tlv().map(|tlv| tlv.to_string()),
-                "timing": timing_json(negotiated.timing),
-                "reflective_relay": negotiated.reflective_relay,
-            },
+            "evb": self.evb_json(DEFAULT_SVID),
             "vsis": vsis,
             "channels": channels,
             "counters": counters,
             "events": self.events,
         })
     }
+
+    /// A channel's EVB TLV exchange: whether a peer is there, both TLVs, what they settled.
+    fn evb_json(&self, svid: u16) -> Value {
+        let Some(evb) = self.port.evb(svid) else {
+            return Value::Null;
+        };
+        let negotiated = evb.negotiated();
+        json!({
+            "peer": evb.remote_tlv().is_some(),
+            "local_tlv": evb.local_tlv().to_string(),
+            "remote_tlv": evb.remote_tlv().map(|tlv| tlv.to_string()),
+            "timing": timing_json(negotiated.timing),
+            "reflective_relay": negotiated.reflective_relay,
+        })
+    }
+}
+
+/// Engines' counters as `{engine: {counter: count}}`.
+fn counters_json(engines: Vec<(&'static str, evb::Counters)>) -> Value {
+    let mut all = Map::new();
+    for (engine, values) in engines {
+        let values: Map<String, Value> = values
+            .iter()
+            .map(|(counter, count)| (counter.as_str().to_owned(), json!(count)))
+            .collect();
+        all.insert(engine.into(), Value::Object(values));
+    }
+    Value::Object(all)
 }
 
 fn obj(value: Value) -> Map<String, Value> {
@@ -809,6 +957,7 @@ const fn cause_name(cause: DeassociateCause) -> &'static str {
         DeassociateCause::Station => "station",
         DeassociateCause::Bridge => "bridge",
         DeassociateCause::KeepAliveTimeout => "keep-alive timeout",
+        DeassociateCause::ChannelDown => "channel down",
     }
 }
 
@@ -821,6 +970,19 @@ fn str_field<'a>(request: &'a Value, field: &str) -> Result<&'a str, String> {
         .get(field)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("\"{field}\": a string"))
+}
+
+/// The optional `"scid"` of a request.
+fn scid_field(request: &Value) -> Result<Option<u16>, String> {
+    match request.get("scid") {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|&n| n >= DEFAULT_SCID)
+            .map(Some)
+            .ok_or_else(|| "\"scid\": an S-channel ID, 1-4095".to_owned()),
+    }
 }
 
 fn num_field(request: &Value, field: &str) -> Result<u64, String> {
@@ -883,6 +1045,16 @@ mod tests {
             json!({"type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
         ] {
             assert!(vsi_spec(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn test_scid_is_optional_and_checked() {
+        assert_eq!(scid_field(&json!({"op": "associate"})), Ok(None));
+        assert_eq!(scid_field(&json!({"scid": null})), Ok(None));
+        assert_eq!(scid_field(&json!({"scid": 2})), Ok(Some(2)));
+        for bad in [json!(0), json!(-1), json!("2"), json!(65_536)] {
+            assert!(scid_field(&json!({"scid": bad})).is_err(), "{bad}");
         }
     }
 

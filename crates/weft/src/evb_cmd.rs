@@ -13,8 +13,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use evb::{Role, Timing};
 use evbd::{
-    Decider, Options, decide::DecideClient, gating::SwitchGlue, policy::LocalPolicy,
+    Decider, Options,
+    decide::DecideClient,
+    gating::SwitchGlue,
+    policy::LocalPolicy,
     port::CdcpConfig,
+    schannels::{ChannelNetworkArg, UplinkGlue},
 };
 
 /// `weft evb ...`.
@@ -26,9 +30,11 @@ pub(crate) struct EvbArgs {
 
 #[derive(Debug, Subcommand)]
 enum EvbCommand {
-    /// Run the EVB bridge (ToR side) on an interface: EVB TLV, ECP, VDP, optionally CDCP.
+    /// Run the EVB bridge (ToR side) on an interface: EVB TLV, ECP, VDP, optionally CDCP
+    /// (then EVB TLV, ECP and VDP run on every S-channel granted too).
     Bridge(BridgeArgs),
-    /// Run weft's EVB station on an interface: EVB TLV, ECP, VDP and CDCP.
+    /// Run weft's EVB station on an interface: EVB TLV, ECP, VDP and CDCP (and EVB TLV, ECP
+    /// and VDP on every S-channel granted).
     Station(StationArgs),
     /// Send one JSON request to a running bridge or station and print the answer.
     Ctl(CtlArgs),
@@ -40,7 +46,9 @@ struct CommonArgs {
     /// The interface (in this network namespace).
     #[arg(long, value_name = "IF")]
     iface: String,
-    /// The control socket (JSON lines: status, associate, deassociate, channels).
+    /// The control socket (JSON lines: status, associate, preassociate, preassociate_rr,
+    /// deassociate, channels). A station's VSI requests take "scid" (default 1: the default
+    /// channel) for a granted S-channel.
     #[arg(long, value_name = "PATH", alias = "status-socket")]
     control: Option<PathBuf>,
     /// ECP retries R (0-7).
@@ -98,11 +106,15 @@ struct BridgeArgs {
     #[arg(long, value_name = "LIST")]
     cdcp_svids: Option<String>,
     /// Gate a `weft switch` through its control socket: a VSI's (MAC, VLAN) filters are let
-    /// in (`associate_vsi`) once it associates, and shut out when it de-associates.
+    /// in (`associate_vsi`) on its S-channel (IF.sSVID, on the station port named like the
+    /// interface) once it associates, and shut out when it de-associates. With CDCP, every
+    /// channel change sets the port's S-channels (`set_s_channels`): SVID 1 and each SVID
+    /// granted, with reflective relay as offered.
     #[arg(long, value_name = "PATH")]
     switch_socket: Option<PathBuf>,
-    /// The switch's S-channel the VSIs are on (default: IF.s1, the interface's default
-    /// channel on a station port named like the interface).
+    /// The switch's name for the default S-channel (SVID 1) the VSIs are on (default: IF.s1,
+    /// the interface's default channel on a station port named like the interface). Other
+    /// channels are always IF.sSVID.
     #[arg(long, value_name = "NAME", requires = "switch_socket")]
     switch_channel: Option<String>,
     /// The logical switch of a profile's VLAN: `VID=SWITCH`, or `SWITCH` for every VLAN not
@@ -119,6 +131,16 @@ struct StationArgs {
     /// The S-channels to ask for at start, by SCID (e.g. `2,3`).
     #[arg(long, value_name = "LIST")]
     channels: Option<String>,
+    /// Program a host `weft switch` through its control socket: every channel change sets
+    /// the S-channels (`set_s_channels`) of its uplink named like the interface to the
+    /// granted channels that --channel-network names.
+    #[arg(long, value_name = "PATH")]
+    switch_socket: Option<PathBuf>,
+    /// The physical network an S-channel carries on the host switch's uplink, and its relay
+    /// (default veb): `SCID=PHYSNET[:veb|vepa]` (repeatable). The SCID is asked for at start,
+    /// with --channels.
+    #[arg(long, value_name = "SCID=PHYSNET", requires = "switch_socket")]
+    channel_network: Vec<ChannelNetworkArg>,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +251,7 @@ fn bridge_options(args: BridgeArgs) -> Result<Options> {
             }
             Some(SwitchGlue {
                 socket: socket.clone(),
+                port: args.common.iface.clone(),
                 channel: args
                     .switch_channel
                     .clone()
@@ -256,14 +279,30 @@ fn bridge_options(args: BridgeArgs) -> Result<Options> {
         control: args.common.control,
         channels: Vec::new(),
         switch,
+        uplink: None,
     })
 }
 
 fn station_options(args: StationArgs) -> Result<Options> {
-    let channels = match &args.channels {
+    let mut channels = match &args.channels {
         Some(list) => parse_list(list, "--channels")?,
         None => Vec::new(),
     };
+    let mut networks = BTreeMap::new();
+    for arg in args.channel_network {
+        if networks.insert(arg.scid, arg.network).is_some() {
+            bail!("--channel-network names SCID {} twice", arg.scid);
+        }
+    }
+    // The channels with a network are asked for too.
+    for &scid in networks.keys() {
+        if !channels.contains(&scid) {
+            channels.push(scid);
+        }
+    }
+    let uplink = args
+        .switch_socket
+        .map(|socket| UplinkGlue { socket, networks });
     Ok(Options {
         iface: args.common.iface.clone(),
         role: Role::Station,
@@ -277,6 +316,7 @@ fn station_options(args: StationArgs) -> Result<Options> {
         control: args.common.control,
         channels,
         switch: None,
+        uplink,
     })
 }
 
@@ -335,7 +375,69 @@ fn run_ctl(control: &Path, request: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+    use evbd::schannels::{ChannelNetwork, Relay};
+
     use super::*;
+
+    /// `weft evb ...` alone, for parsing.
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        evb: EvbArgs,
+    }
+
+    fn station(args: &[&str]) -> Result<Options> {
+        let cli = Cli::try_parse_from(["evb", "station", "--iface", "eth0"].iter().chain(args))?;
+        match cli.evb.command {
+            EvbCommand::Station(station) => station_options(station),
+            other => bail!("not a station: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_station_channel_networks() {
+        let options = station(&[
+            "--channels",
+            "3,2",
+            "--switch-socket",
+            "/run/sw.sock",
+            "--channel-network",
+            "4=storage:vepa",
+            "--channel-network",
+            "2=tenant",
+        ])
+        .unwrap();
+        // The channels with a network are asked for too.
+        assert_eq!(options.channels, [3, 2, 4]);
+        let uplink = options.uplink.unwrap();
+        assert_eq!(uplink.socket, Path::new("/run/sw.sock"));
+        assert_eq!(
+            uplink.networks,
+            BTreeMap::from([
+                (
+                    2,
+                    ChannelNetwork {
+                        physical_network: "tenant".into(),
+                        relay: Relay::Veb
+                    }
+                ),
+                (
+                    4,
+                    ChannelNetwork {
+                        physical_network: "storage".into(),
+                        relay: Relay::Vepa
+                    }
+                ),
+            ])
+        );
+        assert!(station(&[]).unwrap().uplink.is_none());
+        // A network needs the switch to program, an SCID is named once, and it is not 1.
+        assert!(station(&["--channel-network", "2=a"]).is_err());
+        let twice = ["--switch-socket", "/s", "--channel-network", "2=a"];
+        assert!(station(&[&twice[..], &["--channel-network", "2=b"]].concat()).is_err());
+        assert!(station(&["--switch-socket", "/s", "--channel-network", "1=a"]).is_err());
+    }
 
     #[test]
     fn test_lists_parse() {

@@ -2,9 +2,12 @@
 //! CDCP, so CDCP is proven here: the bridge grants S-VLANs from its pool, grants a subset when
 //! the pool is short, and removes a channel the station drops (its SVID going to a waiting
 //! channel); the CDCP TLVs on the wire, captured with tcpdump, have the byte layout of
-//! `shared/evb/PROTOCOL_NOTES.md` section 5. VDP works end to end over the same link, and
-//! against a fake controller answering the decision API of `docs/vsi.md` (in the bridge's
-//! namespace), with the state report after a keep-alive timeout. Root only (CI).
+//! `shared/evb/PROTOCOL_NOTES.md` section 5. VDP works end to end over the same link, on the
+//! default channel and on a granted S-channel (its own EVB TLV exchange, ECP and VDP, its
+//! frames S-tagged with the SVID; the VSI ends when the channel does), and against a fake
+//! controller answering the decision API of `docs/vsi.md` (in the bridge's namespace; an
+//! S-channel asks as bridge port `IF.sSVID`), with the state report after a keep-alive
+//! timeout. Root only (CI).
 
 #[path = "support/evb.rs"]
 mod evbsup;
@@ -21,7 +24,7 @@ use std::{
 
 use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use evbsup::{
-    channels, contains, control, events, pcap_frames, vsi, vsi_state, vsi_vlan, wait_until,
+    channels, contains, control, events, pcap_frames, status, vsi, vsi_state, vsi_vlan, wait_until,
 };
 use netns::{Lab, can_run};
 use serde_json::{Value, json};
@@ -104,6 +107,30 @@ fn vsi_request(op: &str, type_id: u32, vsi_id: &str, vlan: u16) -> Value {
     })
 }
 
+/// The same request on S-channel `scid`.
+fn on_channel(mut request: Value, scid: u16) -> Value {
+    request["scid"] = json!(scid);
+    request
+}
+
+/// True once S-channel `scid` of a daemon's status has an EVB peer of its own.
+fn channel_has_peer(socket: &Path, scid: u16) -> bool {
+    status(socket)["channels"].as_array().is_some_and(|list| {
+        list.iter()
+            .any(|c| c["scid"] == scid && c["evb"]["peer"] == true)
+    })
+}
+
+/// The S-tag of a captured frame: (VID, the EtherType behind the tag).
+fn s_tag(frame: &[u8]) -> Option<(u16, [u8; 2])> {
+    (frame.len() >= 18 && frame[12..14] == [0x88, 0xa8]).then(|| {
+        (
+            u16::from_be_bytes([frame[14], frame[15]]) & 0x0fff,
+            [frame[16], frame[17]],
+        )
+    })
+}
+
 /// The CDCP TLV the notes lay out: `FE LL | 00 80 C2 | 0E | role/SComp | reserved | ChnCap |
 /// <SCID,SVID> x N` with the default <1,1> first, 12 + 12 bits per pair. Built by hand from
 /// the notes, not by weft's encoder.
@@ -130,8 +157,10 @@ fn cdcp_and_vdp_between_weft_station_and_bridge() {
         return;
     }
     let (mut lab, station_ns, st, bridge_ns, br) = link();
-    // Capture CDCP (LLDP to the Nearest non-TPMR Bridge address) from the start.
-    let pcap = lab.dir.join("cdcp.pcap");
+    // Capture everything from the start: CDCP (LLDP to the Nearest non-TPMR Bridge address)
+    // and the S-channel's tagged frames (a filter on the EtherType would miss those: the
+    // kernel has the tag off before the filter runs).
+    let pcap = lab.dir.join("evb.pcap");
     let capture = lab.spawn(
         &bridge_ns,
         &[
@@ -141,9 +170,6 @@ fn cdcp_and_vdp_between_weft_station_and_bridge() {
             "-U",
             "-w",
             pcap.to_str().expect("path"),
-            "ether",
-            "dst",
-            "01:80:c2:00:00:03",
         ],
         "tcpdump.log",
     );
@@ -217,7 +243,7 @@ fn cdcp_and_vdp_between_weft_station_and_bridge() {
             .as_deref()
             == Some("associated")),
         "{}",
-        evbsup::status(&station)
+        status(&station)
     );
     assert_eq!(vsi_vlan(&station, vm), Some(10));
     assert_eq!(vsi_state(&bridge, vm).as_deref(), Some("associated"));
@@ -243,11 +269,70 @@ fn cdcp_and_vdp_between_weft_station_and_bridge() {
         "station"
     );
 
+    // VDP on S-channel SCID 2 (SVID 100), a bridge port of its own: its own EVB TLV
+    // exchange first, then a VSI associated on it.
+    assert!(
+        wait_until(Duration::from_secs(10), || channel_has_peer(&station, 2)
+            && channel_has_peer(&bridge, 2)),
+        "{}",
+        status(&station)["channels"]
+    );
+    let s_vm = "bbbbbbbb-0000-4000-8000-000000000003";
+    ask(
+        &station,
+        &on_channel(vsi_request("associate", 5, s_vm, 0), 2),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || vsi_state(&station, s_vm)
+            .as_deref()
+            == Some("associated")),
+        "{}",
+        status(&station)
+    );
+    for side in [&station, &bridge] {
+        let seen = vsi(&status(side), s_vm).expect("the VSI is listed");
+        assert_eq!((&seen["scid"], &seen["svid"]), (&json!(2), &json!(100)));
+        assert_eq!(seen["state"], "associated");
+        assert_eq!(seen["filters"][0]["vlan"], 10);
+    }
+    let associated = events(&bridge, "associated", Some(s_vm));
+    assert_eq!(associated[0]["svid"], 100, "{associated:?}");
+    // A channel that is not granted takes no request.
+    let refused = control(
+        &station,
+        &on_channel(
+            vsi_request("associate", 5, "bbbbbbbb-0000-4000-8000-000000000004", 0),
+            3,
+        ),
+    );
+    assert_eq!(refused["error"], "S-channel SCID 3 is not granted");
+    // The station lets channel 2 go: its VSI ends on both sides.
+    ask(&station, &json!({"op": "channels", "scids": [4]}));
+    assert!(
+        wait_until(Duration::from_secs(10), || vsi_state(&station, s_vm)
+            .is_none()
+            && vsi_state(&bridge, s_vm).is_none()),
+        "{}",
+        status(&bridge)
+    );
+    let ended = events(&bridge, "deassociated", Some(s_vm));
+    assert_eq!(
+        (&ended[0]["svid"], &ended[0]["cause"]),
+        (&json!(100), &json!("bridge"))
+    );
+    let gone = events(&station, "deassociated", Some(s_vm));
+    assert_eq!(gone[0]["cause"], "channel down");
+
     // The TLVs on the wire (tcpdump writes each frame as it comes).
     let from = |frames: &[Vec<u8>], mac: [u8; 6]| -> Vec<Vec<u8>> {
         frames
             .iter()
-            .filter(|f| f.len() > 14 && f[6..12] == mac && f[12..14] == [0x88, 0xcc])
+            .filter(|f| {
+                f.len() > 14
+                    && f[6..12] == mac
+                    && f[..6] == [0x01, 0x80, 0xc2, 0x00, 0x00, 0x03]
+                    && f[12..14] == [0x88, 0xcc]
+            })
             .cloned()
             .collect()
     };
@@ -264,6 +349,22 @@ fn cdcp_and_vdp_between_weft_station_and_bridge() {
     });
     lab.stop(capture);
     let frames = pcap_frames(&pcap);
+    // The S-channel's LLDP and ECP went S-tagged with its SVID, both ways (the other
+    // channels, SVID 101, had their LLDP tagged too).
+    for mac in [STATION_MAC, BRIDGE_MAC] {
+        let tags: Vec<_> = frames
+            .iter()
+            .filter(|f| f.len() > 14 && f[6..12] == mac)
+            .filter_map(|f| s_tag(f))
+            .collect();
+        for inner in [[0x88, 0xcc], [0x89, 0x40]] {
+            assert!(tags.contains(&(100, inner)), "{mac:02x?}: {tags:?}");
+        }
+        assert!(
+            tags.iter().all(|&(vid, _)| vid == 100 || vid == 101),
+            "{tags:?}"
+        );
+    }
     let (bridge_frames, station_frames) = (from(&frames, BRIDGE_MAC), from(&frames, STATION_MAC));
     assert!(
         captured,
@@ -383,10 +484,14 @@ fn vdp_decisions_from_the_controller() {
         token.to_str().expect("path"),
         "--bridge-name",
         "tor1",
+        "--cdcp-svids",
+        "100",
     ];
     args.extend_from_slice(&timers);
     let (bridge, _) = start(&mut lab, &bridge_ns, "bridge", &br, &args);
-    let (station, station_proc) = start(&mut lab, &station_ns, "station", &st, &timers);
+    let mut station_args = vec!["--channels", "2"];
+    station_args.extend_from_slice(&timers);
+    let (station, station_proc) = start(&mut lab, &station_ns, "station", &st, &station_args);
 
     // Accepted: the controller's VLAN reaches the station.
     let vm = "cccccccc-0000-4000-8000-000000000001";
@@ -396,11 +501,11 @@ fn vdp_decisions_from_the_controller() {
             .as_deref()
             == Some("associated")),
         "{}\n{}",
-        evbsup::status(&station),
+        status(&station),
         lab.log("bridge.log")
     );
     assert_eq!(vsi_vlan(&station, vm), Some(20));
-    let on_bridge = vsi(&evbsup::status(&bridge), vm).expect("bridge has it");
+    let on_bridge = vsi(&status(&bridge), vm).expect("bridge has it");
     assert_eq!(on_bridge["filters"][0]["vlan"], 20);
     {
         let seen = seen.lock().expect("lock");
@@ -448,7 +553,34 @@ fn vdp_decisions_from_the_controller() {
     )));
     assert!(vsi_state(&bridge, vm).is_none());
 
-    // The station dies: the bridge de-associates on the keep-alive timeout and says so.
+    // On S-channel SCID 2 (SVID 100) the bridge asks as bridge port IF.s100.
+    let s_vm = "cccccccc-0000-4000-8000-000000000004";
+    assert!(wait_until(Duration::from_secs(10), || channel_has_peer(
+        &station, 2
+    )));
+    ask(
+        &station,
+        &on_channel(vsi_request("associate", 100, s_vm, 0), 2),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || vsi_state(&station, s_vm)
+            .as_deref()
+            == Some("associated")),
+        "{}\n{}",
+        status(&station),
+        lab.log("bridge.log")
+    );
+    let channel_port = format!("{br}.s100");
+    assert!(recorded(&seen, "decide", &|body| {
+        body["port"] == channel_port.as_str() && body["request"]["vsi_id"] == s_vm
+    }));
+    assert_eq!(
+        vsi(&status(&bridge), s_vm).expect("on the bridge")["svid"],
+        100
+    );
+
+    // The station dies: the bridge de-associates on the keep-alive timeout and says so, on
+    // each channel as the bridge port it is.
     let last = "cccccccc-0000-4000-8000-000000000003";
     ask(&station, &vsi_request("associate", 100, last, 0));
     assert!(wait_until(Duration::from_secs(10), || vsi_state(
@@ -472,4 +604,9 @@ fn vdp_decisions_from_the_controller() {
         lab.log("bridge.log")
     );
     assert!(vsi_state(&bridge, last).is_none());
+    assert!(wait_until(Duration::from_secs(10), || recorded(
+        &seen,
+        "state",
+        &|body| body["port"] == channel_port.as_str() && body["vsi_id"] == s_vm
+    )));
 }

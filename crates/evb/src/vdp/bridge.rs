@@ -240,6 +240,11 @@ impl<P: VsiPolicy> Bridge<P> {
         })
     }
 
+    /// Every VSI the bridge has: bound, or awaiting a deferred decision.
+    pub fn vsi_keys(&self) -> impl Iterator<Item = VsiKey> + '_ {
+        self.vsis.keys().copied()
+    }
+
     /// The policy's late answer to a request it deferred.
     pub fn decide(
         &mut self,

@@ -51,7 +51,7 @@ impl fmt::Display for VsiKey {
     }
 }
 
-/// Why a VDP exchange ended a VSI.
+/// Why a VSI ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeassociateCause {
     /// The station asked.
@@ -60,6 +60,10 @@ pub enum DeassociateCause {
     Bridge,
     /// The bridge heard no keep-alive for the keep-alive timeout.
     KeepAliveTimeout,
+    /// Not a VDP exchange: the S-channel the VSI was on went down (CDCP), and its VDP engine
+    /// with it. The engines never give this cause; the driver that runs one engine per
+    /// S-channel does.
+    ChannelDown,
 }
 
 /// Checks filters the way lldpad's station does before it sends them (`filter_ok`,

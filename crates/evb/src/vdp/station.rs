@@ -271,6 +271,11 @@ impl Station {
         })
     }
 
+    /// Every VSI the station has, bound or with an exchange in flight.
+    pub fn vsi_keys(&self) -> impl Iterator<Item = VsiKey> + '_ {
+        self.vsis.keys().copied()
+    }
+
     fn request(&mut self, now: Instant, mode: Mode, spec: VsiSpec) -> Result<(), ApiMisuse> {
         let key = spec.key();
         let (spec, previous) = match self.vsis.get(&key) {
