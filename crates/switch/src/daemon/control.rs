@@ -1144,3 +1144,80 @@ fn respond(writer: &mut UnixStream, answer: &Value) -> io::Result<()> {
     text.push('\n');
     writer.write_all(text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(request: &Value) -> Request {
+        let parsed = Request::from_value(request).unwrap();
+        assert_eq!(&parsed.to_value(), request);
+        parsed
+    }
+
+    #[test]
+    fn test_set_s_channels_reads_the_kind_of_list_it_is_given() {
+        let bridge = round_trip(&json!({"op": "set_s_channels", "port": "eth3",
+            "s_channels": [{"svid": 1, "reflective_relay": true}, {"svid": 20, "reflective_relay": false}]}));
+        let Request::SetSChannels {
+            channels: SChannels::Bridge(channels),
+            ..
+        } = bridge
+        else {
+            panic!("a station port's channels: {bridge:?}")
+        };
+        assert_eq!(channels.len(), 2);
+        let uplink = round_trip(&json!({"op": "set_s_channels", "port": "eth2",
+            "s_channels": [{"svid": 20, "physical_network": "evb2", "relay": "vepa"}]}));
+        assert!(matches!(
+            uplink,
+            Request::SetSChannels {
+                channels: SChannels::Uplink(_),
+                ..
+            }
+        ));
+        round_trip(&json!({"op": "set_s_channels", "port": "eth2", "s_channels": []}));
+        // Written short, read whole.
+        let short = json!({"op": "set_s_channels", "port": "eth2",
+                           "s_channels": [{"svid": 20, "physical_network": "evb2"}]});
+        assert_eq!(
+            Request::from_value(&short).unwrap().to_value()["s_channels"][0]["relay"],
+            json!("veb")
+        );
+    }
+
+    #[test]
+    fn test_replace_says_what_it_leaves_out() {
+        let config = json!({
+            "mac_aging_secs": 300, "busy_poll_us": 0, "switch": [], "record": [],
+            "port": [
+                {"name": "eth2", "type": "uplink", "physical_network": "evb"},
+                {"name": "eth3", "type": "station", "vdp_gating": false,
+                 "s_channels": [{"svid": 1, "reflective_relay": false}]},
+                {"name": "eth4", "type": "station", "vdp_gating": false},
+            ],
+        });
+        let request = round_trip(&json!({"op": "replace", "config": config}));
+        let Request::Replace { unlisted, .. } = request else {
+            panic!("a replace: {request:?}")
+        };
+        assert_eq!(
+            unlisted,
+            Unlisted {
+                vsis: true,
+                s_channels: vec!["eth2".into(), "eth4".into()],
+            }
+        );
+        // Listing an empty `vsi` says so.
+        let mut listed = config.clone();
+        listed["vsi"] = json!([]);
+        let request = round_trip(&json!({"op": "replace", "config": listed}));
+        assert!(matches!(
+            request,
+            Request::Replace {
+                unlisted: Unlisted { vsis: false, .. },
+                ..
+            }
+        ));
+    }
+}
