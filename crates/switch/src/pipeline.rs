@@ -18,7 +18,11 @@
 //! associated VSI's. A channel with reflective relay may get its own frames back (hairpin);
 //! every other port never does. On a station, an uplink in VEPA mode takes every frame its
 //! VMs send (no local switching), and what comes back from the bridge is delivered locally
-//! except to the VM whose MAC sent it.
+//! except to the VM whose MAC sent it. A station's uplink takes a frame's S-tag the same way:
+//! none (or SVID 1) is the default channel, the uplink's own edge relay; another SVID is that
+//! S-channel's, whose tag is popped and whose frame then goes on as if it had come from an
+//! uplink of the channel's physical network (C-tag → VLAN network, none → flat). On either
+//! side, frames to the IEEE 802.1 reserved group addresses are the link's own and dropped.
 
 use core::{net::IpAddr, time::Duration};
 
@@ -123,7 +127,8 @@ drop_reasons! {
     DisallowedEthertype => "disallowed_ethertype",
     /// The destination is where the frame came from.
     Loopback => "loopback",
-    /// An S-tag (or, untagged, the default channel) no S-channel of the station port has.
+    /// An S-tag (or, untagged, the default channel) no S-channel of the station port or
+    /// uplink has.
     UnknownSChannel => "unknown_s_channel",
     /// VDP gating: the source MAC and C-VLAN are no VSI's associated on the S-channel.
     VsiNotAssociated => "vsi_not_associated",
@@ -179,8 +184,9 @@ pub fn process(
         PortKind::Subport { .. } => Err(DropReason::UnknownPort),
         PortKind::Uplink { .. } => from_uplink(tables, macs, in_port, buf, now),
         PortKind::Station => from_station(tables, macs, in_port, buf, now),
-        // No device is bound to a channel; its frames come S-tagged through its station port.
-        PortKind::Channel(_) => Err(DropReason::UnknownPort),
+        // No device is bound to a channel; its frames come S-tagged through its station port
+        // or uplink.
+        PortKind::Channel(_) | PortKind::UplinkChannel(_) => Err(DropReason::UnknownPort),
         PortKind::Tunnel { protocol, .. } => from_tunnel(tables, macs, *protocol, buf, now),
     };
     result.unwrap_or_else(Verdict::Drop)
@@ -491,23 +497,47 @@ fn uplink_vlan(tables: &Tables, ls: LsId) -> Option<u16> {
     }
 }
 
+/// True for the IEEE 802.1 reserved group addresses 01-80-C2-00-00-00 to -0F (802.1Q table
+/// 8-1): no bridge or edge relay forwards them; LLDP, ECP and CDCP are the link's own.
+fn is_link_local_group(dst: MacAddr) -> bool {
+    dst.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst.0[5] <= 0x0f
+}
+
+/// A frame from an uplink's device: S-tag → the edge relay's uplink (none, or SVID 1: the
+/// uplink itself; another SVID: that S-channel), C-tag → the VLAN network of its physical
+/// network (none: the flat one), both popped.
 fn from_uplink(
     tables: &Tables,
     macs: &mut MacTable,
-    in_port: PortId,
+    device_port: PortId,
     buf: &mut PacketBuf,
     now: Duration,
 ) -> Result<Verdict, DropReason> {
     let (stack, _) = vlan::TagStack::parse(buf.frame())?;
-    let vid = match stack.outer() {
-        None => None,
-        Some(tag) if stack.len() == 1 && tag.tpid == EtherType::VLAN => Some(tag.repr.vid),
-        Some(_) => return Err(DropReason::UnexpectedTag),
+    if is_link_local_group(ethernet::Frame::new_checked(buf.frame())?.dst_addr()) {
+        return Err(DropReason::LinkLocalGroup);
+    }
+    let mut tags = stack.iter().peekable();
+    let svid = tags
+        .next_if(|tag| tag.tpid == EtherType::QINQ)
+        .map(|tag| tag.repr.vid);
+    let vid = tags
+        .next_if(|tag| tag.tpid == EtherType::VLAN)
+        .map(|tag| tag.repr.vid);
+    if tags.next().is_some() {
+        return Err(DropReason::UnexpectedTag);
+    }
+    let in_port = match svid {
+        // CDCP: SCID 1 / SVID 1 is the default channel, which travels without an S-tag.
+        None | Some(1) => device_port,
+        Some(svid) => tables
+            .channel(device_port, svid)
+            .ok_or(DropReason::UnknownSChannel)?,
     };
     let ls = tables
         .switch_for_vlan(in_port, vid)
         .ok_or(DropReason::UnknownVlan)?;
-    if vid.is_some() {
+    for _ in 0..usize::from(svid.is_some()) + usize::from(vid.is_some()) {
         let (data, start, _) = buf.raw_mut();
         let (start, _) = vlan::pop_tag(data, start)?;
         buf.set_start(start);
@@ -550,8 +580,7 @@ fn from_station(
     let (stack, _) = vlan::TagStack::parse(buf.frame())?;
     let eth = ethernet::Frame::new_checked(buf.frame())?;
     let (src, dst) = (eth.src_addr(), eth.dst_addr());
-    // 802.1Q table 8-1: a bridge never relays these; LLDP, ECP and CDCP are the link's own.
-    if dst.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst.0[5] <= 0x0f {
+    if is_link_local_group(dst) {
         return Err(DropReason::LinkLocalGroup);
     }
     let mut tags = stack.iter().peekable();

@@ -104,7 +104,8 @@ pub struct Switch {
     tables: Arc<ArcSwap<Tables>>,
     devices: Vec<Attached>,
     /// `PortId` → device index, and the tag to push for a subport (802.1Q) or an S-channel
-    /// (802.1ad), which go out of their parent's device, for the snapshot in `bound`.
+    /// (802.1ad, a bridge's or an uplink's), which go out of their parent's device, for the
+    /// snapshot in `bound`.
     port_device: Vec<Option<(usize, Option<Tag>)>>,
     /// The snapshot `port_device` and the learned entries' ids refer to.
     bound: Option<Arc<Tables>>,
@@ -290,6 +291,11 @@ impl Switch {
                         let tag = (channel.svid != 1).then_some((EtherType::QINQ, channel.svid));
                         (index, tag)
                     }),
+                // An uplink's S-channel: never the default one, so always S-tagged.
+                PortKind::UplinkChannel(channel) => ports
+                    .get(usize::from(channel.parent.0))
+                    .and_then(|parent| device(&parent.name))
+                    .map(|index| (index, Some((EtherType::QINQ, channel.svid)))),
                 _ => device(&p.name).map(|index| (index, None)),
             })
             .collect();
@@ -639,7 +645,8 @@ fn renumbering(old: &Tables, new: &Tables) -> (Vec<Option<LsId>>, Vec<Option<Por
                 }
                 (PortKind::Uplink { .. }, PortKind::Uplink { .. })
                 | (PortKind::Station, PortKind::Station)
-                | (PortKind::Channel(_), PortKind::Channel(_)) => true,
+                | (PortKind::Channel(_), PortKind::Channel(_))
+                | (PortKind::UplinkChannel(_), PortKind::UplinkChannel(_)) => true,
                 _ => false,
             };
             same_kind

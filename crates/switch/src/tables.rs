@@ -25,6 +25,12 @@
 //! **EVB, station side.** An uplink is an edge relay's uplink: in [`RelayMode::Veb`] the VM
 //! ports on its networks switch locally (as always), in [`RelayMode::Vepa`] everything a VM
 //! sends goes to the bridge and what comes back is delivered locally, never to its sender.
+//! The uplink itself is the edge relay of the default S-channel (SVID 1, untagged). Each of
+//! its other S-channels ([`PortKind::UplinkChannel`]) is an uplink of its own in the tables:
+//! it serves its own physical network with its own relay mode and is reached through the
+//! uplink's device with an 802.1ad S-tag, pushed outside any C-tag of a VLAN network. Since
+//! learning, VEPA reflection and split horizon all key on the port id, a channel's relay works
+//! exactly like the default one and never mixes with it.
 
 use core::{fmt, net::IpAddr};
 
@@ -137,6 +143,10 @@ pub enum PortKind {
     /// An S-channel of a station-facing port: a bridge port of its own, reached through the
     /// parent's device with an 802.1ad S-tag (none for SVID 1, the default channel).
     Channel(Channel),
+    /// An S-channel of a station's uplink (not the default one): the uplink of its own edge
+    /// relay, reached through the parent uplink's device with an 802.1ad S-tag. No device is
+    /// ever bound to it directly.
+    UplinkChannel(UplinkChannel),
     /// A tunnel endpoint socket (VXLAN over UDP, or GRE/NVGRE over raw IP).
     Tunnel {
         /// This host's underlay address.
@@ -189,6 +199,19 @@ pub struct Channel {
     pub reflective_relay: bool,
     /// Only frames from associated VSIs (source MAC and C-VLAN) are accepted.
     pub vdp_gating: bool,
+}
+
+/// An S-channel of a station's uplink, with the edge relay attached to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkChannel {
+    /// The [`PortKind::Uplink`] port whose device carries it.
+    pub parent: PortId,
+    /// The S-VLAN id, 2-4094 (1 is the default channel: the parent uplink itself).
+    pub svid: u16,
+    /// The physical network its edge relay serves.
+    pub physical_network: String,
+    /// How that edge relay forwards between its VMs.
+    pub relay: RelayMode,
 }
 
 /// An associated VSI on a bridge's S-channel: its (MAC, C-VLAN) is on a logical switch.
@@ -310,7 +333,7 @@ pub struct Tables {
     config: Config,
     /// Local VM ports of each logical switch, for flooding.
     members: Vec<Vec<PortId>>,
-    /// The uplink serving each physical network.
+    /// The uplink or uplink S-channel serving each physical network.
     uplinks: HashMap<String, PortId>,
     /// Uplink-side VLAN (physical network, VID or None for flat) → logical switch.
     by_vlan: HashMap<(PortId, Option<u16>), LsId>,
@@ -329,7 +352,7 @@ pub struct Tables {
     /// Per port: true for a VM port with at least one subport (a tag it has no subport for is
     /// then counted as `unknown_subport`, not as `unexpected_tag`).
     trunks: Vec<bool>,
-    /// (station port, SVID) → channel.
+    /// (station port or uplink, SVID) → channel.
     channels: HashMap<(PortId, u16), PortId>,
     /// (channel, C-VLAN or 0) → logical switch, from the VSIs.
     channel_vlans: HashMap<(PortId, u16), LsId>,
@@ -337,7 +360,7 @@ pub struct Tables {
     channel_tags: HashMap<(PortId, LsId), u16>,
     /// (channel, MAC, C-VLAN) of every associated VSI, for gating.
     vsis: HashSet<(PortId, MacAddr, u16)>,
-    /// Per uplink: its edge relay's mode.
+    /// Per uplink and uplink S-channel: its edge relay's mode.
     relays: Vec<RelayMode>,
 }
 
@@ -448,20 +471,36 @@ impl Tables {
                 PortKind::Uplink {
                     physical_network,
                     relay,
-                } => {
-                    if let Some(slot) = tables.relays.get_mut(i) {
-                        *slot = *relay;
+                } => tables.add_relay(i, id, physical_network, *relay)?,
+                PortKind::UplinkChannel(channel) => {
+                    let is_uplink = config
+                        .ports
+                        .get(usize::from(channel.parent.0))
+                        .is_some_and(|p| matches!(p.kind, PortKind::Uplink { .. }));
+                    if !is_uplink {
+                        return Err(invalid(
+                            field("parent"),
+                            format!("port {} is not an uplink", channel.parent.0),
+                        ));
+                    }
+                    // SVID 1 is the default channel, which is the uplink itself.
+                    if !(2..=4094).contains(&channel.svid) {
+                        return Err(invalid(field("svid"), "must be 2-4094"));
                     }
                     if tables
-                        .uplinks
-                        .insert(physical_network.clone(), id)
+                        .channels
+                        .insert((channel.parent, channel.svid), id)
                         .is_some()
                     {
                         return Err(invalid(
-                            field("physical_network"),
-                            format!("{physical_network:?} already has an uplink"),
+                            field("svid"),
+                            format!(
+                                "{} is used by another channel of the same port",
+                                channel.svid
+                            ),
                         ));
                     }
+                    tables.add_relay(i, id, &channel.physical_network, channel.relay)?;
                 }
                 PortKind::Tunnel { protocol, .. } => {
                     let slot = &mut tables.tunnel_ports[*protocol as usize];
@@ -619,6 +658,31 @@ impl Tables {
         Ok(tables)
     }
 
+    /// Indexes the edge relay of port `i` (an uplink or uplink S-channel): its mode, and the
+    /// physical network only it serves.
+    fn add_relay(
+        &mut self,
+        i: usize,
+        id: PortId,
+        physical_network: &str,
+        relay: RelayMode,
+    ) -> Result<(), ConfigError> {
+        if let Some(slot) = self.relays.get_mut(i) {
+            *slot = relay;
+        }
+        if self
+            .uplinks
+            .insert(physical_network.to_owned(), id)
+            .is_some()
+        {
+            return Err(invalid(
+                format!("ports[{i}].physical_network"),
+                format!("{physical_network:?} already has an uplink"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Indexes one VSI: the channel joins its logical switch, its MAC is there.
     fn add_vsi(&mut self, config: &Config, i: usize, vsi: &Vsi) -> Result<(), ConfigError> {
         let field = |name: &str| format!("vsis[{i}].{name}");
@@ -719,7 +783,7 @@ impl Tables {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The uplink of a physical network.
+    /// The uplink of a physical network: an uplink port, or an uplink's S-channel.
     pub fn uplink(&self, physical_network: &str) -> Option<PortId> {
         self.uplinks.get(physical_network).copied()
     }
@@ -761,7 +825,8 @@ impl Tables {
             .unwrap_or(false)
     }
 
-    /// The S-channel of station port `station` for S-VLAN `svid`.
+    /// The S-channel of station port `station` for S-VLAN `svid`, or of uplink `station`
+    /// (whose default channel, SVID 1, is the uplink itself and not listed here).
     pub fn channel(&self, station: PortId, svid: u16) -> Option<PortId> {
         self.channels.get(&(station, svid)).copied()
     }
@@ -796,7 +861,7 @@ impl Tables {
         )
     }
 
-    /// The edge relay mode of uplink `port` (VEB for anything else).
+    /// The edge relay mode of uplink or uplink S-channel `port` (VEB for anything else).
     pub fn relay(&self, port: PortId) -> RelayMode {
         self.relays
             .get(usize::from(port.0))

@@ -938,3 +938,325 @@ fn vsis_are_associated_and_deassociated_idempotently() {
     assert_eq!(setup.ok(late)["changed"], json!(false));
     assert_eq!(setup.list()["vsi"], json!([moved]));
 }
+
+/// The `tx_packets` of port `name` in the daemon's counters.
+fn tx_packets(setup: &mut Setup, name: &str) -> u64 {
+    let counters = setup.ok(json!({"op": "counters"}));
+    counters["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == json!(name))
+        .and_then(|p| p["tx_packets"].as_u64())
+        .unwrap_or_else(|| panic!("port {name} in {counters}"))
+}
+
+/// Waits (a few seconds at most) until port `name` has sent a frame; returns how many it has.
+fn sent_by(setup: &mut Setup, name: &str) -> u64 {
+    let deadline = now() + Duration::from_secs(5);
+    loop {
+        let sent = tx_packets(setup, name);
+        if sent > 0 || now() > deadline {
+            assert!(sent > 0, "{name} sent nothing");
+            return sent;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// True when port `name` is listed up in `status`.
+fn is_up(setup: &mut Setup, name: &str) -> bool {
+    let status = setup.ok(json!({"op": "status"}));
+    status["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .any(|p| p["name"] == json!(name) && p["up"] == json!(true))
+}
+
+/// A VSI MAC of these tests (apart from the other tests' on `lo`).
+fn vsi_mac(last: u8) -> String {
+    format!("52:54:00:00:0a:{last:02x}")
+}
+
+fn set_s_channels(port: &str, list: Value) -> Value {
+    json!({"op": "set_s_channels", "port": port, "s_channels": list})
+}
+
+fn local_switch(name: &str, local_vlan: u16) -> Value {
+    json!({"name": name, "local_vlan": local_vlan, "segment": "local"})
+}
+
+/// A bridge: net1 with memory port `srv`, and station port `lo` (gated) with `channels`, if
+/// given.
+fn bridge_config(switches: &[&str], channels: Option<Value>, vsis: Option<Value>) -> Value {
+    let mut srv = vm_port("srv", 1);
+    srv["port_security"] = json!(false);
+    let mut station = json!({"name": "lo", "type": "station", "vdp_gating": true});
+    if let Some(channels) = channels {
+        station["s_channels"] = channels;
+    }
+    let switches: Vec<Value> = switches
+        .iter()
+        .zip(1..)
+        .map(|(name, vlan)| local_switch(name, vlan))
+        .collect();
+    let mut config = json!({"switch": switches, "port": [srv, station]});
+    if let Some(vsis) = vsis {
+        config["vsi"] = vsis;
+    }
+    config
+}
+
+#[test]
+fn set_s_channels_changes_a_station_ports_channels_and_keeps_its_device() {
+    // A station port is an AF_PACKET socket: on `lo`, which needs CAP_NET_RAW.
+    if switch::device::packet::PacketDevice::open("lo").is_err() {
+        return;
+    }
+    let mut setup = Setup::new("schan-bridge", SwitchConfig::default());
+    let one = json!([{"svid": 1, "reflective_relay": false}]);
+    setup.ok(json!({"op": "replace",
+                    "config": bridge_config(&["net1"], Some(one.clone()), None)}));
+    let on_s1 = json!({"port": "lo.s1", "mac": vsi_mac(1), "vlan": 100, "switch": "net1"});
+    setup.ok(json!({"op": "associate_vsi", "vsi": on_s1}));
+    // Traffic to the VSI leaves by `lo` (and comes back in there, where gating drops it).
+    let to_vsi = udp_frame(mac(1), vsi_mac(1).parse().expect("MAC"), ip(1), ip(2));
+    setup.peer("srv").inject(&to_vsi);
+    let sent = sent_by(&mut setup, "lo");
+
+    let two = json!([{"svid": 1, "reflective_relay": false},
+                     {"svid": 20, "reflective_relay": true}]);
+    let first = setup.ok(set_s_channels("lo", two.clone()));
+    assert_eq!(first["changed"], json!(true));
+    let again = setup.ok(set_s_channels("lo", two.clone()));
+    assert_eq!(
+        again,
+        json!({"changed": false, "generation": first["generation"]}),
+        "the same list changes nothing"
+    );
+    assert_eq!(setup.list()["port"][1]["s_channels"], two);
+    let on_s20 = json!({"port": "lo.s20", "mac": vsi_mac(2), "vlan": 0, "switch": "net1"});
+    setup.ok(json!({"op": "associate_vsi", "vsi": on_s20}));
+    // Back to channel 1 alone: channel 20's VSI goes with it, channel 1's stays.
+    let result = setup.ok(set_s_channels("lo", one.clone()));
+    assert_eq!(result["changed"], json!(true));
+    let list = setup.list();
+    assert_eq!(list["vsi"], json!([on_s1]));
+    assert_eq!(list["port"][1]["s_channels"], one);
+    // The device was never reopened: its counters go on from where they were.
+    assert!(tx_packets(&mut setup, "lo") >= sent);
+    assert!(is_up(&mut setup, "lo"));
+
+    // Errors name the field and change nothing.
+    let cases = [
+        (
+            set_s_channels("srv", one.clone()),
+            r#"port: port "srv" is a memory port; only station and uplink ports have S-channels"#,
+        ),
+        (
+            set_s_channels("nope", one.clone()),
+            r#"port: no port named "nope""#,
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 1}, {"svid": 1}])),
+            r#"port "lo".s_channels[1].svid: 1 is used by another S-channel of this port"#,
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 0}])),
+            "s_channels[0].svid: must be 1-4094, got 0",
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 1, "colour": "red"}])),
+            "s_channels[0].colour: unknown field; expected one of svid, reflective_relay",
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 20, "physical_network": "evb"}])),
+            r#"s_channels[0].physical_network: unknown field; port "lo" is a station port"#,
+        ),
+        (
+            json!({"op": "set_s_channels", "port": "lo"}),
+            "s_channels: missing",
+        ),
+        (
+            set_s_channels("lo", json!({"svid": 1})),
+            "s_channels: expected a list, got a table",
+        ),
+    ];
+    for (request, expected) in cases {
+        let message = setup.refused(request);
+        assert!(
+            message.starts_with(expected),
+            "expected {expected:?}\n     got {message:?}"
+        );
+    }
+    assert_eq!(setup.list(), list);
+}
+
+#[test]
+fn set_s_channels_changes_an_uplinks_edge_relays_and_keeps_its_device() {
+    // An uplink is an AF_PACKET socket: on `lo`, which needs CAP_NET_RAW.
+    if switch::device::packet::PacketDevice::open("lo").is_err() {
+        return;
+    }
+    let mut setup = Setup::new("schan-station", SwitchConfig::default());
+    let mut vm1 = vm_port("vm1", 1);
+    vm1["switch"] = json!("a");
+    setup.ok(json!({"op": "replace", "config": {
+        "switch": [{"name": "a", "local_vlan": 1, "segment": "vlan:evb:100"}],
+        "port": [vm1, {"name": "lo", "type": "uplink", "physical_network": "evb",
+                       "relay": "vepa"}],
+    }}));
+    let channel20 = json!([{"svid": 20, "physical_network": "evb2", "relay": "veb"}]);
+    let first = setup.ok(set_s_channels("lo", channel20.clone()));
+    assert_eq!(first["changed"], json!(true));
+    assert_eq!(
+        setup.ok(set_s_channels("lo", channel20.clone())),
+        json!({"changed": false, "generation": first["generation"]})
+    );
+    // A network of evb2 now has an uplink: channel 20, out of `lo` S-tagged.
+    setup.ok(json!({"op": "add_switch",
+                    "switch": {"name": "b", "local_vlan": 2, "segment": "vlan:evb2:300"}}));
+    let mut vm2 = vm_port("vm2", 2);
+    vm2["switch"] = json!("b");
+    vm2["port_security"] = json!(false);
+    setup.ok(json!({"op": "add_port", "port": vm2}));
+    setup
+        .peer("vm2")
+        .inject(&udp_frame(mac(2), mac(9), ip(2), ip(9)));
+    let sent = sent_by(&mut setup, "lo");
+    let list = setup.list();
+    assert_eq!(list["port"][1]["s_channels"], channel20);
+
+    let cases = [
+        (
+            set_s_channels("lo", json!([])),
+            r#"switch "b".segment: no uplink serves physical network "evb2""#,
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 1, "physical_network": "evb2"}])),
+            "s_channels[0].svid: 1 is the default S-channel",
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 20, "physical_network": "evb"}])),
+            r#"port "lo".s_channels[0].physical_network: "evb" is already served by uplink "lo""#,
+        ),
+        (
+            set_s_channels("lo", json!([{"svid": 20}])),
+            r#"s_channels[0].physical_network: missing; port "lo" is an uplink"#,
+        ),
+        (
+            set_s_channels(
+                "lo",
+                json!([{"svid": 20, "physical_network": "evb2", "relay": "vepb"}]),
+            ),
+            r#"s_channels[0].relay: expected veb or vepa, got "vepb""#,
+        ),
+    ];
+    for (request, expected) in cases {
+        let message = setup.refused(request);
+        assert!(
+            message.starts_with(expected),
+            "expected {expected:?}\n     got {message:?}"
+        );
+    }
+    assert_eq!(setup.list(), list);
+
+    // evb2 moves to channel 30, a VEPA relay now: the device stays.
+    let channel30 = json!([{"svid": 30, "physical_network": "evb2", "relay": "vepa"}]);
+    assert_eq!(
+        setup.ok(set_s_channels("lo", channel30.clone()))["changed"],
+        json!(true)
+    );
+    assert!(tx_packets(&mut setup, "lo") >= sent);
+    assert!(is_up(&mut setup, "lo"));
+
+    // `replace` without the uplink's `s_channels` keeps them (network b still has its
+    // uplink): nothing to change.
+    let mut config = setup.list();
+    port_in(&mut config, "lo")
+        .as_object_mut()
+        .expect("a port")
+        .remove("s_channels");
+    let kept = setup.ok(json!({"op": "replace", "config": config.clone()}));
+    assert_eq!(kept["changed"], json!(false));
+    assert_eq!(setup.list()["port"][1]["s_channels"], channel30);
+    // A kept channel whose physical network the new configuration serves otherwise goes,
+    // without an error: here `lo` itself serves evb2 now (a new device), and evb goes.
+    let moved = json!({
+        "switch": [{"name": "b", "local_vlan": 2, "segment": "vlan:evb2:300"}],
+        "port": [port_in(&mut config, "vm2").clone(),
+                 {"name": "lo", "type": "uplink", "physical_network": "evb2"}],
+    });
+    assert_eq!(
+        setup.ok(json!({"op": "replace", "config": moved}))["changed"],
+        json!(true)
+    );
+    let list = setup.list();
+    assert!(list["port"][1].get("s_channels").is_none(), "{list}");
+}
+
+#[test]
+fn replace_keeps_the_vsis_and_s_channels_it_does_not_list() {
+    // A station port is an AF_PACKET socket: on `lo`, which needs CAP_NET_RAW.
+    if switch::device::packet::PacketDevice::open("lo").is_err() {
+        return;
+    }
+    let mut setup = Setup::new("schan-replace", SwitchConfig::default());
+    // The agent's part: switches and ports; the EVB daemon's: channels and VSIs.
+    setup.ok(json!({"op": "replace", "config": bridge_config(&["net1", "net2"], None, None)}));
+    let channels = json!([{"svid": 1, "reflective_relay": true},
+                          {"svid": 20, "reflective_relay": false}]);
+    setup.ok(set_s_channels("lo", channels.clone()));
+    let on_s1 = json!({"port": "lo.s1", "mac": vsi_mac(3), "vlan": 100, "switch": "net1"});
+    let on_s20 = json!({"port": "lo.s20", "mac": vsi_mac(4), "vlan": 0, "switch": "net2"});
+    for vsi in [&on_s1, &on_s20] {
+        setup.ok(json!({"op": "associate_vsi", "vsi": vsi}));
+    }
+    let to_vsi = udp_frame(mac(1), vsi_mac(3).parse().expect("MAC"), ip(1), ip(2));
+    setup.peer("srv").inject(&to_vsi);
+    let sent = sent_by(&mut setup, "lo");
+
+    // The agent adds a switch: its configuration has no `vsi` and no `s_channels`.
+    let agent = bridge_config(&["net1", "net2", "net3"], None, None);
+    let result = setup.ok(json!({"op": "replace", "config": agent.clone()}));
+    assert_eq!(result["changed"], json!(true));
+    let list = setup.list();
+    assert_eq!(list["port"][1]["s_channels"], channels);
+    assert_eq!(list["vsi"], json!([on_s1, on_s20]));
+    assert_eq!(list["switch"].as_array().map(Vec::len), Some(3));
+    let again = setup.ok(json!({"op": "replace", "config": agent}));
+    assert_eq!(again["changed"], json!(false));
+    // A switch gone takes its VSIs with it, and that is no error.
+    setup.ok(json!({"op": "replace", "config": bridge_config(&["net1", "net3"], None, None)}));
+    let list = setup.list();
+    assert_eq!(list["vsi"], json!([on_s1]));
+    assert_eq!(list["port"][1]["s_channels"], channels);
+    // A VSI listed on a channel the request leaves to the daemon is fine.
+    let listed = json!({"port": "lo.s20", "mac": vsi_mac(5), "vlan": 7, "switch": "net3"});
+    setup.ok(json!({"op": "replace", "config":
+        bridge_config(&["net1", "net3"], None, Some(json!([listed])))}));
+    let list = setup.list();
+    assert_eq!(list["vsi"], json!([listed]));
+    assert_eq!(list["port"][1]["s_channels"], channels);
+    // Listed, even empty, they replace.
+    let only_one = json!([{"svid": 1, "reflective_relay": false}]);
+    setup.ok(json!({"op": "replace", "config":
+        bridge_config(&["net1"], Some(only_one.clone()), Some(json!([])))}));
+    let list = setup.list();
+    assert!(list.get("vsi").is_none(), "{list}");
+    assert_eq!(list["port"][1]["s_channels"], only_one);
+    // All along the station port kept its device.
+    assert!(tx_packets(&mut setup, "lo") >= sent);
+    assert!(is_up(&mut setup, "lo"));
+    // A kept VSI whose channel is gone with its port goes too.
+    setup.ok(set_s_channels("lo", channels.clone()));
+    setup.ok(json!({"op": "associate_vsi", "vsi": on_s1}));
+    let mut srv = vm_port("srv", 1);
+    srv["port_security"] = json!(false);
+    setup.ok(json!({"op": "replace", "config":
+        {"switch": [local_switch("net1", 1)], "port": [srv]}}));
+    let list = setup.list();
+    assert!(list.get("vsi").is_none(), "{list}");
+    assert_eq!(list["port"].as_array().map(Vec::len), Some(1));
+}

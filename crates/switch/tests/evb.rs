@@ -13,6 +13,7 @@ use switch::{
     device::{Medium, memory},
     pipeline::DropReason,
     switch::Switch,
+    tables::{Location, PortId},
 };
 use wire::{EtherType, MacAddr, vlan};
 
@@ -347,5 +348,225 @@ fn veb_switches_locally() {
             ("vm2".to_owned(), vec![flood.clone()]),
             ("up".to_owned(), vec![c_tag(100, &flood)]),
         ]
+    );
+}
+
+/// A station whose uplink `up` carries three edge relays: the default channel (untagged) a
+/// VEPA relay for `evb`, with vm1 and vm2 on VLAN 100; S-channel 20 a VEB relay for `evb2`,
+/// with vm3 and vm4 on VLAN 300 and vm7 on VLAN 100 (the same C-VLAN as the default
+/// channel's network, another network); S-channel 30 a VEPA relay for the flat `evb3`, with
+/// vm5 and vm6.
+const CHANNELS: &str = r#"
+[[switch]]
+name = "def"
+local_vlan = 1
+segment = "vlan:evb:100"
+
+[[switch]]
+name = "red"
+local_vlan = 2
+segment = "vlan:evb2:300"
+
+[[switch]]
+name = "blue"
+local_vlan = 3
+segment = "vlan:evb2:100"
+
+[[switch]]
+name = "flat"
+local_vlan = 4
+segment = "flat:evb3"
+
+[[port]]
+name = "vm1"
+type = "memory"
+switch = "def"
+mac = "52:54:00:00:00:01"
+port_security = false
+
+[[port]]
+name = "vm2"
+type = "memory"
+switch = "def"
+mac = "52:54:00:00:00:02"
+port_security = false
+
+[[port]]
+name = "vm3"
+type = "memory"
+switch = "red"
+mac = "52:54:00:00:00:03"
+port_security = false
+
+[[port]]
+name = "vm4"
+type = "memory"
+switch = "red"
+mac = "52:54:00:00:00:04"
+port_security = false
+
+[[port]]
+name = "vm5"
+type = "memory"
+switch = "flat"
+mac = "52:54:00:00:00:05"
+port_security = false
+
+[[port]]
+name = "vm6"
+type = "memory"
+switch = "flat"
+mac = "52:54:00:00:00:06"
+port_security = false
+
+[[port]]
+name = "vm7"
+type = "memory"
+switch = "blue"
+mac = "52:54:00:00:00:07"
+port_security = false
+
+[[port]]
+name = "up"
+type = "uplink"
+physical_network = "evb"
+relay = "vepa"
+s_channels = [
+    { svid = 20, physical_network = "evb2", relay = "veb" },
+    { svid = 30, physical_network = "evb3", relay = "vepa" },
+]
+"#;
+
+const V6: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 6]);
+const V7: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 7]);
+
+#[test]
+fn an_uplink_channel_pushes_its_s_tag_outside_the_c_tag_and_pops_it_on_the_way_in() {
+    let mut station = Host::new(CHANNELS);
+    // vm3's frame to a MAC beyond the bridge: VEB floods it to vm4 and out of channel 20,
+    // S-tag 20 outside the network's C-tag 300.
+    let out = frame(V3, SRV);
+    let got = station.send("vm3", &out);
+    assert_eq!(
+        got,
+        vec![
+            ("vm4".to_owned(), vec![out.clone()]),
+            ("up".to_owned(), vec![s_tag(20, &c_tag(300, &out))]),
+        ]
+    );
+    // The answer comes back with both tags: both come off, and it is vm3's.
+    let back = frame(SRV, V3);
+    assert_eq!(
+        station.send("up", &s_tag(20, &c_tag(300, &back))),
+        one("vm3", std::slice::from_ref(&back))
+    );
+    // SRV is now known beyond channel 20: unicast to it goes there alone, tagged.
+    assert_eq!(
+        station.send("vm3", &out),
+        one("up", &[s_tag(20, &c_tag(300, &out))])
+    );
+    // Learned behind the channel's port (up.s20, after the eight ports), not the device's.
+    let learned: Vec<_> = station
+        .switch
+        .macs()
+        .entries(Duration::ZERO)
+        .map(|(_, mac, at, _)| (mac, at))
+        .collect();
+    assert_eq!(learned, [(SRV, Location::Uplink(PortId(8)))]);
+    // An S-VLAN the uplink has no channel for, a C-VLAN the channel's physical network does
+    // not use, and a second S-tag.
+    assert!(
+        station
+            .send("up", &s_tag(40, &c_tag(300, &back)))
+            .is_empty()
+    );
+    assert_eq!(station.dropped(DropReason::UnknownSChannel), 1);
+    assert!(
+        station
+            .send("up", &s_tag(20, &c_tag(301, &back)))
+            .is_empty()
+    );
+    assert_eq!(station.dropped(DropReason::UnknownVlan), 1);
+    assert!(station.send("up", &s_tag(20, &s_tag(30, &back))).is_empty());
+    assert_eq!(station.dropped(DropReason::UnexpectedTag), 1);
+    // Link-local group frames stay the link's own, on every channel.
+    let lldp = MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]);
+    assert!(station.send("up", &frame(SRV, lldp)).is_empty());
+    assert!(station.send("up", &s_tag(30, &frame(SRV, lldp))).is_empty());
+    assert_eq!(station.dropped(DropReason::LinkLocalGroup), 2);
+}
+
+#[test]
+fn a_veb_channel_switches_locally() {
+    let mut station = Host::new(CHANNELS);
+    let to_vm4 = frame(V3, V4);
+    assert_eq!(station.send("vm3", &to_vm4), one("vm4", &[to_vm4]));
+}
+
+#[test]
+fn a_vepa_channel_reflects_through_the_bridge_but_never_to_the_sender() {
+    let mut station = Host::new(CHANNELS);
+    // vm5 to vm6, both local: out of channel 30 (a flat network: S-tag only).
+    let to_vm6 = frame(V5, V6);
+    assert_eq!(
+        station.send("vm5", &to_vm6),
+        one("up", &[s_tag(30, &to_vm6)])
+    );
+    // The bridge reflects it on channel 30: delivered to vm6.
+    assert_eq!(
+        station.send("up", &s_tag(30, &to_vm6)),
+        one("vm6", std::slice::from_ref(&to_vm6))
+    );
+    // A broadcast goes to the bridge alone; its reflection reaches vm6, never vm5 nor the
+    // bridge again.
+    let flood = frame(V5, BROADCAST);
+    assert_eq!(station.send("vm5", &flood), one("up", &[s_tag(30, &flood)]));
+    assert_eq!(
+        station.send("up", &s_tag(30, &flood)),
+        one("vm6", std::slice::from_ref(&flood))
+    );
+    // A reflection addressed to its own sender is not delivered.
+    assert!(station.send("up", &s_tag(30, &frame(V5, V5))).is_empty());
+    // Nothing was learned behind the uplink from the reflections.
+    assert!(station.switch.macs().is_empty());
+}
+
+#[test]
+fn the_default_vepa_relay_and_a_veb_channel_on_one_uplink_do_not_mix() {
+    let mut station = Host::new(CHANNELS);
+    // VLAN 100 untagged-S is the default channel's network (VEPA): vm1 to vm2 goes to the
+    // bridge with the C-tag alone, and comes back to vm2 only.
+    let to_vm2 = frame(V1, V2);
+    assert_eq!(
+        station.send("vm1", &to_vm2),
+        one("up", &[c_tag(100, &to_vm2)])
+    );
+    assert_eq!(
+        station.send("up", &c_tag(100, &to_vm2)),
+        one("vm2", std::slice::from_ref(&to_vm2))
+    );
+    // VLAN 100 in channel 20 is `blue` (VEB): the same frame there is not a reflection of
+    // vm1's and reaches only blue's vm7 (V2 is unknown on blue).
+    assert_eq!(
+        station.send("up", &s_tag(20, &c_tag(100, &to_vm2))),
+        one("vm7", std::slice::from_ref(&to_vm2))
+    );
+    // Broadcasts stay on their own relay: from the bridge on the default channel to vm1 and
+    // vm2 only; vm7's leaves by channel 20 only.
+    let flood = frame(SRV, BROADCAST);
+    let got = station.send("up", &c_tag(100, &flood));
+    let ports: Vec<&str> = got.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(ports, ["vm1", "vm2"]);
+    let flood7 = frame(V7, BROADCAST);
+    assert_eq!(
+        station.send("vm7", &flood7),
+        one("up", &[s_tag(20, &c_tag(100, &flood7))])
+    );
+    // The default channel's VEPA never hairpins a channel's frames locally either: vm7 to
+    // vm1 (another network) is not delivered.
+    let cross = frame(V7, V1);
+    assert_eq!(
+        station.send("vm7", &cross),
+        one("up", &[s_tag(20, &c_tag(100, &cross))])
     );
 }

@@ -126,6 +126,16 @@ enum CtlOp {
         #[arg(long)]
         ip: Option<String>,
     },
+    /// Replace the S-channels of a station port or an uplink (its device stays open), e.g.
+    /// '[{"svid":1,"reflective_relay":true},{"svid":20}]' for a station port or
+    /// '[{"svid":20,"physical_network":"evb2","relay":"veb"}]' for an uplink.
+    SetSChannels {
+        /// The port.
+        port: String,
+        /// The whole list, as JSON ('[]' for none).
+        #[arg(value_name = "JSON")]
+        s_channels: String,
+    },
     /// Replace a switch's flood list (no IPs: flood to no remote endpoint).
     SetFlood {
         /// The logical switch.
@@ -272,6 +282,11 @@ fn run_ctl(ctl: CtlArgs, out: &mut impl Write) -> Result<()> {
         CtlOp::SetFlood { switch, flood } => {
             json!({"op": "set_flood", "switch": switch, "flood": flood})
         }
+        CtlOp::SetSChannels { port, s_channels } => {
+            let list: Value = serde_json::from_str(s_channels)
+                .map_err(|err| anyhow!("s_channels: not valid JSON: {err}"))?;
+            json!({"op": "set_s_channels", "port": port, "s_channels": list})
+        }
         CtlOp::Request { request } => serde_json::from_str(request)
             .map_err(|err| anyhow!("request: not valid JSON: {err}"))?,
     };
@@ -302,17 +317,20 @@ fn run_ctl(ctl: CtlArgs, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-/// A configuration file for `replace`: JSON if it reads as JSON, else TOML (checked here, so
-/// a syntax error names the line; the daemon checks the rest and names the field).
+/// A configuration file for `replace`: JSON if it reads as JSON, else TOML (read here, so a
+/// syntax error names the line and a bad field the file; the daemon checks the rest and names
+/// the field). Sent as written: what it leaves out (`vsi`, a port's `s_channels`) the daemon
+/// keeps.
 fn read_config(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if let Ok(value) = serde_json::from_str::<Value>(&text) {
         return Ok(value);
     }
-    let config =
-        SwitchConfig::from_toml(&text).map_err(|err| anyhow!("{}: {err}", path.display()))?;
-    Ok(config.to_value())
+    let value = SwitchConfig::value_from_toml(&text)
+        .and_then(|value| SwitchConfig::read_fields(&value).map(|_| value))
+        .map_err(|err| anyhow!("{}: {err}", path.display()))?;
+    Ok(value)
 }
 
 /// A number as JSON if it is one, else the text as given (the daemon names the field when it
@@ -431,19 +449,27 @@ fn show_list(result: &Value) -> Result<String> {
             PortType::Uplink {
                 physical_network,
                 relay,
-            } => (
-                String::new(),
-                String::new(),
-                String::new(),
-                format!(
-                    "physical network {physical_network}{}",
-                    if *relay == RelayMode::Vepa {
+                channels,
+            } => {
+                let vepa = |relay: RelayMode| {
+                    if relay == RelayMode::Vepa {
                         ", vepa"
                     } else {
                         ""
                     }
-                ),
-            ),
+                };
+                let mut details = format!("physical network {physical_network}{}", vepa(*relay));
+                for c in channels {
+                    let _ = write!(
+                        details,
+                        "; S-channel {}: physical network {}{}",
+                        c.svid,
+                        c.physical_network,
+                        vepa(c.relay)
+                    );
+                }
+                (String::new(), String::new(), String::new(), details)
+            }
             PortType::Station {
                 channels,
                 vdp_gating,

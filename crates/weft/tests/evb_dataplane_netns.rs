@@ -8,6 +8,12 @@
 //! (counted `vsi_not_associated`); B) after `associate` through the station's control socket
 //! they do; C) a VSI the bridge refuses stays out; and two VMs on the VEPA station reach each
 //! other only through the bridge's reflection, which tcpdump sees on the link both ways.
+//!
+//! A second ToR and hypervisor pair has the station side's S-channels: the hypervisor's uplink
+//! is a VEPA relay on its default channel and a VEB relay on S-channel 20, where a VM on VLAN
+//! 300 of `evb2` lives; the ToR's station port gets channel 20 at runtime (`set_s_channels`),
+//! gated by a VSI programmed over the switch's control socket. The VM reaches the server only
+//! once associated, and tcpdump sees its frames leave with S-tag 20 outside C-tag 300.
 
 #[path = "support/evb.rs"]
 mod evbsup;
@@ -360,4 +366,187 @@ fn figure_12_gating_and_vepa_reflection_through_weft_switches() {
         !ping(&lab, &vm_ns[0], SRV_IP),
         "passed after de-association"
     );
+}
+
+/// The VM behind S-channel 20 of the hypervisor's uplink: its MAC and address.
+const CHANNEL_VM: (&str, &str) = ("fa:16:3e:00:00:21", "10.0.0.21");
+/// The S-VLAN of that channel, and the C-VLAN of the VM's network (`vlan:evb2:300`).
+const SVID: u16 = 20;
+const CVLAN: u16 = 300;
+
+/// ICMP frames from `src` carrying an 802.1ad S-tag `SVID` outside an 802.1Q C-tag `CVLAN`.
+fn s_tagged_icmp_frames(pcap: &Path, src: &str) -> usize {
+    let src: Vec<u8> = src
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+        .collect();
+    let vid = |f: &[u8], at: usize| u16::from_be_bytes([f[at], f[at + 1]]) & 0x0fff;
+    pcap_frames(pcap)
+        .iter()
+        .filter(|f| {
+            f.len() > 22 + 20
+                && f[6..12] == src[..]
+                && f[12..14] == [0x88, 0xa8]
+                && vid(f, 14) == SVID
+                && f[16..18] == [0x81, 0x00]
+                && vid(f, 18) == CVLAN
+                && f[20..22] == [0x08, 0x00]
+                && f[22 + 9] == 1
+        })
+        .count()
+}
+
+/// The station side's S-channels: the hypervisor's uplink carries the default channel (a VEPA
+/// relay for `evb`) and S-channel 20 (a VEB relay for `evb2`); a VM on `vlan:evb2:300` reaches
+/// the server on the ToR through channel 20, which the ToR's station port gets at runtime
+/// (`set_s_channels`) and gates with a VSI programmed straight over the control socket.
+#[test]
+fn a_vm_behind_an_uplink_s_channel_reaches_the_bridge_s_tagged() {
+    if !can_run() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let tor = lab.netns("br");
+    let hv = lab.netns("hv");
+    let srv_ns = lab.netns("sv");
+    let vm_ns = lab.netns("v1");
+    for ns in [&srv_ns, &vm_ns] {
+        no_ipv6(&lab, ns);
+    }
+    let (st_if, br_if) = (lab.name("s"), lab.name("b"));
+    lab.veth(&hv, &st_if, &tor, &br_if);
+    for (ns, dev) in [(&hv, &st_if), (&tor, &br_if)] {
+        let _ = lab.try_exec(
+            ns,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ],
+        );
+    }
+
+    // The ToR: the server on net1, and the station port with only the default channel yet.
+    let srv_tap = lab.name("ts");
+    let bridge_switch = switch(
+        &mut lab,
+        &tor,
+        "switch-br",
+        &json!({
+            "switch": [{"name": "net1", "local_vlan": 1, "segment": "local"}],
+            "port": [
+                {"name": srv_tap, "type": "tap", "switch": "net1", "mac": SRV_MAC,
+                 "ips": [SRV_IP], "netns": srv_ns},
+                {"name": br_if, "type": "station", "vdp_gating": true,
+                 "s_channels": [{"svid": 1, "reflective_relay": true}]},
+            ],
+        }),
+    );
+    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "address", SRV_MAC]);
+    lab.exec(
+        &srv_ns,
+        &["ip", "addr", "add", &format!("{SRV_IP}/24"), "dev", "eth0"],
+    );
+    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "up"]);
+
+    // The hypervisor: the uplink's default channel is a VEPA relay for evb (VLAN 100 there),
+    // channel 20 a VEB relay for evb2, where the VM's network is VLAN 300.
+    let (vm_mac, vm_ip) = CHANNEL_VM;
+    let vm_tap = lab.name("t1");
+    let station_switch = switch(
+        &mut lab,
+        &hv,
+        "switch-hv",
+        &json!({
+            "switch": [
+                {"name": "evbnet", "local_vlan": 1, "segment": format!("vlan:evb:{VLAN}")},
+                {"name": "net20", "local_vlan": 2, "segment": format!("vlan:evb2:{CVLAN}")},
+            ],
+            "port": [
+                {"name": vm_tap, "type": "tap", "switch": "net20", "mac": vm_mac,
+                 "ips": [vm_ip], "netns": vm_ns},
+                {"name": st_if, "type": "uplink", "physical_network": "evb", "relay": "vepa",
+                 "s_channels": [{"svid": SVID, "physical_network": "evb2", "relay": "veb"}]},
+            ],
+        }),
+    );
+    lab.exec(&vm_ns, &["ip", "link", "set", "eth0", "address", vm_mac]);
+    lab.exec(
+        &vm_ns,
+        &["ip", "addr", "add", &format!("{vm_ip}/24"), "dev", "eth0"],
+    );
+    lab.exec(&vm_ns, &["ip", "link", "set", "eth0", "up"]);
+
+    // CDCP's part, by hand: channel 20 on the ToR's live station port.
+    let channels = json!([{"svid": 1, "reflective_relay": true},
+                          {"svid": SVID, "reflective_relay": false}]);
+    let result = call(
+        &bridge_switch,
+        &json!({"op": "set_s_channels", "port": br_if, "s_channels": channels}),
+    );
+    assert_eq!(result["changed"], json!(true), "{result}");
+    let status = call(&bridge_switch, &json!({"op": "status"}));
+    assert!(
+        status["ports"].as_array().is_some_and(|ports| ports
+            .iter()
+            .any(|p| p["name"] == json!(br_if) && p["up"] == json!(true))),
+        "{status}"
+    );
+
+    // Everything the VM sends or gets, on the hypervisor's end of the link.
+    let pcap = lab.dir.join("channel.pcap");
+    lab.spawn(
+        &hv,
+        &[
+            "tcpdump",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-i",
+            &st_if,
+            "-U",
+            "-n",
+            "-w",
+            pcap.to_str().expect("path"),
+            &format!("ether host {vm_mac}"),
+        ],
+        "channel.log",
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lab
+            .log("channel.log")
+            .contains("listening on")),
+        "tcpdump: {}",
+        lab.log("channel.log")
+    );
+
+    // No association, no traffic: the ToR's channel 20 gates the VM out.
+    assert!(!ping(&lab, &vm_ns, SRV_IP), "passed before association");
+    assert!(
+        drops(&bridge_switch, "vsi_not_associated") > 0,
+        "bridge {}\nstation {}",
+        call(&bridge_switch, &json!({"op": "counters"})),
+        call(&station_switch, &json!({"op": "counters"}))
+    );
+
+    // Associated on channel 20 with C-VLAN 300 (what VDP would program): traffic flows.
+    let vsi = json!({"port": format!("{br_if}.s{SVID}"), "mac": vm_mac, "vlan": CVLAN,
+                     "switch": "net1"});
+    call(&bridge_switch, &json!({"op": "associate_vsi", "vsi": vsi}));
+    assert!(
+        wait_until(Duration::from_secs(15), || ping(&lab, &vm_ns, SRV_IP)),
+        "no ping after association; bridge {}\nstation {}\n{}",
+        call(&bridge_switch, &json!({"op": "counters"})),
+        call(&station_switch, &json!({"op": "counters"})),
+        lab.log("switch-br.log")
+    );
+    // On the wire the VM's frames carry S-tag 20 outside C-tag 300.
+    assert!(
+        wait_until(Duration::from_secs(5), || s_tagged_icmp_frames(
+            &pcap, vm_mac
+        ) > 0),
+        "no ICMP from the VM with S-tag {SVID} and C-tag {CVLAN} in {} frames",
+        pcap_frames(&pcap).len()
+    );
+    assert_eq!(drops(&station_switch, "unknown_s_channel"), 0);
 }

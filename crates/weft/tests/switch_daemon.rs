@@ -1,6 +1,7 @@
 //! `weft switch` and `weft switch ctl` as processes, without root: a daemon started from a
 //! TOML file (switches, a VXLAN port on loopback, records), listed and changed through the
-//! client, then stopped with SIGTERM.
+//! client, then stopped with SIGTERM. The S-channel test needs a packet socket on `lo`
+//! (CAP_NET_RAW) and skips without one.
 
 use std::{
     net::UdpSocket,
@@ -351,6 +352,61 @@ fn ctl_replace_takes_toml_or_json_and_status_lists_the_ports() {
         counters.contains("DHCP") && counters.contains("offers"),
         "{counters}"
     );
+    assert_eq!(daemon.terminate(), 0, "{}", daemon.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctl_set_s_channels_and_a_toml_replace_leave_the_evb_state_alone() {
+    // A station port is an AF_PACKET socket: on `lo`, which needs CAP_NET_RAW.
+    if switch::device::packet::PacketDevice::open("lo").is_err() {
+        return;
+    }
+    let dir = scratch("schan");
+    let agent = "[[switch]]\nname = \"net1\"\nlocal_vlan = 1\nsegment = \"local\"\n\n\
+                 [[port]]\nname = \"lo\"\ntype = \"station\"\nvdp_gating = true\n";
+    let mut daemon = Daemon::start(&dir, agent);
+    assert_eq!(
+        daemon.ctl_ok(&[
+            "set-s-channels",
+            "lo",
+            r#"[{"svid":1,"reflective_relay":true},{"svid":20}]"#
+        ]),
+        "ok: generation 2\n"
+    );
+    let vsi = json!({"port": "lo.s20", "mac": "52:54:00:00:0b:01", "vlan": 0, "switch": "net1"});
+    daemon.ctl_ok(&[
+        "request",
+        &json!({"op": "associate_vsi", "vsi": vsi}).to_string(),
+    ]);
+    let list = daemon.ctl_ok(&["list"]);
+    assert!(list.contains("S-channels 1 (rr) 20, VDP gating"), "{list}");
+
+    // The agent's file again, with a switch more: no `s_channels`, no `[[vsi]]`, so both stay.
+    let toml = dir.join("agent.toml");
+    std::fs::write(
+        &toml,
+        format!("{agent}\n[[switch]]\nname = \"net2\"\nlocal_vlan = 2\nsegment = \"local\"\n"),
+    )
+    .expect("write");
+    assert_eq!(
+        daemon.ctl_ok(&["replace", path(&toml)]),
+        "ok: generation 4\n"
+    );
+    let listed: Value = serde_json::from_str(&daemon.ctl_ok(&["list", "--json"])).expect("JSON");
+    assert_eq!(
+        listed["port"][0]["s_channels"],
+        json!([{"svid": 1, "reflective_relay": true}, {"svid": 20, "reflective_relay": false}])
+    );
+    assert_eq!(listed["vsi"], json!([vsi]));
+    assert_eq!(listed["switch"].as_array().map(Vec::len), Some(2));
+
+    let (code, _, err) = daemon.ctl(&["set-s-channels", "lo", "[{svid: 1}]"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("weft: s_channels: not valid JSON"), "{err}");
+    let (code, _, err) = daemon.ctl(&["set-s-channels", "lo", r#"[{"svid": 5000}]"#]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "weft: s_channels[0].svid: must be 1-4094, got 5000\n");
     assert_eq!(daemon.terminate(), 0, "{}", daemon.log());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -58,11 +58,16 @@
 //!
 //! # 802.1Qbg, station side: an uplink is its edge relay's uplink; `relay` says how the VMs on
 //! # its networks switch: "veb" (locally, the default) or "vepa" (everything via the bridge).
+//! # That is the default S-channel (SVID 1, untagged). Each of `s_channels` is another edge
+//! # relay, attached to S-channel `svid` (2-4094, unique per port): a port of its own named
+//! # PORT.sSVID serving its own physical network (one uplink or channel per physical network),
+//! # its frames S-tagged (802.1ad) on this interface, outside any C-tag.
 //! [[port]]
 //! name = "eth2"
 //! type = "uplink"
 //! physical_network = "evb"
 //! relay = "vepa"
+//! s_channels = [{ svid = 20, physical_network = "evb2", relay = "veb" }]  # relay optional
 //!
 //! # 802.1Qbg, bridge side: a station-facing port (AF_PACKET on the interface). Each S-channel
 //! # is a bridge port of its own named PORT.sSVID; SVID 1 is the default, untagged, channel.
@@ -181,10 +186,13 @@ pub enum PortType {
     },
     /// A physical uplink: an `AF_PACKET` socket on the interface named like the port.
     Uplink {
-        /// The physical network it serves.
+        /// The physical network it serves (on the default S-channel: untagged).
         physical_network: String,
         /// Its edge relay's mode (802.1Qbg): `veb` (the default) or `vepa`.
         relay: RelayMode,
+        /// Its other S-channels, each an edge relay of its own named `PORT.sSVID` (802.1Qbg
+        /// station side); empty for a plain uplink.
+        channels: Vec<UplinkChannelSpec>,
     },
     /// The VXLAN tunnel endpoint: a UDP socket.
     Vxlan {
@@ -221,6 +229,35 @@ impl ChannelSpec {
     /// The name the channel has in the tables, in `vsi` entries and in `macs`: `PORT.sSVID`.
     pub fn table_name(port: &str, svid: u16) -> String {
         format!("{port}.s{svid}")
+    }
+}
+
+/// An S-channel of a station's uplink and the edge relay attached to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkChannelSpec {
+    /// The S-VLAN id, 2-4094 (1 is the default channel: the uplink's own physical network).
+    pub svid: u16,
+    /// The physical network its edge relay serves.
+    pub physical_network: String,
+    /// That edge relay's mode: `veb` (the default) or `vepa`.
+    pub relay: RelayMode,
+}
+
+impl UplinkChannelSpec {
+    /// The channel as the file writes it.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "svid": self.svid,
+            "physical_network": self.physical_network,
+            "relay": self.relay.as_str(),
+        })
+    }
+}
+
+impl ChannelSpec {
+    /// The channel as the file writes it.
+    pub fn to_value(&self) -> Value {
+        json!({"svid": self.svid, "reflective_relay": self.reflective_relay})
     }
 }
 
@@ -262,6 +299,14 @@ impl PortType {
     pub fn subports(&self) -> &[SubportSpec] {
         match self {
             Self::Tap { subports, .. } | Self::Memory { subports, .. } => subports,
+            _ => &[],
+        }
+    }
+
+    /// The S-channels of an uplink (none for other types).
+    pub fn uplink_channels(&self) -> &[UplinkChannelSpec] {
+        match self {
+            Self::Uplink { channels, .. } => channels,
             _ => &[],
         }
     }
@@ -421,16 +466,30 @@ impl Default for SwitchConfig {
 impl SwitchConfig {
     /// Reads a TOML configuration file's text and checks its cross references.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let value: Value = toml::from_str(text).map_err(|err| {
+        Self::from_value(&Self::value_from_toml(text)?)
+    }
+
+    /// A TOML configuration file's text as the JSON value tree [`from_value`](Self::from_value)
+    /// reads, as written: a `replace` needs to know which keys the file leaves out.
+    pub fn value_from_toml(text: &str) -> Result<Value, ConfigError> {
+        toml::from_str(text).map_err(|err| {
             let message = err.to_string();
             invalid("config", message.trim_end())
-        })?;
-        Self::from_value(&value)
+        })
     }
 
     /// Reads a configuration in the file's shape (from TOML or JSON) and checks its cross
     /// references.
     pub fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let config = Self::read_fields(value)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads a configuration in the file's shape, each field on its own, without checking
+    /// what refers to what ([`check`](Self::check) does; a `replace` checks once it has merged
+    /// what it keeps).
+    pub fn read_fields(value: &Value) -> Result<Self, ConfigError> {
         let mut top = Object::new("", value)?;
         let mac_aging_secs = top
             .optional("mac_aging_secs", fields::integer::<u64>)?
@@ -459,16 +518,14 @@ impl SwitchConfig {
             .optional("vsi", |f, v| fields::list(f, v, VsiSpec::read))?
             .unwrap_or_default();
         top.finish()?;
-        let config = Self {
+        Ok(Self {
             mac_aging_secs,
             busy_poll_us,
             switches,
             ports,
             records,
             vsis,
-        };
-        config.check()?;
-        Ok(config)
+        })
     }
 
     /// The configuration in the file's shape, as JSON.
@@ -528,6 +585,7 @@ impl SwitchConfig {
             }
             self.check_subports(port)?;
         }
+        self.check_physical_networks()?;
         // One index for all records: an agent's config has a record per remote port, and a
         // scan per record made checking it quadratic.
         let mut index = RecordIndex::new(self);
@@ -537,6 +595,49 @@ impl SwitchConfig {
         }
         for (i, vsi) in self.vsis.iter().enumerate() {
             self.check_vsi(vsi, &format!("vsi[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that each physical network has one edge relay: one uplink, or one S-channel of
+    /// an uplink, serves it in the whole configuration.
+    fn check_physical_networks(&self) -> Result<(), ConfigError> {
+        let mut served: HashMap<&str, String> = HashMap::new();
+        for port in &self.ports {
+            let PortType::Uplink {
+                physical_network, ..
+            } = &port.kind
+            else {
+                continue;
+            };
+            let own = (
+                format!("port {:?}.physical_network", port.name),
+                physical_network,
+                format!("uplink {:?}", port.name),
+            );
+            let channels = port
+                .kind
+                .uplink_channels()
+                .iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    (
+                        format!("port {:?}.s_channels[{j}].physical_network", port.name),
+                        &c.physical_network,
+                        format!(
+                            "S-channel {:?}",
+                            ChannelSpec::table_name(&port.name, c.svid)
+                        ),
+                    )
+                });
+            for (field, network, server) in std::iter::once(own).chain(channels) {
+                if let Some(other) = served.insert(network, server) {
+                    return Err(invalid(
+                        field,
+                        format!("{network:?} is already served by {other}"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -600,6 +701,23 @@ impl SwitchConfig {
                 ));
             }
         }
+        let channels = port.kind.uplink_channels();
+        for (j, channel) in channels.iter().enumerate() {
+            let field = format!("port {:?}.s_channels[{j}].svid", port.name);
+            if channels[..j].iter().any(|other| other.svid == channel.svid) {
+                return Err(invalid(
+                    field,
+                    format!("{} is used by another S-channel of this port", channel.svid),
+                ));
+            }
+            let name = ChannelSpec::table_name(&port.name, channel.svid);
+            if self.port(&name).is_some() {
+                return Err(invalid(
+                    field,
+                    format!("the channel would be named {name:?}, another port's name"),
+                ));
+            }
+        }
         if let PortType::Station { channels, .. } = &port.kind {
             for (j, channel) in channels.iter().enumerate() {
                 let field = format!("port {:?}.s_channels[{j}].svid", port.name);
@@ -641,6 +759,21 @@ impl SwitchConfig {
         self.ports
             .iter()
             .flat_map(|port| (0..port.kind.subports().len()).map(move |j| (port, j)))
+            .nth(index)
+    }
+
+    /// The port and channel index of the `index`-th S-channel in table order (the tables list
+    /// every bridge and uplink S-channel after every subport, in the order of their ports).
+    fn channel_at(&self, index: usize) -> Option<(&PortSpec, usize)> {
+        self.ports
+            .iter()
+            .flat_map(|port| {
+                let count = match &port.kind {
+                    PortType::Station { channels, .. } => channels.len(),
+                    other => other.uplink_channels().len(),
+                };
+                (0..count).map(move |j| (port, j))
+            })
             .nth(index)
     }
 
@@ -727,10 +860,25 @@ impl SwitchConfig {
                 PortType::Uplink {
                     physical_network,
                     relay,
-                } => PortKind::Uplink {
-                    physical_network: physical_network.clone(),
-                    relay: *relay,
-                },
+                    channels,
+                } => {
+                    let parent = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+                    for channel in channels {
+                        channel_ports.push(Port {
+                            name: ChannelSpec::table_name(&port.name, channel.svid),
+                            kind: PortKind::UplinkChannel(tables::UplinkChannel {
+                                parent,
+                                svid: channel.svid,
+                                physical_network: channel.physical_network.clone(),
+                                relay: channel.relay,
+                            }),
+                        });
+                    }
+                    PortKind::Uplink {
+                        physical_network: physical_network.clone(),
+                        relay: *relay,
+                    }
+                }
                 PortType::Station {
                     channels,
                     vdp_gating,
@@ -836,12 +984,17 @@ impl SwitchConfig {
                         "protocol" => "type",
                         other => other,
                     };
+                    let subports: usize = self.ports.iter().map(|p| p.kind.subports().len()).sum();
                     match self.ports.get(index) {
                         Some(port) => (format!("port {:?}", port.name), key),
-                        None => {
-                            let (port, j) = self.subport_at(index - self.ports.len())?;
-                            (format!("port {:?}.subports[{j}]", port.name), key)
-                        }
+                        None => match self.subport_at(index - self.ports.len()) {
+                            Some((port, j)) => (format!("port {:?}.subports[{j}]", port.name), key),
+                            None => {
+                                let at = index - self.ports.len() - subports;
+                                let (port, j) = self.channel_at(at)?;
+                                (format!("port {:?}.s_channels[{j}]", port.name), key)
+                            }
+                        },
                     }
                 }
                 "records" => {
@@ -1177,16 +1330,10 @@ impl PortSpec {
                 interface_name(&object.field("name"), &name)?;
                 PortType::Uplink {
                     physical_network: object.required("physical_network", fields::name)?,
-                    relay: object
-                        .optional("relay", |field, value| {
-                            match fields::string(field, value)? {
-                                "veb" => Ok(RelayMode::Veb),
-                                "vepa" => Ok(RelayMode::Vepa),
-                                other => Err(invalid(
-                                    field,
-                                    format!("expected veb or vepa, got {other:?}"),
-                                )),
-                            }
+                    relay: object.optional("relay", read_relay)?.unwrap_or_default(),
+                    channels: object
+                        .optional("s_channels", |f, v| {
+                            fields::list(f, v, UplinkChannelSpec::read)
                         })?
                         .unwrap_or_default(),
                 }
@@ -1258,21 +1405,24 @@ impl PortSpec {
             PortType::Uplink {
                 physical_network,
                 relay,
+                channels,
             } => {
                 map.insert("physical_network".into(), json!(physical_network));
                 // VEB is what every uplink did before edge relays had a mode.
                 if *relay != RelayMode::Veb {
                     map.insert("relay".into(), json!(relay.as_str()));
                 }
+                // Likewise a plain uplink lists no `s_channels`, as before they existed.
+                if !channels.is_empty() {
+                    let channels = channels.iter().map(UplinkChannelSpec::to_value).collect();
+                    map.insert("s_channels".into(), Value::Array(channels));
+                }
             }
             PortType::Station {
                 channels,
                 vdp_gating,
             } => {
-                let channels: Vec<Value> = channels
-                    .iter()
-                    .map(|c| json!({"svid": c.svid, "reflective_relay": c.reflective_relay}))
-                    .collect();
+                let channels = channels.iter().map(ChannelSpec::to_value).collect();
                 map.insert("s_channels".into(), Value::Array(channels));
                 map.insert("vdp_gating".into(), json!(vdp_gating));
             }
@@ -1285,6 +1435,54 @@ impl PortSpec {
             }
         }
         Value::Object(map)
+    }
+}
+
+/// Reads an edge relay's mode.
+fn read_relay(field: &str, value: &Value) -> Result<RelayMode, ConfigError> {
+    match fields::string(field, value)? {
+        "veb" => Ok(RelayMode::Veb),
+        "vepa" => Ok(RelayMode::Vepa),
+        other => Err(invalid(
+            field,
+            format!("expected veb or vepa, got {other:?}"),
+        )),
+    }
+}
+
+impl UplinkChannelSpec {
+    /// Reads one S-channel of an uplink found at `path`.
+    pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
+        let mut object = Object::new(path, value)?;
+        let svid = object.required("svid", |field, value| {
+            let svid = fields::integer::<u16>(field, value)?;
+            if svid == 1 {
+                return Err(invalid(
+                    field,
+                    "1 is the default S-channel, which is the uplink's own physical_network \
+                     and relay; a listed channel must be 2-4094",
+                ));
+            }
+            if !(2..=4094).contains(&svid) {
+                return Err(invalid(field, format!("must be 2-4094, got {svid}")));
+            }
+            Ok(svid)
+        })?;
+        let physical_network = object.required("physical_network", fields::name)?;
+        let relay = object.optional("relay", read_relay)?.unwrap_or_default();
+        object.finish()?;
+        Ok(Self {
+            svid,
+            physical_network,
+            relay,
+        })
+    }
+}
+
+impl ChannelSpec {
+    /// Reads one S-channel of a station port found at `path`.
+    pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
+        read_channel(path, value)
     }
 }
 
@@ -1952,5 +2150,146 @@ port_security = false
             error(&mac_in_two_places),
             "record[1].remote: 02:00:00:00:00:02 is already behind 192.0.2.2 (record for 10.0.0.2)"
         );
+    }
+
+    /// A station's uplink: the default channel a VEPA relay for `evb`, channel 20 a VEB relay
+    /// for `evb2` carrying VLAN 300.
+    const STATION: &str = r#"
+[[switch]]
+name = "net20"
+local_vlan = 1
+segment = "vlan:evb2:300"
+
+[[port]]
+name = "vm1"
+type = "memory"
+switch = "net20"
+mac = "fa:16:3e:00:00:01"
+
+[[port]]
+name = "eth2"
+type = "uplink"
+physical_network = "evb"
+relay = "vepa"
+s_channels = [{ svid = 20, physical_network = "evb2", relay = "veb" }]
+"#;
+
+    #[test]
+    fn test_uplink_channels_read_list_and_build() {
+        let config = SwitchConfig::from_toml(STATION).unwrap();
+        let channels = config.ports[1].kind.uplink_channels();
+        assert_eq!(
+            channels,
+            [UplinkChannelSpec {
+                svid: 20,
+                physical_network: "evb2".into(),
+                relay: RelayMode::Veb,
+            }]
+        );
+        // Listed in the file's shape, which reads back the same; a plain uplink lists none.
+        let value = config.to_value();
+        assert_eq!(
+            value["port"][1]["s_channels"],
+            json!([{"svid": 20, "physical_network": "evb2", "relay": "veb"}])
+        );
+        assert_eq!(SwitchConfig::from_value(&value).unwrap(), config);
+        let plain = SwitchConfig::from_toml(EXAMPLE).unwrap().to_value();
+        assert!(plain["port"][1].get("s_channels").is_none());
+        // The channel is a port of its own after every port, PORT.sSVID, serving evb2.
+        let tables = config.tables(1).unwrap();
+        let names: Vec<&str> = tables
+            .config()
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["vm1", "eth2", "eth2.s20"]);
+        assert_eq!(tables.uplink("evb"), Some(PortId(1)));
+        assert_eq!(tables.uplink("evb2"), Some(PortId(2)));
+        assert_eq!(tables.channel(PortId(1), 20), Some(PortId(2)));
+        assert_eq!(tables.relay(PortId(1)), RelayMode::Vepa);
+        assert_eq!(tables.relay(PortId(2)), RelayMode::Veb);
+        assert_eq!(tables.switch_for_vlan(PortId(2), Some(300)), Some(LsId(0)));
+        // Channels are not the device.
+        let mut bare = config.ports[1].clone();
+        if let PortType::Uplink { channels, .. } = &mut bare.kind {
+            channels.clear();
+        }
+        assert!(bare.same_device(&config.ports[1]));
+    }
+
+    #[test]
+    fn test_uplink_channel_errors_name_the_field() {
+        let with = |to: &str| {
+            let from = r#"s_channels = [{ svid = 20, physical_network = "evb2", relay = "veb" }]"#;
+            assert!(STATION.contains(from));
+            STATION.replacen(from, &format!("s_channels = [{to}]"), 1)
+        };
+        let second_uplink = format!(
+            "{STATION}\n[[port]]\nname = \"eth3\"\ntype = \"uplink\"\nphysical_network = \"evb2\"\n"
+        );
+        let cases = [
+            (
+                with(r#"{ svid = 1, physical_network = "evb2" }"#),
+                "port[1].s_channels[0].svid: 1 is the default S-channel",
+            ),
+            (
+                with(r#"{ svid = 4095, physical_network = "evb2" }"#),
+                "port[1].s_channels[0].svid: must be 2-4094, got 4095",
+            ),
+            (
+                with(
+                    r#"{ svid = 20, physical_network = "evb2" }, { svid = 20, physical_network = "evb3" }"#,
+                ),
+                r#"port "eth2".s_channels[1].svid: 20 is used by another S-channel of this port"#,
+            ),
+            (
+                with(r#"{ svid = 20, physical_network = "evb" }"#),
+                r#"port "eth2".s_channels[0].physical_network: "evb" is already served by uplink "eth2""#,
+            ),
+            (
+                with(
+                    r#"{ svid = 20, physical_network = "evb2" }, { svid = 30, physical_network = "evb2" }"#,
+                ),
+                r#"port "eth2".s_channels[1].physical_network: "evb2" is already served by S-channel "eth2.s20""#,
+            ),
+            (
+                second_uplink,
+                r#"port "eth3".physical_network: "evb2" is already served by S-channel "eth2.s20""#,
+            ),
+            (
+                with(r#"{ svid = 20, physical_network = "evb2", relay = "vepb" }"#),
+                r#"port[1].s_channels[0].relay: expected veb or vepa, got "vepb""#,
+            ),
+            (
+                with(r#"{ svid = 20 }"#),
+                "port[1].s_channels[0].physical_network: missing",
+            ),
+            (
+                with(r#"{ svid = 20, physical_network = "evb2", reflective_relay = true }"#),
+                "port[1].s_channels[0].reflective_relay: unknown field; expected one of svid, \
+                 physical_network, relay",
+            ),
+            (
+                format!(
+                    "{STATION}\n[[port]]\nname = \"eth2.s20\"\ntype = \"memory\"\nswitch = \"net20\"\nmac = \"fa:16:3e:00:00:02\"\n"
+                ),
+                r#"port "eth2".s_channels[0].svid: the channel would be named "eth2.s20", another port's name"#,
+            ),
+            (
+                STATION.replace(
+                    r#"physical_network = "evb2""#,
+                    r#"physical_network = "evb3""#,
+                ),
+                r#"switch "net20".segment: no uplink serves physical network "evb2""#,
+            ),
+        ];
+        for (text, expected) in cases {
+            let got = error(&text);
+            assert!(
+                got.starts_with(expected),
+                "expected {expected:?}\n     got {got:?}"
+            );
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! | `replace` | `config`: the whole configuration in the shape `list` returns | `{changed, generation}` |
 //! | `associate_vsi` | `vsi`: a VSI as in the file (`port`, `mac`, `vlan`, `switch`) | `{changed, generation}` |
 //! | `deassociate_vsi` | `port`, `mac`, and optionally `vlan` (otherwise every VLAN) | `{changed, generation}` |
+//! | `set_s_channels` | `port`, `s_channels`: the port's whole list as in the file (a station port's `{svid, reflective_relay}`, an uplink's `{svid, physical_network, relay}`) | `{changed, generation}` |
 //! | `list` | | the whole configuration in the file's shape |
 //! | `status` | | `{ports: [{name, type, up, reason?}]}` |
 //! | `counters` | | `{ports: [{name, rx_/tx_packets, rx_/tx_bytes, rx_/tx_errors}], drops: {reason: n}, dhcp: {offers, acks, naks, releases, declines, ignored, malformed}}` |
@@ -39,6 +40,22 @@
 //! changed is closed before its new one is created (the kernel allows one netdev of a name),
 //! so it alone sees a short gap. What was learned on logical switches whose name and segment
 //! stay is kept.
+//!
+//! An agent and EVB daemons may share one switch: the agent owns the configuration through
+//! `replace`, the EVB daemons own the VSIs (`associate_vsi`) and S-channels
+//! (`set_s_channels`). So `replace` keeps what it does not list: the current VSIs when the new
+//! configuration has no `vsi` key at all, and a port's current S-channels when the new
+//! configuration has the port (same name and type, station or uplink) without an
+//! `s_channels` key. A kept entry that no longer fits (its channel, port or switch is gone,
+//! its physical network is served by another uplink now, it clashes with what the request
+//! lists) is dropped, never an error. An empty list (`"vsi": []`, `"s_channels": []`) is a
+//! list: it replaces. S-channels are not the device, so a port that keeps its device keeps it
+//! whatever happens to its channels.
+//!
+//! `set_s_channels` replaces the S-channels of an existing station port (bridge ports, each
+//! with its reflective relay) or uplink (each an edge relay serving a physical network) with
+//! the list given, as CDCP agreed them; the port keeps its open device. The VSIs of a bridge
+//! channel that goes go with it. The same list again changes nothing and succeeds.
 //!
 //! `associate_vsi` and `deassociate_vsi` are how an EVB bridge daemon gates its S-channels
 //! (802.1Qbg VDP): associating a VSI that is already there unchanged, or de-associating one
@@ -70,7 +87,10 @@ use serde_json::{Map, Value, json};
 use wire::MacAddr;
 
 use super::{
-    config::{PortSpec, PortType, RecordSpec, SwitchConfig, SwitchSpec, VsiSpec},
+    config::{
+        ChannelSpec, PortSpec, PortType, RecordSpec, SwitchConfig, SwitchSpec, UplinkChannelSpec,
+        VsiSpec,
+    },
     devices,
     fields::{self, Object, invalid},
     forward::{Command, MacEntry, MacLocation},
@@ -107,6 +127,7 @@ pub const OPS: &[&str] = &[
     "replace",
     "associate_vsi",
     "deassociate_vsi",
+    "set_s_channels",
     "list",
     "status",
     "counters",
@@ -148,8 +169,13 @@ pub enum Request {
         /// The remote endpoints.
         flood: Vec<IpAddr>,
     },
-    /// Replace the whole configuration.
-    Replace(SwitchConfig),
+    /// Replace the whole configuration, keeping the EVB daemons' state it does not list.
+    Replace {
+        /// The new configuration.
+        config: SwitchConfig,
+        /// What the request left out, which the switch keeps from its current configuration.
+        unlisted: Unlisted,
+    },
     /// Associate a VSI on an S-channel (its frames may enter, on its switch).
     AssociateVsi(VsiSpec),
     /// De-associate the VSIs of a channel with this MAC (and VLAN, if given).
@@ -161,6 +187,13 @@ pub enum Request {
         /// Only this C-VLAN.
         vlan: Option<u16>,
     },
+    /// Replace the S-channels of a station port or an uplink, keeping its device.
+    SetSChannels {
+        /// The port.
+        port: String,
+        /// Its new S-channels, the whole list.
+        channels: SChannels,
+    },
     /// The whole configuration.
     List,
     /// Whether each port's device is open and working.
@@ -169,6 +202,105 @@ pub enum Request {
     Counters,
     /// The learned MAC addresses.
     Macs,
+}
+
+/// The S-channels `set_s_channels` gives a port, of the kind its type has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SChannels {
+    /// A station-facing port's: bridge ports (802.1Qbg bridge side).
+    Bridge(Vec<ChannelSpec>),
+    /// An uplink's: edge relays, each serving a physical network (802.1Qbg station side).
+    Uplink(Vec<UplinkChannelSpec>),
+}
+
+impl SChannels {
+    /// Reads the list at `field`: an uplink's if any entry has a `physical_network` or a
+    /// `relay`, else a station port's (an empty list is either: no channels).
+    fn read(field: &str, value: &Value) -> Result<Self, ConfigError> {
+        let uplink = value.as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|item| item.get("physical_network").is_some() || item.get("relay").is_some())
+        });
+        if uplink {
+            fields::list(field, value, UplinkChannelSpec::read).map(Self::Uplink)
+        } else {
+            fields::list(field, value, ChannelSpec::read).map(Self::Bridge)
+        }
+    }
+
+    /// The list as the file writes it.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::Bridge(channels) => channels.iter().map(ChannelSpec::to_value).collect(),
+            Self::Uplink(channels) => channels.iter().map(UplinkChannelSpec::to_value).collect(),
+        }
+    }
+}
+
+/// What a `replace` request leaves out: the EVB daemons' state, which the switch keeps (see
+/// the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unlisted {
+    /// The request has no `vsi` list: the current VSIs stay, those that still fit.
+    pub vsis: bool,
+    /// Station and uplink ports the request lists without `s_channels`: each that is there
+    /// already, with the same type, keeps its current S-channels.
+    pub s_channels: Vec<String>,
+}
+
+impl Unlisted {
+    /// What the configuration `value`, in the file's shape, leaves out.
+    pub fn of(value: &Value) -> Self {
+        let absent = |object: &Value, key: &str| object.get(key).is_none_or(Value::is_null);
+        let s_channels = value
+            .get("port")
+            .and_then(Value::as_array)
+            .map(|ports| {
+                ports
+                    .iter()
+                    .filter(|port| {
+                        matches!(
+                            port.get("type").and_then(Value::as_str),
+                            Some("station" | "uplink")
+                        ) && absent(port, "s_channels")
+                    })
+                    .filter_map(|port| port.get("name").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            vsis: absent(value, "vsi"),
+            s_channels,
+        }
+    }
+
+    /// `config` in the file's shape, leaving out what this says is left out, and listing
+    /// every other part (an empty `vsi` list too).
+    fn shape(&self, config: &SwitchConfig) -> Value {
+        let mut value = config.to_value();
+        let Value::Object(map) = &mut value else {
+            return value;
+        };
+        if self.vsis && config.vsis.is_empty() {
+            map.remove("vsi");
+        } else {
+            map.entry("vsi").or_insert_with(|| json!([]));
+        }
+        if let Some(Value::Array(ports)) = map.get_mut("port") {
+            for port in ports {
+                let unlisted = port
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| self.s_channels.iter().any(|n| n == name));
+                if unlisted && let Value::Object(port) = port {
+                    port.remove("s_channels");
+                }
+            }
+        }
+        value
+    }
 }
 
 impl Request {
@@ -202,9 +334,13 @@ impl Request {
                 name: object.required("name", fields::name)?,
             },
             "add_record" => Self::AddRecord(object.required("record", RecordSpec::read)?),
-            "replace" => Self::Replace(
-                object.required("config", |_, value| SwitchConfig::from_value(value))?,
-            ),
+            // Checked once merged with what it keeps: its VSIs may be on kept channels.
+            "replace" => object.required("config", |_, value| {
+                Ok(Self::Replace {
+                    config: SwitchConfig::read_fields(value)?,
+                    unlisted: Unlisted::of(value),
+                })
+            })?,
             "status" => Self::Status,
             "associate_vsi" => Self::AssociateVsi(object.required("vsi", VsiSpec::read)?),
             "deassociate_vsi" => Self::DeassociateVsi {
@@ -221,6 +357,10 @@ impl Request {
                 }
                 Self::RemoveRecord { switch, mac, ip }
             }
+            "set_s_channels" => Self::SetSChannels {
+                port: object.required("port", fields::name)?,
+                channels: object.required("s_channels", SChannels::read)?,
+            },
             "set_flood" => Self::SetFlood {
                 switch: object.required("switch", fields::name)?,
                 flood: object.required("flood", |f, v| fields::list(f, v, fields::ip))?,
@@ -267,7 +407,14 @@ impl Request {
                 "switch": switch,
                 "flood": flood.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
-            Self::Replace(config) => json!({"op": "replace", "config": config.to_value()}),
+            Self::Replace { config, unlisted } => {
+                json!({"op": "replace", "config": unlisted.shape(config)})
+            }
+            Self::SetSChannels { port, channels } => json!({
+                "op": "set_s_channels",
+                "port": port,
+                "s_channels": channels.to_value(),
+            }),
             Self::AssociateVsi(vsi) => json!({"op": "associate_vsi", "vsi": vsi.to_value()}),
             Self::DeassociateVsi { port, mac, vlan } => {
                 let mut map = Map::new();
@@ -358,13 +505,36 @@ impl Control {
         lock(&self.peers).get(name).cloned()
     }
 
-    /// Replaces the whole configuration (at start, and the `replace` op).
-    pub(crate) fn replace(&self, config: SwitchConfig) -> Result<Value, ControlError> {
-        self.mutate(|current| {
-            let changed = *current != config;
-            *current = config;
-            Ok(changed)
-        })
+    /// Replaces the whole configuration with `config` (at start, and the `replace` op),
+    /// keeping what `unlisted` says it leaves out where that still fits.
+    pub(crate) fn replace(
+        &self,
+        mut config: SwitchConfig,
+        unlisted: &Unlisted,
+    ) -> Result<Value, ControlError> {
+        let mut state = lock(&self.state);
+        let kept_vsis = keep_unlisted(&state.config, &mut config, unlisted);
+        let changed = state.config != config;
+        if changed {
+            let generation = state.generation + 1;
+            // A kept VSI the tables refuse (its MAC is a port's on the new configuration,
+            // say) goes; the request's own errors are the request's.
+            let tables = loop {
+                match config.tables(generation) {
+                    Ok(tables) => break tables,
+                    Err(err) => {
+                        match vsi_named(&err).filter(|&i| kept_vsis && i < config.vsis.len()) {
+                            Some(index) => {
+                                config.vsis.remove(index);
+                            }
+                            None => return Err(err.into()),
+                        }
+                    }
+                }
+            };
+            self.apply_built(&mut state, config, tables)?;
+        }
+        Ok(json!({"changed": changed, "generation": state.generation}))
     }
 
     /// Answers one request line.
@@ -379,7 +549,10 @@ impl Control {
     pub(crate) fn execute(&self, request: Request) -> Result<Value, ControlError> {
         match request {
             Request::List => Ok(lock(&self.state).config.to_value()),
-            Request::Replace(config) => self.replace(config),
+            Request::Replace { config, unlisted } => self.replace(config, &unlisted),
+            Request::SetSChannels { port, channels } => {
+                self.mutate(|config| set_s_channels(config, &port, channels))
+            }
             Request::Status => self.status(),
             Request::Counters => self.counters(),
             Request::Macs => self.macs(),
@@ -516,8 +689,18 @@ impl Control {
     }
 
     fn apply(&self, state: &mut State, next: SwitchConfig) -> Result<(), ControlError> {
-        let generation = state.generation + 1;
-        let tables = next.tables(generation)?;
+        let tables = next.tables(state.generation + 1)?;
+        self.apply_built(state, next, tables)
+    }
+
+    /// Makes `next`, whose `tables` are built (stamped the next generation), current.
+    fn apply_built(
+        &self,
+        state: &mut State,
+        next: SwitchConfig,
+        tables: Tables,
+    ) -> Result<(), ControlError> {
+        let generation = tables.generation();
         let current = &state.config;
         // A port keeps its device when the other side has one of its name on the same device.
         let kept = |port: &PortSpec, other: &SwitchConfig| {
@@ -684,6 +867,151 @@ impl Control {
     }
 }
 
+/// `set_s_channels`: gives port `name` the S-channels `channels`; the VSIs of bridge channels
+/// that go, go too.
+fn set_s_channels(
+    config: &mut SwitchConfig,
+    name: &str,
+    channels: SChannels,
+) -> Result<bool, ConfigError> {
+    let Some(port) = config.ports.iter_mut().find(|p| p.name == name) else {
+        return Err(invalid("port", format!("no port named {name:?}")));
+    };
+    let changed = match (&mut port.kind, channels) {
+        (PortType::Station { channels, .. }, SChannels::Bridge(new)) => replace_list(channels, new),
+        (PortType::Station { channels, .. }, SChannels::Uplink(new)) if new.is_empty() => {
+            replace_list(channels, Vec::new())
+        }
+        (PortType::Uplink { channels, .. }, SChannels::Uplink(new)) => replace_list(channels, new),
+        (PortType::Uplink { channels, .. }, SChannels::Bridge(new)) if new.is_empty() => {
+            replace_list(channels, Vec::new())
+        }
+        (PortType::Station { .. }, SChannels::Uplink(_)) => {
+            return Err(invalid(
+                "s_channels[0].physical_network",
+                format!(
+                    "unknown field; port {name:?} is a station port, whose S-channels have \
+                     svid and reflective_relay"
+                ),
+            ));
+        }
+        (PortType::Uplink { .. }, SChannels::Bridge(_)) => {
+            return Err(invalid(
+                "s_channels[0].physical_network",
+                format!(
+                    "missing; port {name:?} is an uplink, whose S-channels each serve a \
+                     physical network"
+                ),
+            ));
+        }
+        (other, _) => {
+            return Err(invalid(
+                "port",
+                format!(
+                    "port {name:?} is a {} port; only station and uplink ports have S-channels",
+                    other.as_str()
+                ),
+            ));
+        }
+    };
+    if changed {
+        let channels: Vec<String> = config.channels().map(|(name, _, _)| name).collect();
+        config.vsis.retain(|vsi| channels.contains(&vsi.port));
+    }
+    Ok(changed)
+}
+
+/// Puts `new` in `list`; true if that changed it.
+fn replace_list<T: PartialEq>(list: &mut Vec<T>, new: Vec<T>) -> bool {
+    if *list == new {
+        return false;
+    }
+    *list = new;
+    true
+}
+
+/// Merges into `next` what `unlisted` says the request left out, from `current`, where it
+/// fits: a port's S-channels (when `next` has the port with the same type), then the VSIs on
+/// channels and switches `next` has. Returns true when `next.vsis` are the kept ones.
+fn keep_unlisted(current: &SwitchConfig, next: &mut SwitchConfig, unlisted: &Unlisted) -> bool {
+    let keeps = |name: &str| unlisted.s_channels.iter().any(|n| n == name);
+    // What the request serves itself comes first; a kept channel must not take it.
+    let mut names: Vec<String> = next.ports.iter().map(|p| p.name.clone()).collect();
+    let mut served: Vec<String> = Vec::new();
+    for port in &next.ports {
+        if let PortType::Uplink {
+            physical_network, ..
+        } = &port.kind
+        {
+            served.push(physical_network.clone());
+            if !keeps(&port.name) {
+                served.extend(
+                    port.kind
+                        .uplink_channels()
+                        .iter()
+                        .map(|c| c.physical_network.clone()),
+                );
+                names.extend(
+                    port.kind
+                        .uplink_channels()
+                        .iter()
+                        .map(|c| ChannelSpec::table_name(&port.name, c.svid)),
+                );
+            }
+        }
+    }
+    for port in &mut next.ports {
+        if !keeps(&port.name) {
+            continue;
+        }
+        let Some(old) = current.port(&port.name) else {
+            continue;
+        };
+        let free = |name: &str, svid: u16| {
+            let table_name = ChannelSpec::table_name(name, svid);
+            !names.contains(&table_name)
+        };
+        match (&old.kind, &mut port.kind) {
+            (PortType::Station { channels: old, .. }, PortType::Station { channels, .. }) => {
+                *channels = old
+                    .iter()
+                    .filter(|c| free(&port.name, c.svid))
+                    .copied()
+                    .collect();
+            }
+            (PortType::Uplink { channels: old, .. }, PortType::Uplink { channels, .. }) => {
+                let mut kept = Vec::new();
+                for channel in old {
+                    if free(&port.name, channel.svid) && !served.contains(&channel.physical_network)
+                    {
+                        served.push(channel.physical_network.clone());
+                        kept.push(channel.clone());
+                    }
+                }
+                *channels = kept;
+            }
+            _ => {}
+        }
+    }
+    if !unlisted.vsis || !next.vsis.is_empty() {
+        return false;
+    }
+    let kept: Vec<VsiSpec> = current
+        .vsis
+        .iter()
+        .filter(|vsi| next.check_vsi(vsi, "vsi").is_ok())
+        .cloned()
+        .collect();
+    next.vsis = kept;
+    true
+}
+
+/// The index of the VSI a tables error is about, if it is about one (`vsi[3].mac: ...`).
+fn vsi_named(err: &ConfigError) -> Option<usize> {
+    let ConfigError::Invalid { field, .. } = err;
+    field.strip_prefix("vsi[")?.split_once(']')?.0.parse().ok()
+}
+
 /// An add of something that exists: fine if identical, an error otherwise.
 fn same_or_taken(same: bool, what: &str, name: &str) -> Result<bool, ConfigError> {
     if same {
@@ -815,4 +1143,81 @@ fn respond(writer: &mut UnixStream, answer: &Value) -> io::Result<()> {
     let mut text = answer.to_string();
     text.push('\n');
     writer.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(request: &Value) -> Request {
+        let parsed = Request::from_value(request).unwrap();
+        assert_eq!(&parsed.to_value(), request);
+        parsed
+    }
+
+    #[test]
+    fn test_set_s_channels_reads_the_kind_of_list_it_is_given() {
+        let bridge = round_trip(&json!({"op": "set_s_channels", "port": "eth3",
+            "s_channels": [{"svid": 1, "reflective_relay": true}, {"svid": 20, "reflective_relay": false}]}));
+        let Request::SetSChannels {
+            channels: SChannels::Bridge(channels),
+            ..
+        } = bridge
+        else {
+            panic!("a station port's channels: {bridge:?}")
+        };
+        assert_eq!(channels.len(), 2);
+        let uplink = round_trip(&json!({"op": "set_s_channels", "port": "eth2",
+            "s_channels": [{"svid": 20, "physical_network": "evb2", "relay": "vepa"}]}));
+        assert!(matches!(
+            uplink,
+            Request::SetSChannels {
+                channels: SChannels::Uplink(_),
+                ..
+            }
+        ));
+        round_trip(&json!({"op": "set_s_channels", "port": "eth2", "s_channels": []}));
+        // Written short, read whole.
+        let short = json!({"op": "set_s_channels", "port": "eth2",
+                           "s_channels": [{"svid": 20, "physical_network": "evb2"}]});
+        assert_eq!(
+            Request::from_value(&short).unwrap().to_value()["s_channels"][0]["relay"],
+            json!("veb")
+        );
+    }
+
+    #[test]
+    fn test_replace_says_what_it_leaves_out() {
+        let config = json!({
+            "mac_aging_secs": 300, "busy_poll_us": 0, "switch": [], "record": [],
+            "port": [
+                {"name": "eth2", "type": "uplink", "physical_network": "evb"},
+                {"name": "eth3", "type": "station", "vdp_gating": false,
+                 "s_channels": [{"svid": 1, "reflective_relay": false}]},
+                {"name": "eth4", "type": "station", "vdp_gating": false},
+            ],
+        });
+        let request = round_trip(&json!({"op": "replace", "config": config}));
+        let Request::Replace { unlisted, .. } = request else {
+            panic!("a replace: {request:?}")
+        };
+        assert_eq!(
+            unlisted,
+            Unlisted {
+                vsis: true,
+                s_channels: vec!["eth2".into(), "eth4".into()],
+            }
+        );
+        // Listing an empty `vsi` says so.
+        let mut listed = config.clone();
+        listed["vsi"] = json!([]);
+        let request = round_trip(&json!({"op": "replace", "config": listed}));
+        assert!(matches!(
+            request,
+            Request::Replace {
+                unlisted: Unlisted { vsis: false, .. },
+                ..
+            }
+        ));
+    }
 }

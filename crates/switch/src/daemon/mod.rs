@@ -41,8 +41,11 @@ use serde_json::Value;
 
 pub use self::{
     client::{Client, ClientError},
-    config::{PortSpec, PortType, RecordSpec, SubportSpec, SwitchConfig, SwitchSpec, VmSpec},
-    control::{ControlError, Request},
+    config::{
+        ChannelSpec, PortSpec, PortType, RecordSpec, SubportSpec, SwitchConfig, SwitchSpec,
+        UplinkChannelSpec, VmSpec, VsiSpec,
+    },
+    control::{ControlError, Request, SChannels, Unlisted},
     forward::{MacEntry, MacLocation},
 };
 use self::{control::Control, forward::Command};
@@ -129,7 +132,8 @@ impl Daemon {
             })
             .map_err(DaemonError::Thread)?,
         );
-        daemon.control.replace(config)?;
+        // The file is the whole truth: there is nothing to keep yet.
+        daemon.control.replace(config, &Unlisted::default())?;
         let (control, stop) = (Arc::clone(&daemon.control), Arc::clone(&daemon.stop));
         daemon.accept = Some(
             spawn("weft-control", move || {
