@@ -108,6 +108,11 @@ pub struct HostConfig {
     /// The physical networks whose uplink is a VEPA edge relay (802.1Qbg, seed 000): the
     /// adjacent bridge switches, and reflects, even traffic between this host's VMs.
     pub vepa: BTreeSet<String>,
+    /// Physical networks served by an S-channel of an uplink (802.1Qbg multichannel): the
+    /// EVB station daemon adds the channel's edge relay to the switch once CDCP grants it
+    /// (`set_s_channels`, which `replace` keeps), so the agent binds ports to them but makes
+    /// no uplink port for them.
+    pub channel_networks: BTreeSet<String>,
     /// The DHCP lease handed out.
     pub dhcp_lease_secs: u32,
 }
@@ -195,7 +200,9 @@ impl Segment {
         match self {
             Self::Local => Ok(()),
             Self::Flat(physnet) | Self::Vlan(physnet, _) => {
-                if host.bridge_mappings.contains_key(physnet) {
+                if host.bridge_mappings.contains_key(physnet)
+                    || host.channel_networks.contains(physnet)
+                {
                     Ok(())
                 } else {
                     Err(format!(
@@ -1077,6 +1084,7 @@ mod tests {
             tunnel_types: [TunnelType::Vxlan, TunnelType::Nvgre].into(),
             bridge_mappings: [("physnet1".to_owned(), "pn1".to_owned())].into(),
             vepa: Default::default(),
+            channel_networks: Default::default(),
             dhcp_lease_secs: 600,
         }
     }
@@ -1579,6 +1587,38 @@ mod tests {
             [record("c", "10.0.0.3", "fa:16:3e:00:00:c3", "192.0.2.2")]
         );
         assert_eq!(assembled.local_ports.len(), 1);
+    }
+
+    #[test]
+    fn test_a_network_on_an_s_channel_binds_without_an_uplink() {
+        let mut host = host();
+        host.channel_networks.insert("evb2".into());
+        let mut view = View::new();
+        let mut desired = Desired::new(host.clone());
+        let on_channel = ("vlan", Some("evb2"), Some(300));
+        let event = json!({
+            "type": "resync", "revision": 1,
+            "networks": [network("a", 1500)],
+            "subnets": [],
+            "ports": [port("pa", "a", "fa:16:3e:00:00:0a", &[], "h1", "192.0.2.1", on_channel)],
+        });
+        assert!(apply(&mut view, &mut desired, &event).is_empty());
+        let assembled = desired.assemble();
+        assert!(assembled.problems.is_empty(), "{:?}", assembled.problems);
+        let config: Config = serde_json::from_str(&assembled.config).unwrap();
+        assert_eq!(config.switch.len(), 1);
+        // The station daemon adds the channel's relay; the agent makes no uplink for it.
+        let uplinks: Vec<&sc::Port> = config
+            .port
+            .iter()
+            .filter(|p| matches!(p, sc::Port::Uplink { .. }))
+            .collect();
+        assert_eq!(uplinks.len(), 1, "{uplinks:?}");
+        let beat = crate::report::heartbeat(&host, false, 1);
+        assert_eq!(
+            beat["agent"]["configurations"]["bridge_mappings"]["evb2"],
+            crate::report::CHANNEL_MAPPING
+        );
     }
 
     #[test]

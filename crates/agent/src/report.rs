@@ -10,6 +10,8 @@ use crate::{desired::HostConfig, switch_config::Status};
 
 /// The agent type the controller registers agents under.
 pub const AGENT_TYPE: &str = "weft agent";
+/// What a physical network served by an S-channel maps to in the reported bridge mappings.
+pub const CHANNEL_MAPPING: &str = "(S-channel)";
 /// The binary name reported (as Neutron agents report theirs).
 pub const AGENT_BINARY: &str = "weft-agent";
 
@@ -19,6 +21,11 @@ pub fn heartbeat(host: &HostConfig, start_flag: bool, devices: usize) -> Value {
         .bridge_mappings
         .iter()
         .map(|(physnet, interface)| (physnet.clone(), json!(interface)))
+        .chain(
+            host.channel_networks
+                .iter()
+                .map(|physnet| (physnet.clone(), json!(CHANNEL_MAPPING))),
+        )
         .collect();
     let tunnel_types: Vec<&str> = host.tunnel_types.iter().map(|t| t.as_str()).collect();
     json!({"agent": {

@@ -449,6 +449,7 @@ async fn test_agent_follows_the_watch_and_programs_the_switch() {
             tunnel_types: [TunnelType::Vxlan].into(),
             bridge_mappings: [("physnet1".to_owned(), "pn1".to_owned())].into(),
             vepa: Default::default(),
+            channel_networks: Default::default(),
             dhcp_lease_secs: 3600,
         },
         url,
@@ -644,6 +645,7 @@ async fn test_a_refused_token_and_an_absent_switch_are_survived() {
         tunnel_types: [TunnelType::Vxlan].into(),
         bridge_mappings: Default::default(),
         vepa: Default::default(),
+        channel_networks: Default::default(),
         dhcp_lease_secs: 60,
     };
     let mut config = AgentConfig::new(host, url, "wrong".into(), socket.clone());

@@ -93,6 +93,7 @@ fn test_the_switch_reads_the_configuration() {
         .into(),
         // An 802.1Qbg station's uplink: the switch must take the relay mode too.
         vepa: ["physnet2".to_owned()].into(),
+        channel_networks: Default::default(),
         dhcp_lease_secs: 86_400,
     };
     let mut desired = Desired::new(host);

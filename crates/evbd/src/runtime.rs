@@ -135,6 +135,8 @@ pub struct Options {
 
 /// How many recent events the status keeps.
 const EVENT_LOG: usize = 200;
+/// How often the switch port's S-channels are set again as CDCP has them.
+const S_CHANNELS_REASSERT: Duration = Duration::from_secs(5);
 /// Frames read per wake-up.
 const BATCH: usize = 16;
 
@@ -355,6 +357,8 @@ impl Driver {
         let mut bufs: Vec<PacketBuf> = (0..BATCH).map(|_| PacketBuf::new()).collect();
         let mut commands_open = true;
         let mut last_fired: Option<Instant> = None;
+        let mut reassert = tokio::time::interval(S_CHANNELS_REASSERT);
+        reassert.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             self.flush(&mut socket.get_mut().device);
@@ -402,6 +406,13 @@ impl Driver {
                 Some(decision) = decided.recv() => {
                     self.decided(decision);
                     last_fired = None;
+                }
+                _ = reassert.tick(), if self.s_channels.is_some() => {
+                    if let Some((programmer, s_channels)) = &self.s_channels
+                        && let Some(request) = s_channels.reassert()
+                    {
+                        programmer.send(request);
+                    }
                 }
                 _ = usr1.recv() => {
                     tracing::info!(status = %self.status(), "status");

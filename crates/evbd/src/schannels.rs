@@ -180,6 +180,17 @@ impl SChannels {
         Some(self.request())
     }
 
+    /// The request to repeat now and then (the switch takes a repeat as a no-op): one that
+    /// failed, because the port was not there yet (the agent had not configured the uplink
+    /// when CDCP granted the channel) or the switch restarted, then reaches it. `None` for a
+    /// station's uplink with nothing granted, which is no S-channel of anyone's making.
+    pub fn reassert(&self) -> Option<Value> {
+        match self.side {
+            Side::Uplink { .. } if self.granted.is_empty() => None,
+            _ => Some(self.request()),
+        }
+    }
+
     /// The `set_s_channels` request for what is granted now, channels in SVID order.
     pub fn request(&self) -> Value {
         let mut by_svid: Vec<(u16, u16)> = self
@@ -285,6 +296,8 @@ mod tests {
             ),
         ]);
         let mut glue = SChannels::uplink("ens3".into(), networks);
+        // Nothing granted yet: nothing to repeat on an uplink.
+        assert_eq!(glue.reassert(), None);
         let requests: Vec<Value> = [up(2, 200), up(3, 150), up(4, 100), down(2, 200)]
             .iter()
             .filter_map(|event| glue.on_event(event))
@@ -303,6 +316,7 @@ mod tests {
                 request(vec![&storage]),
             ]
         );
+        assert_eq!(glue.reassert(), Some(request(vec![&storage])));
     }
 
     #[test]

@@ -21,12 +21,21 @@
 //! physical_network = "evb"         # the physical network its links are (default "evb")
 //! vlan_range = "200:299"           # tenant VLANs on it (default 200:299)
 //! relay = "vepa"                   # the hosts' edge relays: vepa (default) | veb
+//! svid_range = "100:199"           # S-VLANs the ToR grants by CDCP (default 100:199)
+//!
+//! [[evb.channel]]                  # optional: another edge relay per host, on an S-channel
+//! scid = 2                         # the channel the stations ask CDCP for (2-167)
+//! physical_network = "evbveb"      # the physical network its edge relay serves
+//! vlan_range = "300:399"           # its tenant VLANs, apart from the others'
+//! relay = "veb"                    # veb (default) | vepa
 //! ```
 //!
 //! With `[evb]`, a ToR namespace runs a `weft switch` with one station-facing port per host
 //! and a `weft evb bridge` on each that asks the controller (the VSI type database) about
 //! every VSI; every host's interface `evb` is its switch's uplink on that physical network
-//! and runs a `weft evb station`.
+//! and runs a `weft evb station`. With `[[evb.channel]]`s the ToR's bridges run CDCP; each
+//! station asks for the channels and, once granted, adds their edge relays to its host's
+//! switch (S-tagged on `evb`), and the agents bind ports to their physical networks.
 //!
 //! Addresses stay inside the ranges set aside for documentation and benchmarks (RFC 5737,
 //! RFC 2544), so the lab never claims an address someone could really use.
@@ -179,12 +188,52 @@ pub struct Evb {
     pub vlan_range: (u16, u16),
     /// The hosts' edge relays: `vepa` or `veb`.
     pub relay: String,
+    /// The S-VLANs the ToR's bridges grant by CDCP.
+    #[serde(default = "default_svids")]
+    pub svid_range: (u16, u16),
+    /// More edge relays per host, each on an S-channel.
+    #[serde(default)]
+    pub channels: Vec<EvbChannel>,
+}
+
+/// An edge relay on an S-channel of every host's `evb` uplink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvbChannel {
+    /// The S-channel id the stations ask CDCP for.
+    pub scid: u16,
+    /// The physical network the relay serves.
+    pub physical_network: String,
+    /// Its tenant VLANs.
+    pub vlan_range: (u16, u16),
+    /// `veb` or `vepa`.
+    pub relay: String,
+}
+
+const fn default_svids() -> (u16, u16) {
+    (100, 199)
 }
 
 impl Evb {
     /// True when the hosts' edge relays are VEPA (everything to the bridge, which reflects).
     pub fn vepa(&self) -> bool {
         self.relay == "vepa"
+    }
+
+    /// True when some host edge relay is VEPA (so reflective relay is asked for).
+    pub fn any_vepa(&self) -> bool {
+        self.vepa() || self.channels.iter().any(|c| c.relay == "vepa")
+    }
+
+    /// The S-channel (SCID) whose edge relay serves `physical_network`: 1 for the default
+    /// channel's, `None` when the fabric does not serve it.
+    pub fn scid_of(&self, physical_network: &str) -> Option<u16> {
+        if physical_network == self.physical_network {
+            return Some(1);
+        }
+        self.channels
+            .iter()
+            .find(|c| c.physical_network == physical_network)
+            .map(|c| c.scid)
     }
 }
 
@@ -238,6 +287,17 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct FileEvb {
     physical_network: Option<String>,
+    vlan_range: Option<String>,
+    relay: Option<String>,
+    svid_range: Option<String>,
+    channel: Option<Vec<FileChannel>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileChannel {
+    scid: u16,
+    physical_network: String,
     vlan_range: Option<String>,
     relay: Option<String>,
 }
@@ -382,9 +442,15 @@ impl Topology {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let evb = self.evb.iter().map(|e| PhysicalNetwork {
-            name: e.physical_network.clone(),
-            vlan_range: Some(e.vlan_range),
+        let evb = self.evb.iter().flat_map(|e| {
+            std::iter::once(PhysicalNetwork {
+                name: e.physical_network.clone(),
+                vlan_range: Some(e.vlan_range),
+            })
+            .chain(e.channels.iter().map(|c| PhysicalNetwork {
+                name: c.physical_network.clone(),
+                vlan_range: Some(c.vlan_range),
+            }))
         });
         let physnets: Vec<PhysicalNetwork> =
             self.physical_networks.iter().cloned().chain(evb).collect();
@@ -670,12 +736,7 @@ impl File {
 /// Checks `[evb]` against the other physical networks.
 fn check_evb(file: FileEvb, physnets: &[PhysicalNetwork]) -> Result<Evb, TopologyError> {
     let physical_network = file.physical_network.unwrap_or_else(|| "evb".into());
-    let valid = !physical_network.is_empty()
-        && physical_network.len() <= 64
-        && physical_network
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !valid {
+    if !physnet_name_ok(&physical_network) {
         return Err(TopologyError::new(
             "evb.physical_network",
             format!("{physical_network:?}: 1 to 64 of letters, digits, '-' and '_'"),
@@ -691,18 +752,82 @@ fn check_evb(file: FileEvb, physnets: &[PhysicalNetwork]) -> Result<Evb, Topolog
         "evb.vlan_range",
         file.vlan_range.as_deref().unwrap_or("200:299"),
     )?;
-    let relay = file.relay.unwrap_or_else(|| "vepa".into());
-    if relay != "vepa" && relay != "veb" {
+    let relay = check_relay("evb.relay", file.relay, "vepa")?;
+    let svid_range = parse_vlan_range(
+        "evb.svid_range",
+        file.svid_range.as_deref().unwrap_or("100:199"),
+    )?;
+    let mut channels: Vec<EvbChannel> = Vec::new();
+    for (i, channel) in file.channel.unwrap_or_default().into_iter().enumerate() {
+        let field = |name: &str| format!("evb.channel[{i}].{name}");
+        if !(2..=167).contains(&channel.scid) || channels.iter().any(|c| c.scid == channel.scid) {
+            return Err(TopologyError::new(
+                field("scid"),
+                format!("{}: 2-167, once", channel.scid),
+            ));
+        }
+        let name = channel.physical_network;
+        let taken = physnets.iter().any(|p| p.name == name)
+            || name == physical_network
+            || channels.iter().any(|c| c.physical_network == name);
+        if !physnet_name_ok(&name) || taken {
+            return Err(TopologyError::new(
+                field("physical_network"),
+                format!("{name:?}: 1 to 64 of letters, digits, '-' and '_', and not used yet"),
+            ));
+        }
+        let range = parse_vlan_range(
+            &field("vlan_range"),
+            channel.vlan_range.as_deref().unwrap_or("300:399"),
+        )?;
+        // The ToR keeps a logical switch per network, by VLAN: ranges must not meet.
+        let overlaps = |other: (u16, u16)| range.0 <= other.1 && other.0 <= range.1;
+        if overlaps(vlan_range) || channels.iter().any(|c| overlaps(c.vlan_range)) {
+            return Err(TopologyError::new(
+                field("vlan_range"),
+                "overlaps another EVB physical network's",
+            ));
+        }
+        channels.push(EvbChannel {
+            scid: channel.scid,
+            physical_network: name,
+            vlan_range: range,
+            relay: check_relay(&field("relay"), channel.relay, "veb")?,
+        });
+    }
+    let needed = u32::try_from(channels.len()).unwrap_or(u32::MAX);
+    if u32::from(svid_range.1 - svid_range.0) + 1 < needed {
         return Err(TopologyError::new(
-            "evb.relay",
-            format!("{relay:?}: vepa or veb"),
+            "evb.svid_range",
+            "fewer S-VLANs than channels",
         ));
     }
     Ok(Evb {
         physical_network,
         vlan_range,
         relay,
+        svid_range,
+        channels,
     })
+}
+
+/// `vepa` or `veb` (`default` when not given).
+fn check_relay(field: &str, relay: Option<String>, default: &str) -> Result<String, TopologyError> {
+    let relay = relay.unwrap_or_else(|| default.into());
+    if relay == "vepa" || relay == "veb" {
+        Ok(relay)
+    } else {
+        Err(TopologyError::new(field, format!("{relay:?}: vepa or veb")))
+    }
+}
+
+/// A physical network's name as Neutron takes it here: 1 to 64 of letters, digits, `-`, `_`.
+fn physnet_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// True for a VM name `weft lab vm` takes: 1 to 32 of `[a-z0-9-]`, starting with a letter or
@@ -834,6 +959,44 @@ mod tests {
             "host[0].name"
         );
         assert!(Topology::default().evb.is_none());
+        assert!(evb.channels.is_empty());
+        assert_eq!(evb.svid_range, (100, 199));
+        let t = Topology::from_toml(
+            "[evb]\n[[evb.channel]]\nscid = 2\nphysical_network = \"evbveb\"\n",
+        )
+        .unwrap();
+        let evb = t.evb.unwrap();
+        assert_eq!(
+            evb.channels,
+            [EvbChannel {
+                scid: 2,
+                physical_network: "evbveb".into(),
+                vlan_range: (300, 399),
+                relay: "veb".into()
+            }]
+        );
+        assert_eq!(
+            (evb.scid_of("evb"), evb.scid_of("evbveb")),
+            (Some(1), Some(2))
+        );
+        assert_eq!(evb.scid_of("physnet1"), None);
+        let channel = |body: &str| error(&format!("[evb]\n[[evb.channel]]\n{body}"));
+        assert_eq!(
+            channel("scid = 1\nphysical_network = \"x\"").field,
+            "evb.channel[0].scid"
+        );
+        assert_eq!(
+            channel("scid = 2\nphysical_network = \"evb\"").field,
+            "evb.channel[0].physical_network"
+        );
+        assert_eq!(
+            channel("scid = 2\nphysical_network = \"x\"\nvlan_range = \"250:350\"").field,
+            "evb.channel[0].vlan_range"
+        );
+        assert_eq!(
+            channel("scid = 2\nphysical_network = \"x\"\nrelay = \"hub\"").field,
+            "evb.channel[0].relay"
+        );
     }
 
     #[test]

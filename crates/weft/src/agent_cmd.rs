@@ -46,6 +46,12 @@ pub(crate) struct AgentArgs {
     /// station): VM-to-VM traffic on it goes through the adjacent bridge. Repeatable.
     #[arg(long, value_name = "PHYSNET")]
     vepa: Vec<String>,
+    /// A physical network served by an S-channel of an uplink, whose edge relay the EVB
+    /// station daemon adds to the switch once CDCP grants the channel (`weft evb station
+    /// --channel-network`): ports may be bound to it; the agent makes no uplink for it.
+    /// Repeatable.
+    #[arg(long, value_name = "PHYSNET")]
+    channel_network: Vec<String>,
     /// The switch's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_PATH)]
     switch_socket: PathBuf,
@@ -112,6 +118,11 @@ impl AgentArgs {
                 bail!("--vepa {physnet}: no --bridge-mapping for that physical network");
             }
         }
+        for physnet in &self.channel_network {
+            if bridge_mappings.contains_key(physnet) {
+                bail!("--channel-network {physnet}: it has a --bridge-mapping already");
+            }
+        }
         let token = std::fs::read_to_string(&self.token_file)
             .with_context(|| format!("cannot read the token file {}", self.token_file.display()))?;
         let token = token.trim();
@@ -124,6 +135,7 @@ impl AgentArgs {
             tunnel_types: self.tunnel_types.iter().copied().collect(),
             bridge_mappings,
             vepa: self.vepa.iter().cloned().collect(),
+            channel_networks: self.channel_network.iter().cloned().collect(),
             dhcp_lease_secs: self.dhcp_lease_secs,
         };
         let mut config = AgentConfig::new(

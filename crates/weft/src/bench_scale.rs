@@ -567,6 +567,7 @@ async fn run_async(args: &ScaleArgs) -> Result<Report> {
             tunnel_types: BTreeSet::from([TunnelType::Vxlan]),
             bridge_mappings: Default::default(),
             vepa: Default::default(),
+            channel_networks: Default::default(),
             dhcp_lease_secs: desired::DEFAULT_DHCP_LEASE_SECS,
         };
         let mut config = AgentConfig::new(host, base.clone(), token.clone(), PathBuf::new());

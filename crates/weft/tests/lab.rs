@@ -1095,7 +1095,10 @@ impl TestLab {
     fn with_evb(self) -> Self {
         let path = self.work.path().join("topology.toml");
         let mut topology = fs::read_to_string(&path).unwrap();
-        topology.push_str("[evb]\nvlan_range = \"200:209\"\n");
+        topology.push_str(
+            "[evb]\nvlan_range = \"200:209\"\n\
+             [[evb.channel]]\nscid = 2\nphysical_network = \"evbveb\"\nvlan_range = \"300:309\"\n",
+        );
         fs::write(&path, topology).unwrap();
         self
     }
@@ -1106,7 +1109,18 @@ impl TestLab {
         serde_json::from_str(&out).unwrap()
     }
 
-    /// The ToR switch's `list`, as JSON.
+    /// The ToR switch's rx packets on its port facing `host`.
+    fn tor_rx(&self, host: &str) -> u64 {
+        self.tor("counters")["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == host)
+            .and_then(|p| p["rx_packets"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// The ToR switch's `list` or `counters`, as JSON.
     fn tor(&self, op: &str) -> serde_json::Value {
         let socket = self.dir().join("tor").join("switch.sock");
         let out = self.ok(&[
@@ -1276,18 +1290,9 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
     );
 
     // Both on h1, whose relay is VEPA: a reaches b only through the ToR, which reflects.
-    let rx = |counters: &serde_json::Value| {
-        counters["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "h1")
-            .and_then(|p| p["rx_packets"].as_u64())
-            .unwrap_or(0)
-    };
-    let before = rx(&lab.tor("counters"));
+    let before = lab.tor_rx("h1");
     assert!(lab.pings("a", &ip_b), "a cannot reach b on the same host");
-    let after = rx(&lab.tor("counters"));
+    let after = lab.tor_rx("h1");
     assert!(after >= before + 4, "the ToR saw {} frames", after - before);
 
     // Deleting b de-associates it: the record ends, and the ToR forgets b's MAC.
@@ -1301,6 +1306,79 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
         "the ToR still lets b in: {vsis}"
     );
     assert!(!lab.pings("a", &ip_b));
+
+    // A second edge relay per host, VEB, on the S-channel CDCP granted (SCID 2): its VSIs
+    // associate on that channel's bridge port, its traffic crosses the ToR S-tagged, and two
+    // of its VMs on one host switch locally.
+    lab.openstack(
+        &cli,
+        "weft",
+        "network create --provider-network-type vlan --provider-physical-network evbveb \
+         --provider-segment 300 vebnet",
+    );
+    lab.openstack(
+        &cli,
+        "weft",
+        "subnet create --network vebnet --subnet-range 10.0.30.0/24 vebsub",
+    );
+    lab.ok(&[
+        "vsi",
+        "--os-cloud",
+        "weft",
+        "type",
+        "create",
+        "--type-id",
+        "300",
+        "--type-version",
+        "1",
+        "--network",
+        "vebnet",
+        "--name",
+        "veb",
+    ]);
+    let on_veb = |name: &str, host: &str| {
+        let out = lab.weft(&[
+            "lab",
+            "vm",
+            "create",
+            name,
+            "--network",
+            "vebnet",
+            "--host",
+            host,
+        ]);
+        assert!(
+            out.status.success(),
+            "vm create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        printed_ip(&String::from_utf8_lossy(&out.stdout))
+    };
+    let (_, ip_d, ip_e) = (on_veb("c", "h1"), on_veb("d", "h2"), on_veb("e", "h1"));
+    let rows = lab.associations();
+    for (vm, host) in [("c", "h1"), ("d", "h2"), ("e", "h1")] {
+        let row = association(&rows, &port_of(vm));
+        let port = row["Port"].as_str().unwrap();
+        assert!(
+            port.starts_with(&format!("{host}.s")) && row["State"] == "associated",
+            "{row}"
+        );
+        assert_eq!(row["Filters"][0]["vlan"], 300, "{row}");
+    }
+    assert!(
+        lab.pings("c", &ip_d),
+        "c cannot reach d across the S-channel"
+    );
+    let before = lab.tor_rx("h1");
+    assert!(lab.pings("c", &ip_e), "c cannot reach e on its VEB relay");
+    let after = lab.tor_rx("h1");
+    assert!(
+        after < before + 4,
+        "VEB traffic went through the ToR ({} frames)",
+        after - before
+    );
+    let status = lab.ok(&["lab", "status"]);
+    assert!(status.contains("S-channel 2"), "{status}");
     lab.ok(&["lab", "down"]);
     lab.assert_clean();
 }

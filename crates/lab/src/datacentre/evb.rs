@@ -58,6 +58,14 @@ pub struct VmVsi {
     /// The VLAN the bridge assigned.
     #[serde(default)]
     pub vlan: Option<u16>,
+    /// The S-channel (SCID) whose edge relay the VM's network is on: 1, the default channel,
+    /// or one of `[[evb.channel]]`.
+    #[serde(default = "default_scid")]
+    pub scid: u16,
+}
+
+const fn default_scid() -> u16 {
+    1
 }
 
 /// The ToR's switch control socket.
@@ -177,6 +185,7 @@ pub(super) fn start_tor(
         )));
     }
     let url = state.network_url.clone();
+    let svids = format!("{}-{}", evb.svid_range.0, evb.svid_range.1);
     for host in &t.hosts {
         let control = bridge_socket(dir.path(), &host.name);
         let control_arg = control.to_string_lossy().into_owned();
@@ -197,8 +206,11 @@ pub(super) fn start_tor(
             "--control",
             &control_arg,
         ];
-        if !evb.vepa() {
+        if !evb.any_vepa() {
             args.push("--no-reflective-relay");
+        }
+        if !evb.channels.is_empty() {
+            args.extend(["--cdcp-svids", &svids]);
         }
         let pid = start_daemon(
             dir,
@@ -226,6 +238,13 @@ pub(super) fn start_station(dir: &LabDir, state: &mut State, index: usize) -> Re
     let weft = state.weft.to_string_lossy().into_owned();
     let control = station_socket(dir.path(), host);
     let control_arg = control.to_string_lossy().into_owned();
+    let switch = dir.path().join(host).join("switch.sock");
+    let switch_arg = switch.to_string_lossy().into_owned();
+    let channel_args: Vec<String> = evb
+        .channels
+        .iter()
+        .map(|c| format!("{}={}:{}", c.scid, c.physical_network, c.relay))
+        .collect();
     let mut args = vec![
         weft.as_str(),
         "evb",
@@ -235,8 +254,15 @@ pub(super) fn start_station(dir: &LabDir, state: &mut State, index: usize) -> Re
         "--control",
         &control_arg,
     ];
-    if !evb.vepa() {
+    if !evb.any_vepa() {
         args.push("--no-reflective-relay");
+    }
+    if !channel_args.is_empty() {
+        // Once CDCP grants a channel, the station adds its edge relay to the host's switch.
+        args.extend(["--switch-socket", &switch_arg]);
+        for channel in &channel_args {
+            args.extend(["--channel-network", channel]);
+        }
     }
     start_daemon(
         dir,
@@ -248,9 +274,89 @@ pub(super) fn start_station(dir: &LabDir, state: &mut State, index: usize) -> Re
     )
 }
 
-/// One request to an EVB daemon's control socket; its answer, or its error as a failure.
+/// How long CDCP gets to grant the hosts' S-channels and their stations to set them up.
+const CHANNELS_UP: Duration = Duration::from_secs(60);
+
+/// Waits until every host's station holds every S-channel of `[[evb.channel]]` and has put
+/// its edge relay on the host switch's uplink.
+pub(super) fn wait_channels(
+    dir: &LabDir,
+    state: &State,
+    progress: &mut Progress<'_>,
+) -> Result<()> {
+    let t = &state.topology;
+    let Some(evb) = t.evb.as_ref().filter(|e| !e.channels.is_empty()) else {
+        return Ok(());
+    };
+    for host in &t.hosts {
+        let station = station_socket(dir.path(), &host.name);
+        let switch = dir.path().join(&host.name).join("switch.sock");
+        let mut granted: Vec<(u16, u16)> = Vec::new();
+        let ready = wait_for(CHANNELS_UP, || {
+            let status = status(&station)?;
+            granted = status["channels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| {
+                    let scid = u16::try_from(c["scid"].as_u64()?).ok()?;
+                    let svid = u16::try_from(c["svid"].as_u64()?).ok()?;
+                    (svid != 0 && scid != 1).then_some((scid, svid))
+                })
+                .collect();
+            if !evb
+                .channels
+                .iter()
+                .all(|c| granted.iter().any(|(scid, _)| *scid == c.scid))
+            {
+                return Ok(false);
+            }
+            // The uplink's S-channels as the switch has them.
+            let list = call(&switch, &json!({"op": "list"}))?;
+            let uplink = list["result"]["port"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == EVB_UPLINK)
+                .cloned()
+                .unwrap_or_default();
+            Ok(granted.iter().all(|(_, svid)| {
+                uplink["s_channels"]
+                    .as_array()
+                    .is_some_and(|list| list.iter().any(|c| c["svid"] == *svid))
+            }))
+        })?;
+        if !ready {
+            return Err(Error::Failed(format!(
+                "host {}: S-channels not granted and set up within {} s (granted {granted:?}){}",
+                host.name,
+                CHANNELS_UP.as_secs(),
+                state::log_tail(&dir.path().join(&host.name).join("evb.log"), 10)
+            )));
+        }
+        let text: Vec<String> = granted
+            .iter()
+            .filter_map(|(scid, svid)| {
+                let channel = evb.channels.iter().find(|c| c.scid == *scid)?;
+                Some(format!(
+                    "S-channel {scid} on S-VLAN {svid} ({}, {})",
+                    channel.physical_network, channel.relay
+                ))
+            })
+            .collect();
+        progress.step(format!(
+            "host {}: CDCP granted {}",
+            host.name,
+            text.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// One request to an EVB daemon's (or a switch's) control socket; its answer, or its error as
+/// a failure.
 fn call(socket: &Path, request: &Value) -> Result<Value> {
-    let failed = |what: String| Error::Failed(format!("EVB station {}: {what}", socket.display()));
+    let failed = |what: String| Error::Failed(format!("{}: {what}", socket.display()));
     let mut stream = UnixStream::connect(socket).map_err(|err| failed(err.to_string()))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -334,7 +440,7 @@ pub(super) fn request(
     call(
         &socket,
         &json!({"op": mode, "manager_id": MANAGER_ID, "type_id": vsi.type_id,
-                "type_version": vsi.type_version, "vsi_id": vsi.vsi_id,
+                "type_version": vsi.type_version, "vsi_id": vsi.vsi_id, "scid": vsi.scid,
                 "filters": [{"vlan": 0, "mac_address": mac}], "migrate_to": migrate_to}),
     )?;
     let mut reached = None;
@@ -414,11 +520,13 @@ pub(super) fn vsi_type(
     network: &Network,
     asked: Option<&str>,
 ) -> Result<Option<(u32, u8)>> {
-    let on_fabric = state
-        .topology
-        .evb
-        .as_ref()
-        .is_some_and(|e| network.physical_network.as_deref() == Some(&e.physical_network));
+    let on_fabric = state.topology.evb.as_ref().is_some_and(|e| {
+        network
+            .physical_network
+            .as_deref()
+            .and_then(|p| e.scid_of(p))
+            .is_some()
+    });
     if !on_fabric {
         if let Some(asked) = asked {
             return Err(Error::Failed(format!(

@@ -662,7 +662,8 @@ fn start_hosts(
         );
         return Ok(());
     }
-    wait_agents(state, cloud, progress)
+    wait_agents(state, cloud, progress)?;
+    evb::wait_channels(dir, state, progress)
 }
 
 fn start_agent(
@@ -713,9 +714,15 @@ fn start_agent(
         args.push("--bridge-mapping".into());
         args.push(mapping);
     }
-    if let Some(evb) = t.evb.as_ref().filter(|e| e.vepa()) {
-        args.push("--vepa".into());
-        args.push(evb.physical_network.clone());
+    if let Some(evb) = &t.evb {
+        if evb.vepa() {
+            args.push("--vepa".into());
+            args.push(evb.physical_network.clone());
+        }
+        for channel in &evb.channels {
+            args.push("--channel-network".into());
+            args.push(channel.physical_network.clone());
+        }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let agent = spawn_detached(Some(&ns), &args, &t.name, &[], &log)?;
@@ -859,6 +866,19 @@ pub fn status(dir: &Path, out: &mut dyn Write) -> Result<()> {
             evb.vlan_range.1,
             evb.relay
         ));
+        for c in &evb.channels {
+            text.push_str(&format!(
+                "     S-channel {} (CDCP, S-VLAN from {}-{}): physical network {} (VLANs {}-{}), \
+                 edge relays {}\n",
+                c.scid,
+                evb.svid_range.0,
+                evb.svid_range.1,
+                c.physical_network,
+                c.vlan_range.0,
+                c.vlan_range.1,
+                c.relay
+            ));
+        }
     }
     text.push('\n');
     text.push_str(&vm::list_text(&state));

@@ -337,11 +337,19 @@ fn attach(
     if let Some((type_id, type_version)) = evb::vsi_type(state, cloud, admin, &network, vsi_type)? {
         // Seed 000 figure 14/15: the VSI associates before the VM's NIC comes up; the bridge
         // asks the controller, which gives the profile (and the VLAN).
+        let scid = state
+            .topology
+            .evb
+            .as_ref()
+            .zip(network.physical_network.as_deref())
+            .and_then(|(evb, physnet)| evb.scid_of(physnet))
+            .unwrap_or(1);
         let mut vsi = VmVsi {
             type_id,
             type_version,
             vsi_id: port.id.clone(),
             vlan: None,
+            scid,
         };
         state.vms[index].vsi = Some(vsi.clone());
         lab.save(state)?;
@@ -358,7 +366,7 @@ fn attach(
         lab.save(state)?;
         progress.step(format!(
             "VSI {} (type {type_id} version {type_version}) associated through {}'s EVB \
-             station in {} ms: the bridge's profile gives VLAN {}",
+             station on S-channel {scid} in {} ms: the bridge's profile gives VLAN {}",
             port.id,
             vm.host,
             done.took.as_millis(),
