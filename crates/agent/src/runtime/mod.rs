@@ -10,9 +10,9 @@
 //!   meanwhile are folded into the next one, which always carries the latest view.
 //! - **heartbeat**: `POST /weft/v1/agents` every report interval (`start_flag` until one is
 //!   accepted).
-//! - **status**: once a second, and right after a configuration that adds or removes TAPs, the
-//!   switch's `status`; changes of this host's ports go to `POST /weft/v1/devices` (all of
-//!   them again after a resync).
+//! - **status**: once a second, and right after a configuration that adds or removes TAPs (at
+//!   most once a second), the switch's `status`; changes of this host's ports go to
+//!   `POST /weft/v1/devices` (all of them again after a resync).
 //!
 //! Shutdown stops the loops between operations; a `replace` in flight is finished, never cut,
 //! and nothing is removed from the switch.
@@ -180,7 +180,7 @@ struct Shared {
     push: Notify,
     /// Wakes the status loop before its next tick: a configuration with new or removed TAPs
     /// was applied, so their state is worth reporting now (a VM waiting for its port to be
-    /// ACTIVE, a migration, should not wait out the interval).
+    /// ACTIVE, a migration, should not wait out the interval); at most once an interval.
     status_now: Notify,
 }
 
@@ -606,7 +606,7 @@ async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(shared.config.status_interval);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_repush: Option<Instant> = None;
-    let mut last_read: Option<Instant> = None;
+    let mut last_early: Option<Instant> = None;
     let status_request = json!({"op": "status"}).to_string();
     loop {
         tokio::select! {
@@ -614,21 +614,17 @@ async fn status_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             () = stopped(&mut stop) => return,
             _ = interval.tick() => {}
             () = shared.status_now.notified() => {
-                // Early reads, at most a few a second: a burst of new ports (a thousand VMs
-                // booting) is reported in a few batches, not one request per configuration.
-                let spacing = shared.config.status_interval / 4;
-                if let Some(wait) = last_read.map(|at| spacing.saturating_sub(at.elapsed()))
-                    && !wait.is_zero()
-                {
-                    tokio::select! {
-                        biased;
-                        () = stopped(&mut stop) => return,
-                        () = tokio::time::sleep(wait) => {}
-                    }
+                // One early read per interval: a port plugged alone (a VM booting, a
+                // migration) is reported at once, while a burst (a thousand VMs booting) is
+                // read about as often as without early reads, so the controller gets batches.
+                if last_early.is_some_and(|at| at.elapsed() < shared.config.status_interval) {
+                    continue;
                 }
+                last_early = Some(Instant::now());
+                // The next regular read a whole interval after this one.
+                interval.reset();
             }
         }
-        last_read = Some(Instant::now());
         let (local, all) = {
             let mut core = shared.core();
             // Before the first replace the switch is not ours to read.
