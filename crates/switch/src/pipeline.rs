@@ -503,6 +503,22 @@ fn is_link_local_group(dst: MacAddr) -> bool {
     dst.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst.0[5] <= 0x0f
 }
 
+/// The VIDs of an 802.1Q link's tags as EVB uses them: an outer S-tag (802.1ad), then a
+/// C-tag, each optional; anything else is a stack we do not take.
+fn s_and_c_tags(stack: &vlan::TagStack) -> Result<(Option<u16>, Option<u16>), DropReason> {
+    let mut tags = stack.iter().peekable();
+    let svid = tags
+        .next_if(|tag| tag.tpid == EtherType::QINQ)
+        .map(|tag| tag.repr.vid);
+    let cvid = tags
+        .next_if(|tag| tag.tpid == EtherType::VLAN)
+        .map(|tag| tag.repr.vid);
+    if tags.next().is_some() {
+        return Err(DropReason::UnexpectedTag);
+    }
+    Ok((svid, cvid))
+}
+
 /// A frame from an uplink's device: S-tag → the edge relay's uplink (none, or SVID 1: the
 /// uplink itself; another SVID: that S-channel), C-tag → the VLAN network of its physical
 /// network (none: the flat one), both popped.
@@ -517,16 +533,7 @@ fn from_uplink(
     if is_link_local_group(ethernet::Frame::new_checked(buf.frame())?.dst_addr()) {
         return Err(DropReason::LinkLocalGroup);
     }
-    let mut tags = stack.iter().peekable();
-    let svid = tags
-        .next_if(|tag| tag.tpid == EtherType::QINQ)
-        .map(|tag| tag.repr.vid);
-    let vid = tags
-        .next_if(|tag| tag.tpid == EtherType::VLAN)
-        .map(|tag| tag.repr.vid);
-    if tags.next().is_some() {
-        return Err(DropReason::UnexpectedTag);
-    }
+    let (svid, vid) = s_and_c_tags(&stack)?;
     let in_port = match svid {
         // CDCP: SCID 1 / SVID 1 is the default channel, which travels without an S-tag.
         None | Some(1) => device_port,
@@ -583,16 +590,7 @@ fn from_station(
     if is_link_local_group(dst) {
         return Err(DropReason::LinkLocalGroup);
     }
-    let mut tags = stack.iter().peekable();
-    let svid = tags
-        .next_if(|tag| tag.tpid == EtherType::QINQ)
-        .map(|tag| tag.repr.vid);
-    let cvid = tags
-        .next_if(|tag| tag.tpid == EtherType::VLAN)
-        .map(|tag| tag.repr.vid);
-    if tags.next().is_some() {
-        return Err(DropReason::UnexpectedTag);
-    }
+    let (svid, cvid) = s_and_c_tags(&stack)?;
     // CDCP: SCID 1 / SVID 1 is the default channel, which travels without an S-tag.
     let channel_port = tables
         .channel(in_port, svid.unwrap_or(1))

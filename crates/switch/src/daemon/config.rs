@@ -701,39 +701,25 @@ impl SwitchConfig {
                 ));
             }
         }
-        let channels = port.kind.uplink_channels();
-        for (j, channel) in channels.iter().enumerate() {
+        // S-channels of either side: a station port's (bridge ports) or an uplink's (relays).
+        let svids: Vec<u16> = match &port.kind {
+            PortType::Station { channels, .. } => channels.iter().map(|c| c.svid).collect(),
+            kind => kind.uplink_channels().iter().map(|c| c.svid).collect(),
+        };
+        for (j, &svid) in svids.iter().enumerate() {
             let field = format!("port {:?}.s_channels[{j}].svid", port.name);
-            if channels[..j].iter().any(|other| other.svid == channel.svid) {
+            if svids[..j].contains(&svid) {
                 return Err(invalid(
                     field,
-                    format!("{} is used by another S-channel of this port", channel.svid),
+                    format!("{svid} is used by another S-channel of this port"),
                 ));
             }
-            let name = ChannelSpec::table_name(&port.name, channel.svid);
+            let name = ChannelSpec::table_name(&port.name, svid);
             if self.port(&name).is_some() {
                 return Err(invalid(
                     field,
                     format!("the channel would be named {name:?}, another port's name"),
                 ));
-            }
-        }
-        if let PortType::Station { channels, .. } = &port.kind {
-            for (j, channel) in channels.iter().enumerate() {
-                let field = format!("port {:?}.s_channels[{j}].svid", port.name);
-                if channels[..j].iter().any(|other| other.svid == channel.svid) {
-                    return Err(invalid(
-                        field,
-                        format!("{} is used by another S-channel of this port", channel.svid),
-                    ));
-                }
-                let name = ChannelSpec::table_name(&port.name, channel.svid);
-                if self.port(&name).is_some() {
-                    return Err(invalid(
-                        field,
-                        format!("the channel would be named {name:?}, another port's name"),
-                    ));
-                }
             }
         }
         Ok(())
