@@ -552,7 +552,7 @@ fn from_uplink(
     let eth = ethernet::Frame::new_checked(buf.frame())?;
     let (src, dst) = (eth.src_addr(), eth.dst_addr());
     if tables.relay(in_port) == RelayMode::Vepa
-        && let Some(Location::Local(sender)) = tables.location(ls, src)
+        && let Some(sender) = tables.local_sender(ls, src)
     {
         // A frame the bridge reflected: it goes to local VMs by destination, never back to
         // the VM that sent it. A flood names the sender as `from`, which excludes it; the

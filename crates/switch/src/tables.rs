@@ -341,6 +341,9 @@ pub struct Tables {
     by_tunnel: HashMap<TunnelKey, LsId>,
     /// (logical switch, MAC) → where that MAC is, from records and VM ports.
     macs: HashMap<(LsId, MacAddr), Location>,
+    /// (logical switch, allowed-pair MAC) → the one local VM port configured with it (`None`
+    /// when several are): who sent a frame a VEPA bridge reflects back.
+    pair_macs: HashMap<(LsId, MacAddr), Option<PortId>>,
     /// (logical switch, IP) → MAC, from records and VM ports (the ARP responder's table).
     ips: HashMap<(LsId, IpAddr), MacAddr>,
     /// Every remote endpoint named anywhere: tunnel packets from others are dropped.
@@ -435,6 +438,17 @@ impl Tables {
                         ));
                     }
                     tables.macs.insert((vm.ls, vm.mac), Location::Local(id));
+                    for &(mac, _) in vm.allowed_pairs.iter().filter(|(mac, _)| *mac != vm.mac) {
+                        tables
+                            .pair_macs
+                            .entry((vm.ls, mac))
+                            .and_modify(|owner| {
+                                if *owner != Some(id) {
+                                    *owner = None;
+                                }
+                            })
+                            .or_insert(Some(id));
+                    }
                     for ip in &vm.ips {
                         tables.ips.insert((vm.ls, *ip), vm.mac);
                     }
@@ -791,6 +805,17 @@ impl Tables {
     /// Where a MAC is, by configuration (VM ports and records).
     pub fn location(&self, ls: LsId, mac: MacAddr) -> Option<Location> {
         self.macs.get(&(ls, mac)).copied()
+    }
+
+    /// The local VM port that sends with `mac` on `ls`: the port whose MAC it is, else the
+    /// one port with it among its allowed address pairs (a VEPA relay uses this to know its
+    /// own VMs' frames when the bridge reflects them).
+    pub fn local_sender(&self, ls: LsId, mac: MacAddr) -> Option<PortId> {
+        match self.location(ls, mac) {
+            Some(Location::Local(port)) => Some(port),
+            Some(_) => None,
+            None => self.pair_macs.get(&(ls, mac)).copied().flatten(),
+        }
     }
 
     /// The MAC a tenant IP has on a logical switch, by configuration.

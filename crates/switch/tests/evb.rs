@@ -336,6 +336,39 @@ fn vepa_sends_everything_to_the_bridge_and_delivers_reflections_but_not_to_the_s
 }
 
 #[test]
+fn vepa_knows_its_vms_by_their_allowed_pair_macs_too() {
+    // vm1 may also send as PAIR (a Neutron allowed address pair, e.g. a VRRP address).
+    let config = STATION.replace("RELAY", "vepa").replacen(
+        "ips = [\"10.0.0.11\"]",
+        "ips = [\"10.0.0.11\"]\nallowed_pairs = [{ mac = \"52:54:00:00:00:aa\", ip = \"10.0.0.99\" }]",
+        1,
+    );
+    let mut station = Host::new(&config);
+    let pair = MacAddr([0x52, 0x54, 0, 0, 0, 0xaa]);
+    let flood = frame(pair, BROADCAST);
+    assert_eq!(
+        station.send("vm1", &flood),
+        one("up", &[c_tag(100, &flood)])
+    );
+    // The bridge's reflection reaches vm2, and not vm1, who sent it.
+    assert_eq!(
+        station.send("up", &c_tag(100, &flood)),
+        one("vm2", std::slice::from_ref(&flood))
+    );
+    // Nor was PAIR learned behind the uplink: vm2's reply still leaves by the bridge and its
+    // reflection comes to vm1.
+    let reply = frame(V2, pair);
+    assert_eq!(
+        station.send("vm2", &reply),
+        one("up", &[c_tag(100, &reply)])
+    );
+    assert_eq!(
+        station.send("up", &c_tag(100, &reply)),
+        one("vm1", std::slice::from_ref(&reply))
+    );
+}
+
+#[test]
 fn veb_switches_locally() {
     let mut station = Host::new(&STATION.replace("RELAY", "veb"));
     let to_vm2 = frame(V1, V2);
