@@ -8,8 +8,10 @@
 
 use std::{
     fs,
+    io::{self, BufRead as _, BufReader, Write as _},
     os::unix::{
         fs::PermissionsExt as _,
+        net::UnixStream,
         process::{CommandExt as _, ExitStatusExt as _},
     },
     path::{Path, PathBuf},
@@ -23,6 +25,8 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
+
+use serde_json::Value;
 
 use crate::{Error, Result, interrupt};
 
@@ -71,7 +75,7 @@ fn new_command(program: &str) -> Command {
             let rc =
                 libc::pthread_sigmask(libc::SIG_SETMASK, &raw const set, core::ptr::null_mut());
             if rc != 0 {
-                return Err(std::io::Error::from_raw_os_error(rc));
+                return Err(io::Error::from_raw_os_error(rc));
             }
             Ok(())
         });
@@ -259,7 +263,7 @@ pub fn spawn_detached(
     unsafe {
         command.pre_exec(|| {
             if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });
@@ -571,7 +575,7 @@ impl Lab {
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                    return Err(io::Error::last_os_error());
                 }
                 Ok(())
             });
@@ -730,6 +734,39 @@ impl Drop for Lab {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// One request to a daemon's JSON-lines control socket (a `weft switch`, `weft evb`, the VLAN
+/// multiplexer): the request on a line, the answer on a line. An answer carrying `"error"` (or
+/// `"ok": false`) is a failure naming `what`; otherwise the whole answer is returned.
+pub fn call_json_line(
+    what: &str,
+    socket: &Path,
+    request: &Value,
+    timeout: Duration,
+) -> Result<Value> {
+    let failed = |err: io::Error| Error::Io {
+        context: format!("{what} at {}", socket.display()),
+        source: err,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(failed)?;
+    stream.set_read_timeout(Some(timeout)).map_err(failed)?;
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .map_err(failed)?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(failed)?;
+    let answer: Value = serde_json::from_str(&line)
+        .map_err(|err| Error::Failed(format!("{what}: unreadable answer {line:?}: {err}")))?;
+    if answer.get("error").is_some() || answer.get("ok") == Some(&Value::Bool(false)) {
+        return Err(Error::Failed(format!(
+            "{what} refused {request}: {}",
+            answer["error"].as_str().unwrap_or("refused")
+        )));
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -360,29 +360,7 @@ fn interface_value(interface: &Interface) -> Value {
 
 /// Sends one request to the multiplexer listening on `socket` and returns its result.
 pub fn request(socket: &Path, request: &Value) -> Result<Value> {
-    let failed = |err: io::Error| Error::Io {
-        context: format!("VLAN multiplexer at {}", socket.display()),
-        source: err,
-    };
-    let mut stream = UnixStream::connect(socket).map_err(failed)?;
-    stream
-        .set_read_timeout(Some(CLIENT_TIMEOUT * 5))
-        .map_err(failed)?;
-    let mut text = request.to_string();
-    text.push('\n');
-    stream.write_all(text.as_bytes()).map_err(failed)?;
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .map_err(failed)?;
-    let answer: Value = serde_json::from_str(&line)
-        .map_err(|err| Error::Failed(format!("VLAN multiplexer: bad answer {line:?}: {err}")))?;
-    if answer["ok"] == json!(true) {
-        Ok(answer["result"].clone())
-    } else {
-        Err(Error::Failed(format!(
-            "VLAN multiplexer: {}",
-            answer["error"].as_str().unwrap_or("refused")
-        )))
-    }
+    let answer =
+        crate::netns::call_json_line("VLAN multiplexer", socket, request, CLIENT_TIMEOUT * 5)?;
+    Ok(answer["result"].clone())
 }

@@ -519,6 +519,16 @@ fn s_and_c_tags(stack: &vlan::TagStack) -> Result<(Option<u16>, Option<u16>), Dr
     Ok((svid, cvid))
 }
 
+/// Pops the frame's `count` outermost tags.
+fn pop_tags(buf: &mut PacketBuf, count: usize) -> Result<(), DropReason> {
+    for _ in 0..count {
+        let (data, start, _) = buf.raw_mut();
+        let (start, _) = vlan::pop_tag(data, start)?;
+        buf.set_start(start);
+    }
+    Ok(())
+}
+
 /// A frame from an uplink's device: S-tag → the edge relay's uplink (none, or SVID 1: the
 /// uplink itself; another SVID: that S-channel), C-tag → the VLAN network of its physical
 /// network (none: the flat one), both popped.
@@ -544,11 +554,10 @@ fn from_uplink(
     let ls = tables
         .switch_for_vlan(in_port, vid)
         .ok_or(DropReason::UnknownVlan)?;
-    for _ in 0..usize::from(svid.is_some()) + usize::from(vid.is_some()) {
-        let (data, start, _) = buf.raw_mut();
-        let (start, _) = vlan::pop_tag(data, start)?;
-        buf.set_start(start);
-    }
+    pop_tags(
+        buf,
+        usize::from(svid.is_some()) + usize::from(vid.is_some()),
+    )?;
     let eth = ethernet::Frame::new_checked(buf.frame())?;
     let (src, dst) = (eth.src_addr(), eth.dst_addr());
     if tables.relay(in_port) == RelayMode::Vepa
@@ -607,11 +616,10 @@ fn from_station(
     if src.is_multicast() {
         return Err(DropReason::SpoofedMac);
     }
-    for _ in 0..usize::from(svid.is_some()) + usize::from(cvid.is_some()) {
-        let (data, start, _) = buf.raw_mut();
-        let (start, _) = vlan::pop_tag(data, start)?;
-        buf.set_start(start);
-    }
+    pop_tags(
+        buf,
+        usize::from(svid.is_some()) + usize::from(cvid.is_some()),
+    )?;
     learn(tables, macs, ls, src, Location::Local(channel_port), now);
     Ok(unicast_or_flood(tables, macs, ls, channel_port, dst, now))
 }

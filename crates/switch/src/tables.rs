@@ -459,28 +459,8 @@ impl Tables {
                         .ports
                         .get(usize::from(channel.parent.0))
                         .is_some_and(|p| matches!(p.kind, PortKind::Station));
-                    if !is_station {
-                        return Err(invalid(
-                            field("parent"),
-                            format!("port {} is not a station port", channel.parent.0),
-                        ));
-                    }
-                    if !(1..=4094).contains(&channel.svid) {
-                        return Err(invalid(field("svid"), "must be 1-4094"));
-                    }
-                    if tables
-                        .channels
-                        .insert((channel.parent, channel.svid), id)
-                        .is_some()
-                    {
-                        return Err(invalid(
-                            field("svid"),
-                            format!(
-                                "{} is used by another channel of the same port",
-                                channel.svid
-                            ),
-                        ));
-                    }
+                    let parent = (channel.parent, is_station, "a station port");
+                    tables.add_channel(i, id, parent, channel.svid, 1)?;
                 }
                 PortKind::Uplink {
                     physical_network,
@@ -491,29 +471,9 @@ impl Tables {
                         .ports
                         .get(usize::from(channel.parent.0))
                         .is_some_and(|p| matches!(p.kind, PortKind::Uplink { .. }));
-                    if !is_uplink {
-                        return Err(invalid(
-                            field("parent"),
-                            format!("port {} is not an uplink", channel.parent.0),
-                        ));
-                    }
                     // SVID 1 is the default channel, which is the uplink itself.
-                    if !(2..=4094).contains(&channel.svid) {
-                        return Err(invalid(field("svid"), "must be 2-4094"));
-                    }
-                    if tables
-                        .channels
-                        .insert((channel.parent, channel.svid), id)
-                        .is_some()
-                    {
-                        return Err(invalid(
-                            field("svid"),
-                            format!(
-                                "{} is used by another channel of the same port",
-                                channel.svid
-                            ),
-                        ));
-                    }
+                    let parent = (channel.parent, is_uplink, "an uplink");
+                    tables.add_channel(i, id, parent, channel.svid, 2)?;
                     tables.add_relay(i, id, &channel.physical_network, channel.relay)?;
                 }
                 PortKind::Tunnel { protocol, .. } => {
@@ -670,6 +630,35 @@ impl Tables {
         }
         tables.config = config;
         Ok(tables)
+    }
+
+    /// Indexes port `i` as S-channel `svid` (at least `min`) of `parent` = (its id, whether
+    /// it is the kind of port that carries such channels, that kind's name).
+    fn add_channel(
+        &mut self,
+        i: usize,
+        id: PortId,
+        (parent, carries, kind): (PortId, bool, &str),
+        svid: u16,
+        min: u16,
+    ) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("ports[{i}].{name}");
+        if !carries {
+            return Err(invalid(
+                field("parent"),
+                format!("port {} is not {kind}", parent.0),
+            ));
+        }
+        if !(min..=4094).contains(&svid) {
+            return Err(invalid(field("svid"), format!("must be {min}-4094")));
+        }
+        if self.channels.insert((parent, svid), id).is_some() {
+            return Err(invalid(
+                field("svid"),
+                format!("{svid} is used by another channel of the same port"),
+            ));
+        }
+        Ok(())
     }
 
     /// Indexes the edge relay of port `i` (an uplink or uplink S-channel): its mode, and the

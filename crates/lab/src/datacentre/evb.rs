@@ -15,8 +15,6 @@
 
 use std::{
     fs,
-    io::{BufRead as _, BufReader, Write as _},
-    os::unix::net::UnixStream,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -32,7 +30,7 @@ use super::{
 use crate::{
     Error, Result,
     api::{Cloud, Network, Token},
-    netns::run,
+    netns::{self, run},
     topology::{EVB_UPLINK, HostLink, Topology},
 };
 
@@ -353,27 +351,9 @@ pub(super) fn wait_channels(
     Ok(())
 }
 
-/// One request to an EVB daemon's (or a switch's) control socket; its answer, or its error as
-/// a failure.
+/// One request to an EVB daemon's (or a switch's) control socket; its whole answer.
 fn call(socket: &Path, request: &Value) -> Result<Value> {
-    let failed = |what: String| Error::Failed(format!("{}: {what}", socket.display()));
-    let mut stream = UnixStream::connect(socket).map_err(|err| failed(err.to_string()))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|err| failed(err.to_string()))?;
-    stream
-        .write_all(format!("{request}\n").as_bytes())
-        .map_err(|err| failed(err.to_string()))?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|err| failed(err.to_string()))?;
-    let answer: Value = serde_json::from_str(&line)
-        .map_err(|err| failed(format!("unreadable answer {line:?}: {err}")))?;
-    match answer.get("error").and_then(Value::as_str) {
-        Some(error) => Err(failed(format!("refused {request}: {error}"))),
-        None => Ok(answer),
-    }
+    netns::call_json_line("control socket", socket, request, Duration::from_secs(10))
 }
 
 /// The station's status.
