@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod daemon;
 pub mod device;
 pub mod dhcp;
+mod index;
 
 pub use buffer::PacketBuf;
 pub mod mac;

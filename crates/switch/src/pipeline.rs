@@ -34,8 +34,8 @@ use crate::{
     dhcp,
     mac::{Learned, MacTable},
     tables::{
-        Location, LsId, PortId, PortKind, RelayMode, Segment, Tables, TunnelKey, TunnelProtocol,
-        VmPort,
+        Location, LsId, Port, PortId, PortKind, RelayMode, Segment, Tables, TunnelKey,
+        TunnelProtocol, VmPort,
     },
 };
 
@@ -163,6 +163,28 @@ impl From<wire::Error> for DropReason {
     }
 }
 
+/// Asks the CPU to start loading the table entries [`process`] will read for a frame from
+/// `in_port`, without looking at them: a switch calls it for every frame of a batch before
+/// processing the first, so that the batch's cache misses overlap instead of coming one after
+/// another (with 200,000 lookup records, the destination's entry is rarely in cache). Only a
+/// VM port's untagged frames are looked at (their destination on the port's logical switch):
+/// that is where a frame's fate depends on the big table. A hint: it changes no verdict.
+#[inline]
+pub fn prefetch(tables: &Tables, in_port: PortId, frame: &[u8]) {
+    if let (
+        Some(Port {
+            kind: PortKind::Vm(vm),
+            ..
+        }),
+        Some(dst),
+    ) = (tables.port(in_port), frame.get(..6))
+    {
+        let mut mac = [0; 6];
+        mac.copy_from_slice(dst);
+        tables.prefetch_location(vm.ls, MacAddr(mac));
+    }
+}
+
 /// Runs one frame through the pipeline.
 ///
 /// `buf` holds the frame as the ingress port's device delivered it (a tunnel port's buffer
@@ -258,7 +280,11 @@ fn from_vm(
         return Err(DropReason::SpoofedMac);
     }
     let ls = vm.ls;
-    learn(tables, macs, ls, src, Location::Local(in_port), now);
+    // The port's own MAC is in the tables already (configured, never learned): only an
+    // allowed pair's, or any MAC of a port without port security, costs a lookup here.
+    if src != vm.mac {
+        learn(tables, macs, ls, src, Location::Local(in_port), now);
+    }
     if ethertype == EtherType::ARP && answer_arp(tables, ls, buf) {
         retag(buf, tag)?;
         return Ok(Verdict::Hairpin);

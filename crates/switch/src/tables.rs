@@ -38,7 +38,7 @@ use hashbrown::{HashMap, HashSet};
 use ipnet::IpNet;
 use wire::{MacAddr, Vni};
 
-use crate::dhcp;
+use crate::{dhcp, index::MacIndex};
 
 /// Index of a port in the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -340,7 +340,7 @@ pub struct Tables {
     /// Tunnel header → logical switch.
     by_tunnel: HashMap<TunnelKey, LsId>,
     /// (logical switch, MAC) → where that MAC is, from records and VM ports.
-    macs: HashMap<(LsId, MacAddr), Location>,
+    macs: MacIndex<Location>,
     /// (logical switch, allowed-pair MAC) → the one local VM port configured with it (`None`
     /// when several are): who sent a frame a VEPA bridge reflects back.
     pair_macs: HashMap<(LsId, MacAddr), Option<PortId>>,
@@ -437,7 +437,7 @@ impl Tables {
                             format!("{} is not a unicast address", vm.mac),
                         ));
                     }
-                    tables.macs.insert((vm.ls, vm.mac), Location::Local(id));
+                    tables.macs.insert(vm.ls, vm.mac, Location::Local(id));
                     for &(mac, _) in vm.allowed_pairs.iter().filter(|(mac, _)| *mac != vm.mac) {
                         tables
                             .pair_macs
@@ -602,7 +602,7 @@ impl Tables {
                     format!("{} is not a unicast address", record.mac),
                 ));
             }
-            if let Some(Location::Local(_)) = tables.macs.get(&(record.ls, record.mac)) {
+            if let Some(Location::Local(_)) = tables.macs.get(record.ls, record.mac) {
                 return Err(invalid(
                     field("mac"),
                     format!("{} is a local port's address", record.mac),
@@ -610,7 +610,7 @@ impl Tables {
             }
             tables
                 .macs
-                .insert((record.ls, record.mac), Location::Remote(record.remote));
+                .insert(record.ls, record.mac, Location::Remote(record.remote));
             tables.ips.insert((record.ls, record.ip), record.mac);
             tables.remotes.insert(record.remote);
         }
@@ -738,8 +738,8 @@ impl Tables {
                 }
             }
         }
-        match self.macs.get(&(vsi.ls, vsi.mac)) {
-            Some(Location::Local(port)) if *port != vsi.port => {
+        match self.macs.get(vsi.ls, vsi.mac) {
+            Some(Location::Local(port)) if port != vsi.port => {
                 return Err(invalid(
                     field("mac"),
                     format!("{} is already at another port on this network", vsi.mac),
@@ -753,8 +753,7 @@ impl Tables {
             }
             _ => {}
         }
-        self.macs
-            .insert((vsi.ls, vsi.mac), Location::Local(vsi.port));
+        self.macs.insert(vsi.ls, vsi.mac, Location::Local(vsi.port));
         self.vsis.insert((vsi.port, vsi.mac, vsi.vlan));
         Ok(())
     }
@@ -770,16 +769,19 @@ impl Tables {
     }
 
     /// A port.
+    #[inline]
     pub fn port(&self, id: PortId) -> Option<&Port> {
         self.config.ports.get(usize::from(id.0))
     }
 
     /// A logical switch.
+    #[inline]
     pub fn switch(&self, id: LsId) -> Option<&LogicalSwitch> {
         self.config.switches.get(usize::from(id.0))
     }
 
     /// The local VM ports of a logical switch.
+    #[inline]
     pub fn members(&self, id: LsId) -> &[PortId] {
         self.members
             .get(usize::from(id.0))
@@ -787,18 +789,28 @@ impl Tables {
     }
 
     /// The uplink of a physical network: an uplink port, or an uplink's S-channel.
+    #[inline]
     pub fn uplink(&self, physical_network: &str) -> Option<PortId> {
         self.uplinks.get(physical_network).copied()
     }
 
     /// Where a MAC is, by configuration (VM ports and records).
+    #[inline]
     pub fn location(&self, ls: LsId, mac: MacAddr) -> Option<Location> {
-        self.macs.get(&(ls, mac)).copied()
+        self.macs.get(ls, mac)
+    }
+
+    /// Starts loading what [`location`](Self::location) of `mac` on `ls` reads, for a lookup
+    /// a little later (a hint, see [`pipeline::prefetch`](crate::pipeline::prefetch)).
+    #[inline]
+    pub fn prefetch_location(&self, ls: LsId, mac: MacAddr) {
+        self.macs.prefetch(ls, mac);
     }
 
     /// The local VM port that sends with `mac` on `ls`: the port whose MAC it is, else the
     /// one port with it among its allowed address pairs (a VEPA relay uses this to know its
     /// own VMs' frames when the bridge reflects them).
+    #[inline]
     pub fn local_sender(&self, ls: LsId, mac: MacAddr) -> Option<PortId> {
         match self.location(ls, mac) {
             Some(Location::Local(port)) => Some(port),
@@ -808,30 +820,36 @@ impl Tables {
     }
 
     /// The MAC a tenant IP has on a logical switch, by configuration.
+    #[inline]
     pub fn mac_of(&self, ls: LsId, ip: IpAddr) -> Option<MacAddr> {
         self.ips.get(&(ls, ip)).copied()
     }
 
     /// The logical switch a frame from an uplink belongs to.
+    #[inline]
     pub fn switch_for_vlan(&self, uplink: PortId, vid: Option<u16>) -> Option<LsId> {
         self.by_vlan.get(&(uplink, vid)).copied()
     }
 
+    #[inline]
     pub(crate) fn switch_for_tunnel(&self, key: TunnelKey) -> Option<LsId> {
         self.by_tunnel.get(&key).copied()
     }
 
     /// The tunnel port that carries a logical switch's segment.
+    #[inline]
     pub fn tunnel_port(&self, protocol: TunnelProtocol) -> Option<PortId> {
         self.tunnel_ports[protocol as usize]
     }
 
     /// The subport of VM port `parent` for frames tagged `vlan`.
+    #[inline]
     pub fn subport(&self, parent: PortId, vlan: u16) -> Option<PortId> {
         self.subports.get(&(parent, vlan)).copied()
     }
 
     /// True when VM port `port` has subports (it is a trunk's parent).
+    #[inline]
     pub fn is_trunk(&self, port: PortId) -> bool {
         self.trunks
             .get(usize::from(port.0))
@@ -841,17 +859,20 @@ impl Tables {
 
     /// The S-channel of station port `station` for S-VLAN `svid`, or of uplink `station`
     /// (whose default channel, SVID 1, is the uplink itself and not listed here).
+    #[inline]
     pub fn channel(&self, station: PortId, svid: u16) -> Option<PortId> {
         self.channels.get(&(station, svid)).copied()
     }
 
     /// The logical switch of frames with C-VLAN `vlan` (0: untagged) on channel `port`.
+    #[inline]
     pub fn channel_switch(&self, port: PortId, vlan: u16) -> Option<LsId> {
         self.channel_vlans.get(&(port, vlan)).copied()
     }
 
     /// The C-VLAN to tag `ls`'s frames with on the way out of `port`: a channel's, if it is
     /// one that carries `ls` tagged; `None` for every other port.
+    #[inline]
     pub fn egress_vlan(&self, port: PortId, ls: LsId) -> Option<u16> {
         self.channel_tags
             .get(&(port, ls))
@@ -860,11 +881,13 @@ impl Tables {
     }
 
     /// True when a VSI with this MAC and C-VLAN is associated on channel `port`.
+    #[inline]
     pub fn is_associated(&self, port: PortId, mac: MacAddr, vlan: u16) -> bool {
         self.vsis.contains(&(port, mac, vlan))
     }
 
     /// True when `port` is a channel with reflective relay (it may hairpin).
+    #[inline]
     pub fn reflects(&self, port: PortId) -> bool {
         matches!(
             self.port(port).map(|p| &p.kind),
@@ -876,6 +899,7 @@ impl Tables {
     }
 
     /// The edge relay mode of uplink or uplink S-channel `port` (VEB for anything else).
+    #[inline]
     pub fn relay(&self, port: PortId) -> RelayMode {
         self.relays
             .get(usize::from(port.0))
@@ -884,6 +908,7 @@ impl Tables {
     }
 
     /// True when `ip` is a remote endpoint this host was told about.
+    #[inline]
     pub fn is_known_remote(&self, ip: IpAddr) -> bool {
         self.remotes.contains(&ip)
     }
