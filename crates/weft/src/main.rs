@@ -4,6 +4,10 @@
 //! `weft agent`, `weft decode`, `weft switch` (with its client, `weft switch ctl`), `weft
 //! bench`, `weft lab`, `weft vsi` and `weft evb`.
 
+// The doc comments on the command-line structs are clap's help text, written for a terminal
+// (`<state-dir>`, `TYPE_ID[:VERSION]`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod agent_cmd;
 mod bench_api;
 mod bench_cmd;

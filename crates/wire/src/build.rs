@@ -77,7 +77,7 @@ pub fn arp_request(src_mac: MacAddr, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8>
     frame
 }
 
-/// The fields of a TCP segment for [`tcp`].
+/// The fields of a TCP segment for [`tcp()`].
 #[derive(Debug, Clone, Copy)]
 pub struct Tcp<'a> {
     /// Ethernet source.

@@ -5,11 +5,11 @@
 //! with a route anywhere. Per host: a namespace with a veth into each bridge, running
 //! `weft switch` and `weft agent`. Per VM: a namespace whose `eth0` is the TAP of a Neutron
 //! port, addressed by DHCP from the switch. With `[evb]`, a ToR namespace as the 802.1Qbg
-//! bridge and an EVB station on every host ([`evb`]); VMs on its physical network associate
+//! bridge and an EVB station on every host (module `evb`); VMs on its physical network associate
 //! their VSI before their NIC comes up.
 //!
 //! Everything made is recorded in the lab directory's state file as it is made, and every name
-//! starts with `<name>-` and every process carries [`MARKER`]`=<name>`, so [`down`] removes a
+//! starts with `<name>-` and every process carries [`MARKER`](crate::netns::MARKER)`=<name>`, so [`down`] removes a
 //! lab completely even when `up` was killed half way.
 
 mod demo;

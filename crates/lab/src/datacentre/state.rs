@@ -201,7 +201,7 @@ impl LabDir {
         write_atomically(&self.path.join(STATE_FILE), text.as_bytes())
     }
 
-    /// The lab's name as recorded by [`NAME_FILE`].
+    /// The lab's name as recorded in the state directory's `name` file.
     pub fn recorded_name(&self) -> Option<String> {
         fs::read_to_string(self.path.join(NAME_FILE))
             .ok()

@@ -10,7 +10,7 @@
 //! Receive and send are batched with `recvmmsg`/`sendmmsg`.
 //!
 //! Offloads are off here: with GRO/LRO enabled on the interface a packet socket can see
-//! coalesced frames larger than [`MAX_WIRE_FRAME`](crate::buffer::MAX_WIRE_FRAME); those are
+//! coalesced frames larger than [`MAX_WIRE_FRAME`]; those are
 //! dropped and counted in [`PacketDevice::truncated`]. Turn GRO off on uplinks (`ethtool -K dev
 //! gro off`) until a `PACKET_VNET_HDR` path exists.
 
@@ -92,7 +92,7 @@ impl PacketDevice {
     }
 
     /// Frames dropped because they were longer than
-    /// [`MAX_WIRE_FRAME`](crate::buffer::MAX_WIRE_FRAME) (GRO/LRO super-frames) or did not fit
+    /// [`MAX_WIRE_FRAME`] (GRO/LRO super-frames) or did not fit
     /// a buffer.
     pub fn truncated(&self) -> u64 {
         self.truncated

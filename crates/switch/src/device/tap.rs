@@ -12,7 +12,7 @@
 //! `TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`, so the VM's stack hands over
 //! TCP super-frames of up to 64 KiB with partial checksums instead of segmenting and
 //! checksumming each 1.5 KB frame itself. Every read starts with a `virtio_net_hdr`, which
-//! becomes the buffer's [`Offload`](crate::buffer::Offload); every write gets one:
+//! becomes the buffer's [`Offload`]; every write gets one:
 //!
 //! * a frame with an offload (a super-frame from another such TAP) goes with its header;
 //! * consecutive in-order TCP segments of one connection (what a tunnel delivers) are merged
