@@ -606,10 +606,14 @@ impl Switch {
                 0
             }
         };
-        for buf in &attached.tx[..sent] {
-            attached.counters.tx_packets += 1;
-            attached.counters.tx_bytes += buf.len() as u64;
-        }
+        // The device says what the frames it took weigh when they may not be the first ones
+        // (it skipped a refused frame), so both counts stay exact.
+        let bytes = match attached.device.sent_bytes() {
+            Some(bytes) if sent > 0 => bytes,
+            _ => attached.tx[..sent].iter().map(|buf| buf.len() as u64).sum(),
+        };
+        attached.counters.tx_packets += sent as u64;
+        attached.counters.tx_bytes += bytes;
         let failed = (attached.tx.len() - sent) as u64;
         self.count_drop(DropReason::TxFailed, failed);
         while let Some(mut buf) = self.devices[index].tx.pop() {

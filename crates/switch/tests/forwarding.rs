@@ -738,6 +738,60 @@ fn a_failing_device_does_not_stop_the_others() {
     assert!(sw.counters().dropped(DropReason::TxFailed) >= 1);
 }
 
+/// A device that takes only the last frame of each batch (as a socket does that skips the
+/// frames the kernel refuses) and says what that frame weighs.
+#[derive(Default)]
+struct TakesTheLast {
+    bytes: u64,
+}
+
+impl switch::device::Device for TakesTheLast {
+    fn recv(&mut self, _: &mut [switch::PacketBuf]) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn send(&mut self, bufs: &[switch::PacketBuf]) -> std::io::Result<usize> {
+        self.bytes = bufs.last().map_or(0, |buf| buf.len() as u64);
+        Ok(usize::from(!bufs.is_empty()))
+    }
+    fn sent_bytes(&self) -> Option<u64> {
+        Some(self.bytes)
+    }
+    fn medium(&self) -> Medium {
+        Medium::Ethernet
+    }
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+}
+
+#[test]
+fn the_counters_count_the_frames_a_device_took_even_when_not_the_first() {
+    let config = Config {
+        switches: vec![ls("net", 1, Segment::Local, vec![])],
+        ports: vec![vm("vm1", 0, mac(1), ip(1)), vm("vm2", 0, mac(2), ip(2))],
+        records: vec![],
+        vsis: vec![],
+    };
+    let tables = Tables::build(config, 1).unwrap();
+    let mut sw = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
+    let (d1, p1) = memory::pair(Medium::Ethernet);
+    sw.attach("vm1", Box::new(d1));
+    sw.attach("vm2", Box::new(TakesTheLast::default()));
+    let long = udp_frame(mac(1), mac(2), ip(1), ip(2), &[7; 300]);
+    let short = udp_frame(mac(1), mac(2), ip(1), ip(2), b"short");
+    p1.inject(&long);
+    p1.inject(&short);
+    assert_eq!(sw.poll(Duration::from_millis(1)), 2);
+    let counters = sw.counters();
+    let vm2 = &counters.ports["vm2"];
+    assert_eq!(
+        (vm2.tx_packets, vm2.tx_bytes),
+        (1, short.len() as u64),
+        "the short frame went, not the long one"
+    );
+    assert_eq!(counters.dropped(DropReason::TxFailed), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offloads: TCP super-frames and partial checksums from a TAP with IFF_VNET_HDR.
 

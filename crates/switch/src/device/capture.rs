@@ -106,6 +106,10 @@ impl<D: Device, W: Write + Send> Device for Capture<D, W> {
         Ok(n)
     }
 
+    fn sent_bytes(&self) -> Option<u64> {
+        self.inner.sent_bytes()
+    }
+
     fn medium(&self) -> Medium {
         self.inner.medium()
     }

@@ -69,7 +69,18 @@ pub trait Device: Send {
 
     /// Sends the frames in `bufs` (to each buffer's `peer` for tunnel media); returns how many
     /// the kernel took. Frames not taken are the caller's to count as dropped.
+    ///
+    /// The frames taken are the first ones unless the device skips a frame the kernel refuses
+    /// and sends those behind it: such a device tells their size in
+    /// [`sent_bytes`](Device::sent_bytes).
     fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize>;
+
+    /// The bytes of the frames the last successful [`send`](Device::send) took, when the
+    /// device knows them; `None` (the default) means they were the first ones, as many as it
+    /// returned.
+    fn sent_bytes(&self) -> Option<u64> {
+        None
+    }
 
     /// What the buffers hold.
     fn medium(&self) -> Medium;

@@ -197,6 +197,10 @@ impl Device for PacketDevice {
             .send(self.fd.as_fd(), bufs, |_| Ok(sys::Dest::Bound))
     }
 
+    fn sent_bytes(&self) -> Option<u64> {
+        Some(self.tx.sent_bytes())
+    }
+
     fn medium(&self) -> Medium {
         Medium::Ethernet
     }

@@ -129,6 +129,10 @@ impl Device for GreSocket {
         })
     }
 
+    fn sent_bytes(&self) -> Option<u64> {
+        Some(self.tx.sent_bytes())
+    }
+
     fn medium(&self) -> Medium {
         Medium::Gre
     }

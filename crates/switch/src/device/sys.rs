@@ -542,6 +542,8 @@ pub(crate) struct SendBatch {
     gso: bool,
     /// GSO messages the kernel refused, whose datagrams were then sent one by one.
     gso_refused: u64,
+    /// The bytes of the frames the last send took.
+    sent_bytes: u64,
 }
 
 impl core::fmt::Debug for SendBatch {
@@ -578,6 +580,7 @@ impl SendBatch {
             controls: Box::new([Control([0; CONTROL_CAP]); BATCH]),
             gso: false,
             gso_refused: 0,
+            sent_bytes: 0,
         }
     }
 
@@ -602,6 +605,12 @@ impl SendBatch {
         self.gso_refused
     }
 
+    /// The bytes of the frames the last [`send`](Self::send) took (not always the first ones:
+    /// a refused frame is skipped).
+    pub(crate) fn sent_bytes(&self) -> u64 {
+        self.sent_bytes
+    }
+
     /// Sends each buffer's frame to the destination `dest` names for it, with as few
     /// `sendmmsg` calls as possible; returns how many frames the kernel took.
     ///
@@ -615,6 +624,7 @@ impl SendBatch {
         bufs: &[PacketBuf],
         mut dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
     ) -> io::Result<usize> {
+        self.sent_bytes = 0;
         let mut taken = 0;
         let mut last_err = None;
         let mut next = 0;
@@ -675,7 +685,13 @@ impl SendBatch {
             match sent {
                 Ok(0) => break,
                 Ok(sent) => {
-                    taken += messages[..sent].iter().map(|m| m.count).sum::<usize>();
+                    for message in &messages[..sent] {
+                        taken += message.count;
+                        self.sent_bytes += bufs[message.first..message.first + message.count]
+                            .iter()
+                            .map(|buf| buf.len() as u64)
+                            .sum::<u64>();
+                    }
                     // On a short count the next call starts at the first message not sent;
                     // if the kernel refuses it, that call reports why.
                     next = messages
