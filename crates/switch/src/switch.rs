@@ -607,7 +607,7 @@ impl Switch {
             }
         };
         // The device says what the frames it took weigh when they may not be the first ones
-        // (it skipped a refused frame), so both counts stay exact.
+        // (it skipped a refused frame, or sent from several sockets), so both counts stay exact.
         let bytes = match attached.device.sent_bytes() {
             Some(bytes) if sent > 0 => bytes,
             _ => attached.tx[..sent].iter().map(|buf| buf.len() as u64).sum(),

@@ -926,3 +926,110 @@ fn vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload() {
     exchange(&mut tx, &mut rx);
     exchange(&mut tx, &mut rx);
 }
+
+/// A UDP socket playing the remote VTEP: it sees each datagram's outer source port.
+#[expect(clippy::disallowed_types, reason = "test: plays the remote VTEP")]
+type PlainUdp = std::net::UdpSocket;
+
+/// Sends three datagrams of each of eight inner UDP flows (told apart by their source ports)
+/// from `tx` to `rx`, and checks that each flow's datagrams all leave from the one source port
+/// `wire::vxlan::source_port` of its inner frame picks among `tx`'s ports.
+fn flows_keep_their_source_ports(tx: &mut VxlanSocket, rx: &PlainUdp) -> Vec<u16> {
+    let to = rx.local_addr().expect("rx address");
+    let ports = tx.source_ports();
+    let inner = |flow: u16, seq: u8| {
+        wire::build::udp_ipv4(
+            MacAddr([2, 0, 0x5e, 0, 0x0b, 1]),
+            MacAddr([2, 0, 0x5e, 0, 0x0b, 2]),
+            Ipv4Addr::new(10, 0, 7, 1),
+            Ipv4Addr::new(10, 0, 7, 2),
+            (40_000 + flow, 9),
+            &[seq; 16],
+        )
+    };
+    let pick = |flow: u16| ports[usize::from(vxlan::source_port(&inner(flow, 0))) % ports.len()];
+    let batch: Vec<PacketBuf> = (0..3u8)
+        .flat_map(|seq| (0..8u16).map(move |flow| (flow, seq)))
+        .map(|(flow, seq)| {
+            let mut buf = PacketBuf::from_frame(&inner(flow, seq));
+            let (data, start, end) = buf.raw_mut();
+            let start = encap::push_vxlan(data, start, end, Vni::new(7).unwrap()).unwrap();
+            buf.set_start(start);
+            buf.peer = Some(to.ip());
+            buf
+        })
+        .collect();
+    assert_eq!(tx.send(&batch).expect("send"), batch.len());
+    let bytes: usize = batch.iter().map(PacketBuf::len).sum();
+    assert_eq!(tx.sent_bytes(), Some(u64::try_from(bytes).unwrap()));
+
+    rx.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut seen: Vec<Option<u16>> = vec![None; 8];
+    let mut data = [0u8; 256];
+    for _ in 0..batch.len() {
+        let (len, from) = rx.recv_from(&mut data).expect("a datagram");
+        assert_eq!(from.ip(), tx.local_addr().ip());
+        let (vni, range) = encap::decapsulate_vxlan(&data[..len]).expect("VXLAN");
+        assert_eq!(vni.get(), 7);
+        let frame = &data[range];
+        let flow = usize::from(u16::from_be_bytes([frame[34], frame[35]]) - 40_000);
+        let port = *seen[flow].get_or_insert_with(|| from.port());
+        assert_eq!(
+            from.port(),
+            port,
+            "every datagram of flow {flow} from one port"
+        );
+        assert_eq!(
+            port,
+            pick(u16::try_from(flow).unwrap()),
+            "flow {flow}'s pick"
+        );
+    }
+    seen.into_iter()
+        .map(|port| port.expect("every flow"))
+        .collect()
+}
+
+#[test]
+fn vxlan_socket_sends_each_flow_from_one_port_of_its_pool() {
+    if !can_run("vxlan_socket_sends_each_flow_from_one_port_of_its_pool") {
+        return;
+    }
+    let a = Netns::new("pa");
+    let b = Netns::new("pb");
+    let (va, vb) = (ifname("pa"), ifname("pb"));
+    a.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+    a.ip(&["link", "set", &vb, "netns", &b.name]);
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", &va]);
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", &vb]);
+    a.ip(&["link", "set", &va, "up"]);
+    b.ip(&["link", "set", &vb, "up"]);
+    let rx = b.run(|| PlainUdp::bind("192.0.2.2:4789").expect("bind the remote"));
+    for pool in [4, 1] {
+        let mut tx = a.run(move || {
+            VxlanSocket::with_source_ports("192.0.2.1:4789".parse().unwrap(), 4789, pool)
+                .expect("bind the pool")
+        });
+        let ports = flows_keep_their_source_ports(&mut tx, &rx);
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        if pool == 1 {
+            assert_eq!(distinct.into_iter().collect::<Vec<_>>(), [4789]);
+        } else {
+            assert!(distinct.len() >= 2, "eight flows on one port: {ports:?}");
+            assert!(
+                !distinct.contains(&4789),
+                "the pool sends from ports of its own"
+            );
+        }
+    }
+    // IPv6: the pool's sockets are IPv6-only and bound to the same address (loopback here).
+    a.run(|| {
+        let rx = PlainUdp::bind("[::1]:0").expect("bind the remote");
+        let port = rx.local_addr().expect("address").port();
+        let mut tx = VxlanSocket::with_source_ports("[::1]:0".parse().unwrap(), port, 4)
+            .expect("bind the pool");
+        let ports = flows_keep_their_source_ports(&mut tx, &rx);
+        assert!(ports.iter().any(|&p| p != ports[0]), "one port: {ports:?}");
+    });
+}

@@ -738,8 +738,8 @@ fn a_failing_device_does_not_stop_the_others() {
     assert!(sw.counters().dropped(DropReason::TxFailed) >= 1);
 }
 
-/// A device that takes only the last frame of each batch (as a socket does that skips the
-/// frames the kernel refuses) and says what that frame weighs.
+/// A device that takes only the last frame of each batch (as a VXLAN socket pool does when
+/// the socket of the first frames is full) and says what that frame weighs.
 #[derive(Default)]
 struct TakesTheLast {
     bytes: u64,

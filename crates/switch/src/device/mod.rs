@@ -71,8 +71,9 @@ pub trait Device: Send {
     /// the kernel took. Frames not taken are the caller's to count as dropped.
     ///
     /// The frames taken are the first ones unless the device skips a frame the kernel refuses
-    /// and sends those behind it: such a device tells their size in
-    /// [`sent_bytes`](Device::sent_bytes).
+    /// and sends those behind it, or sends from several sockets (a VXLAN socket with a pool of
+    /// source ports, one of whose sockets may be full while the others are not): such a
+    /// device tells their size in [`sent_bytes`](Device::sent_bytes).
     fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize>;
 
     /// The bytes of the frames the last successful [`send`](Device::send) took, when the

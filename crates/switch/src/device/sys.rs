@@ -564,7 +564,34 @@ pub(crate) enum Dest {
     To(SocketAddr),
 }
 
-/// One message of a `sendmmsg` call: which buffers, and the GSO segment size if more than one.
+/// The frames of one send: a whole slice of buffers, or those of it at the indices `picks`
+/// lists (one socket's share of a batch split between several), in that order.
+#[derive(Clone, Copy)]
+struct Frames<'a> {
+    bufs: &'a [PacketBuf],
+    picks: Option<&'a [usize]>,
+}
+
+impl<'a> Frames<'a> {
+    fn len(&self) -> usize {
+        self.picks.map_or(self.bufs.len(), <[usize]>::len)
+    }
+
+    /// Frame `i` of the send.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is out of range, or a pick is not an index of `bufs` (the caller's bug: picks are
+    /// made from the same batch).
+    fn get(&self, i: usize) -> &'a PacketBuf {
+        match self.picks {
+            None => &self.bufs[i],
+            Some(picks) => &self.bufs[picks[i]],
+        }
+    }
+}
+
+/// One message of a `sendmmsg` call: which frames, and the GSO segment size if more than one.
 #[derive(Clone, Copy, Default)]
 struct Message {
     first: usize,
@@ -605,8 +632,9 @@ impl SendBatch {
         self.gso_refused
     }
 
-    /// The bytes of the frames the last [`send`](Self::send) took (not always the first ones:
-    /// a refused frame is skipped).
+    /// The bytes of the frames the last [`send`](Self::send) or
+    /// [`send_picked`](Self::send_picked) took (not always the first ones: a refused frame is
+    /// skipped).
     pub(crate) fn sent_bytes(&self) -> u64 {
         self.sent_bytes
     }
@@ -622,6 +650,32 @@ impl SendBatch {
         &mut self,
         fd: BorrowedFd<'_>,
         bufs: &[PacketBuf],
+        dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
+    ) -> io::Result<usize> {
+        self.send_frames(fd, Frames { bufs, picks: None }, dest)
+    }
+
+    /// As [`send`](Self::send), for the frames of `bufs` at the indices `picks` lists, in
+    /// that order; returns how many of those the kernel took.
+    ///
+    /// # Panics
+    ///
+    /// If a pick is not an index of `bufs`.
+    pub(crate) fn send_picked(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        bufs: &[PacketBuf],
+        picks: &[usize],
+        dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
+    ) -> io::Result<usize> {
+        let picks = Some(picks);
+        self.send_frames(fd, Frames { bufs, picks }, dest)
+    }
+
+    fn send_frames(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        frames: Frames<'_>,
         mut dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
     ) -> io::Result<usize> {
         self.sent_bytes = 0;
@@ -630,14 +684,14 @@ impl SendBatch {
         let mut next = 0;
         // Frames before this index go one per message (their GSO message was refused).
         let mut single_until = 0;
-        while next < bufs.len() {
+        while next < frames.len() {
             let mut messages = [Message::default(); BATCH];
             let mut dests = [Dest::Bound; BATCH];
             let mut n = 0;
             let mut iov_used = 0;
             let mut scan = next;
-            while n < BATCH && scan < bufs.len() && iov_used < MAX_IOV {
-                let to = match dest(&bufs[scan]) {
+            while n < BATCH && scan < frames.len() && iov_used < MAX_IOV {
+                let to = match dest(frames.get(scan)) {
                     Ok(to) => to,
                     Err(err) => {
                         last_err = Some(err);
@@ -648,16 +702,16 @@ impl SendBatch {
                         continue;
                     }
                 };
-                let segment = bufs[scan].frame().len();
+                let segment = frames.get(scan).len();
                 let mut count = 1;
                 if self.gso && scan >= single_until {
                     let limit = MAX_GSO_SEGMENTS.min(MAX_IOV - iov_used);
                     let mut bytes = segment;
-                    while count < limit && scan + count < bufs.len() {
-                        let len = bufs[scan + count].frame().len();
+                    while count < limit && scan + count < frames.len() {
+                        let len = frames.get(scan + count).len();
                         if len > segment
                             || bytes + len > MAX_GSO_BYTES
-                            || dest(&bufs[scan + count]).ok() != Some(to)
+                            || dest(frames.get(scan + count)).ok() != Some(to)
                         {
                             break;
                         }
@@ -681,15 +735,14 @@ impl SendBatch {
             if n == 0 {
                 break;
             }
-            let sent = self.send_messages(fd, bufs, &messages[..n], &dests[..n]);
+            let sent = self.send_messages(fd, frames, &messages[..n], &dests[..n]);
             match sent {
                 Ok(0) => break,
                 Ok(sent) => {
                     for message in &messages[..sent] {
                         taken += message.count;
-                        self.sent_bytes += bufs[message.first..message.first + message.count]
-                            .iter()
-                            .map(|buf| buf.len() as u64)
+                        self.sent_bytes += (message.first..message.first + message.count)
+                            .map(|i| frames.get(i).len() as u64)
                             .sum::<u64>();
                     }
                     // On a short count the next call starts at the first message not sent;
@@ -728,7 +781,7 @@ impl SendBatch {
     fn send_messages(
         &mut self,
         fd: BorrowedFd<'_>,
-        bufs: &[PacketBuf],
+        frames: Frames<'_>,
         messages: &[Message],
         dests: &[Dest],
     ) -> io::Result<usize> {
@@ -739,8 +792,8 @@ impl SendBatch {
         let mut iov_at = 0;
         for (i, (message, to)) in messages.iter().zip(dests).enumerate().take(BATCH) {
             let iov_start = iov_at;
-            for buf in &bufs[message.first..message.first + message.count] {
-                let frame = buf.frame();
+            for i in message.first..message.first + message.count {
+                let frame = frames.get(i).frame();
                 iovs[iov_at] = libc::iovec {
                     iov_base: frame.as_ptr().cast_mut().cast(),
                     iov_len: frame.len(),
@@ -766,7 +819,7 @@ impl SendBatch {
         }
         let count = c_uint::try_from(messages.len().min(BATCH)).unwrap_or(0);
         // SAFETY: the first `count` headers point at live iovecs (each within `iovs`, over
-        // frames of `bufs`, borrowed for this call; the kernel only reads them despite the
+        // frames of `frames`, borrowed for this call; the kernel only reads them despite the
         // `*mut` type), at initialised addresses of this batch with their lengths or at no
         // address, and at control buffers of this batch with the lengths written into them.
         let rc =

@@ -14,11 +14,26 @@
 //! buffer it landed in is swapped with the caller's).
 //!
 //! **Source port.** RFC 7348 §5 recommends a UDP source port derived from a hash of the inner
-//! frame (`wire::vxlan::source_port`), so that ECMP in the underlay spreads flows. A plain UDP
-//! socket always sends from the port it is bound to, so every flow of this socket shares one
-//! source port and one ECMP path. Per-flow ports would need one of: a pool of sockets bound to
-//! a port range (picked by the hash), a raw socket with `IP_HDRINCL` writing the outer headers
-//! itself (`wire::encap` already builds them), or AF_XDP. Not done yet.
+//! frame, so that ECMP in the underlay and RSS on the receiving host spread flows while each
+//! flow keeps one path (and stays in order). The kernel writes the outer UDP header and always
+//! sends from the port a socket is bound to, so a socket built with N source ports
+//! ([`VxlanSocket::with_source_ports`]) opens N more sockets bound to ephemeral ports of the
+//! same local address (port 0: the kernel picks from `ip_local_port_range`, not the RFC's
+//! 49152-65535) and sends each frame from socket `wire::vxlan::source_port(inner) % N`. Every
+//! frame of one flow, and every segment of one TCP super-frame, leaves from one port; distinct
+//! flows spread over up to N ports. A batch is split by socket, keeping the order within each,
+//! and each share goes with one `sendmmsg`, its runs as UDP GSO messages as above. With N = 1
+//! the bound socket sends, and every datagram leaves from the VXLAN port.
+//!
+//! Only the bound socket is read. Peers send VXLAN to the VXLAN port (4789), never back to a
+//! source port, and an unconnected UDP socket has no ICMP errors reported to it, so nothing a
+//! pool socket could receive is wanted; a stray datagram to one waits in its receive buffer,
+//! bounded, until the socket closes. The cost is descriptors: N + 1 sockets for N > 1.
+//!
+//! `send` returns how many frames the sockets took, all together. With a pool those need not
+//! be the first frames of the batch (one socket's send buffer may be full while another's is
+//! not), so [`Device::sent_bytes`] tells what they weigh; the caller counts the rest as
+//! dropped, as with one socket.
 
 use std::{
     io,
@@ -42,14 +57,109 @@ struct Landed {
     peer: Option<IpAddr>,
 }
 
-/// A UDP socket carrying VXLAN, IPv4 or IPv6.
+/// One socket of the send pool: bound to an ephemeral port, never read.
+#[derive(Debug)]
+struct Sender {
+    fd: OwnedFd,
+    tx: SendBatch,
+    port: u16,
+}
+
+/// A batch split by send socket, with a stable counting sort: the indices of socket `s`'s
+/// frames are `order[starts[s]..starts[s + 1]]`, in batch order. Kept between sends so that
+/// splitting allocates nothing once the vectors have grown to the largest batch.
+#[derive(Debug, Default)]
+struct Split {
+    socket_of: Vec<usize>,
+    starts: Vec<usize>,
+    order: Vec<usize>,
+}
+
+impl Split {
+    /// Splits a batch whose frame `i` goes to socket `sockets[i]`.
+    ///
+    /// # Panics
+    ///
+    /// If a socket is not below `count` (the caller's bug: it picks modulo `count`).
+    fn split(&mut self, count: usize, sockets: impl Iterator<Item = usize>) {
+        self.socket_of.clear();
+        self.socket_of.extend(sockets);
+        self.starts.clear();
+        self.starts.resize(count + 1, 0);
+        for &socket in &self.socket_of {
+            self.starts[socket + 1] += 1;
+        }
+        for s in 0..count {
+            self.starts[s + 1] += self.starts[s];
+        }
+        self.order.clear();
+        self.order.resize(self.socket_of.len(), 0);
+        // `starts[s]` walks through socket s's slots as its frames come, in batch order, and
+        // ends at the next socket's start; the loop below puts it back.
+        for (i, &socket) in self.socket_of.iter().enumerate() {
+            self.order[self.starts[socket]] = i;
+            self.starts[socket] += 1;
+        }
+        for s in (1..=count).rev() {
+            self.starts[s] = self.starts[s - 1];
+        }
+        self.starts[0] = 0;
+    }
+
+    /// The sockets of the split, as many as it was made for.
+    fn sockets(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// The indices of socket `socket`'s frames, in batch order.
+    fn of(&self, socket: usize) -> &[usize] {
+        &self.order[self.starts[socket]..self.starts[socket + 1]]
+    }
+
+    /// Hands each socket's share (its index and frames' indices, skipping sockets with none)
+    /// to `send`, which returns how many frames and bytes of the share the socket took.
+    /// Returns the frames and bytes taken over all; an error only when none was taken and some
+    /// socket failed (its error: the last), as [`SendBatch::send`] does for one socket.
+    fn send_each(
+        &self,
+        mut send: impl FnMut(usize, &[usize]) -> io::Result<(usize, u64)>,
+    ) -> io::Result<(usize, u64)> {
+        let (mut frames, mut bytes) = (0, 0);
+        let mut last_err = None;
+        for socket in 0..self.sockets() {
+            let share = self.of(socket);
+            if share.is_empty() {
+                continue;
+            }
+            match send(socket, share) {
+                Ok((taken, weight)) => {
+                    frames += taken;
+                    bytes += weight;
+                }
+                Err(err) => last_err = Some(err),
+            }
+        }
+        match last_err {
+            Some(err) if frames == 0 => Err(err),
+            _ => Ok((frames, bytes)),
+        }
+    }
+}
+
+/// A UDP socket carrying VXLAN, IPv4 or IPv6, sending from a pool of source ports.
 #[derive(Debug)]
 pub struct VxlanSocket {
     fd: OwnedFd,
     local: SocketAddr,
     dst_port: u16,
     rx: RecvBatch,
+    /// The bound socket's send state, used when the pool is empty (one source port).
     tx: SendBatch,
+    /// With more than one source port, the sockets frames are sent from; empty otherwise.
+    pool: Vec<Sender>,
+    split: Split,
+    /// The bytes of the frames the last send took.
+    sent_bytes: u64,
     truncated: u64,
     /// `UDP_GRO` is on.
     gro: bool,
@@ -68,32 +178,50 @@ impl VxlanSocket {
         Self::new(local, wire::vxlan::PORT)
     }
 
-    /// Binds to `local` and sends to UDP port `dst_port` of each peer.
+    /// Binds to `local` and sends to UDP port `dst_port` of each peer, from the bound port.
     ///
     /// Port 0 in `local` binds an ephemeral port; [`local_addr`](Self::local_addr) tells which.
     pub fn new(local: SocketAddr, dst_port: u16) -> io::Result<Self> {
-        let domain = if local.is_ipv4() {
-            libc::AF_INET
-        } else {
-            libc::AF_INET6
-        };
-        let fd = sys::socket(domain, libc::SOCK_DGRAM, libc::IPPROTO_UDP)?;
-        if local.is_ipv6() {
-            let on: libc::c_int = 1;
-            sys::setsockopt(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &on)?;
-        }
-        sys::set_buffer_sizes(fd.as_fd())?;
-        sys::bind(fd.as_fd(), &sys::RawAddr::from_socket_addr(local))?;
+        Self::with_source_ports(local, dst_port, 1)
+    }
+
+    /// Binds to `local` and sends to UDP port `dst_port` of each peer, from `source_ports`
+    /// ports picked per flow (see the module documentation): with more than one, that many
+    /// more sockets are bound to ephemeral ports of `local`'s address; 0 counts as 1.
+    pub fn with_source_ports(
+        local: SocketAddr,
+        dst_port: u16,
+        source_ports: usize,
+    ) -> io::Result<Self> {
+        let fd = udp_socket(local)?;
         let local = sys::local_addr(fd.as_fd())?;
         // Kernels before 5.0 have no UDP GRO: then every datagram simply comes alone.
         let on: libc::c_int = 1;
         let gro = sys::setsockopt(fd.as_fd(), libc::SOL_UDP, libc::UDP_GRO, &on).is_ok();
+        let pool = if source_ports > 1 {
+            (0..source_ports)
+                .map(|_| {
+                    let fd = udp_socket(SocketAddr::new(local.ip(), 0))?;
+                    let port = sys::local_addr(fd.as_fd())?.port();
+                    Ok(Sender {
+                        fd,
+                        tx: SendBatch::with_udp_gso(),
+                        port,
+                    })
+                })
+                .collect::<io::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             fd,
             local,
             dst_port,
             rx: RecvBatch::new(gro),
             tx: SendBatch::with_udp_gso(),
+            pool,
+            split: Split::default(),
+            sent_bytes: 0,
             truncated: 0,
             gro,
             landing: (0..sys::BATCH).map(|_| PacketBuf::new()).collect(),
@@ -108,14 +236,31 @@ impl VxlanSocket {
         self.gro
     }
 
-    /// True while runs of datagrams are sent as UDP GSO messages.
+    /// True while runs of datagrams are sent as UDP GSO messages (from every socket of the
+    /// pool).
     pub fn gso(&self) -> bool {
-        self.tx.gso()
+        if self.pool.is_empty() {
+            self.tx.gso()
+        } else {
+            self.pool.iter().all(|sender| sender.tx.gso())
+        }
     }
 
     /// GSO messages the kernel refused (their datagrams were then sent one by one).
     pub fn gso_refused(&self) -> u64 {
-        self.tx.gso_refused()
+        let pool: u64 = self.pool.iter().map(|sender| sender.tx.gso_refused()).sum();
+        self.tx.gso_refused() + pool
+    }
+
+    /// The UDP source ports datagrams leave from: a frame whose inner frame hashes to
+    /// `wire::vxlan::source_port(inner)` leaves from the one at that modulo their number.
+    /// Just the bound port without a pool.
+    pub fn source_ports(&self) -> Vec<u16> {
+        if self.pool.is_empty() {
+            vec![self.local.port()]
+        } else {
+            self.pool.iter().map(|sender| sender.port).collect()
+        }
     }
 
     /// Moves datagrams left in the landing buffers into `bufs`; returns how many.
@@ -167,6 +312,34 @@ impl VxlanSocket {
     }
 }
 
+/// A non-blocking UDP socket bound to `local`, with the socket buffers every backend asks for
+/// (and IPv6 only, for an IPv6 address).
+fn udp_socket(local: SocketAddr) -> io::Result<OwnedFd> {
+    let domain = if local.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let fd = sys::socket(domain, libc::SOCK_DGRAM, libc::IPPROTO_UDP)?;
+    if local.is_ipv6() {
+        let on: libc::c_int = 1;
+        sys::setsockopt(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &on)?;
+    }
+    sys::set_buffer_sizes(fd.as_fd())?;
+    sys::bind(fd.as_fd(), &sys::RawAddr::from_socket_addr(local))?;
+    Ok(fd)
+}
+
+/// The pool socket (of `count`) a frame leaves from: its inner frame's RFC 7348 source port
+/// modulo `count`. The buffer holds the 8-byte VXLAN header, then the inner frame.
+fn pool_index(buf: &PacketBuf, count: usize) -> usize {
+    let inner = buf
+        .frame()
+        .get(wire::vxlan::HEADER_LEN..)
+        .unwrap_or_default();
+    usize::from(wire::vxlan::source_port(inner)) % count.max(1)
+}
+
 impl Device for VxlanSocket {
     fn recv(&mut self, bufs: &mut [PacketBuf]) -> io::Result<usize> {
         let mut out = self.hand_out(bufs);
@@ -198,10 +371,34 @@ impl Device for VxlanSocket {
 
     fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
         let (local, port) = (self.local.ip(), self.dst_port);
-        self.tx.send(self.fd.as_fd(), bufs, |buf| {
+        let dest = |buf: &PacketBuf| {
             let peer: IpAddr = sys::peer_for(local, buf.peer)?;
             Ok(sys::Dest::To(SocketAddr::new(peer, port)))
-        })
+        };
+        if self.pool.is_empty() {
+            self.sent_bytes = 0;
+            let sent = self.tx.send(self.fd.as_fd(), bufs, dest)?;
+            self.sent_bytes = self.tx.sent_bytes();
+            return Ok(sent);
+        }
+        let count = self.pool.len();
+        self.split
+            .split(count, bufs.iter().map(|buf| pool_index(buf, count)));
+        let pool = &mut self.pool;
+        let sent = self.split.send_each(|socket, picks| {
+            let sender = &mut pool[socket];
+            let taken = sender
+                .tx
+                .send_picked(sender.fd.as_fd(), bufs, picks, dest)?;
+            Ok((taken, sender.tx.sent_bytes()))
+        });
+        let (frames, bytes) = sent.inspect_err(|_| self.sent_bytes = 0)?;
+        self.sent_bytes = bytes;
+        Ok(frames)
+    }
+
+    fn sent_bytes(&self) -> Option<u64> {
+        Some(self.sent_bytes)
     }
 
     fn medium(&self) -> Medium {
@@ -210,5 +407,137 @@ impl Device for VxlanSocket {
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.fd.as_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, time::Duration};
+
+    use wire::{MacAddr, Vni, encap, vxlan};
+
+    use super::*;
+
+    /// A VXLAN payload whose inner frame is a UDP datagram between fixed hosts, from
+    /// `src_port`, carrying `seq`.
+    fn vxlan_udp(src_port: u16, seq: u8, peer: IpAddr) -> PacketBuf {
+        let inner = wire::build::udp_ipv4(
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            (src_port, 7000),
+            &[seq; 20],
+        );
+        let mut buf = PacketBuf::from_frame(&inner);
+        let (data, start, end) = buf.raw_mut();
+        let start = encap::push_vxlan(data, start, end, Vni::new(42).unwrap()).unwrap();
+        buf.set_start(start);
+        buf.peer = Some(peer);
+        buf
+    }
+
+    #[test]
+    fn test_split_keeps_each_sockets_frames_in_batch_order() {
+        let mut split = Split::default();
+        split.split(3, [2, 0, 2, 1, 0, 2].into_iter());
+        assert_eq!(split.sockets(), 3);
+        assert_eq!(split.of(0), &[1, 4]);
+        assert_eq!(split.of(1), &[3]);
+        assert_eq!(split.of(2), &[0, 2, 5]);
+        // Reused for a smaller batch and pool: nothing of the last one is left.
+        split.split(2, [1, 1].into_iter());
+        assert_eq!(split.sockets(), 2);
+        assert_eq!(split.of(0), &[] as &[usize]);
+        assert_eq!(split.of(1), &[0, 1]);
+        split.split(4, core::iter::empty());
+        assert!((0..4).all(|s| split.of(s).is_empty()));
+    }
+
+    #[test]
+    fn test_send_each_counts_what_every_socket_took() {
+        let mut split = Split::default();
+        split.split(4, [0, 1, 2, 0, 1, 2, 1].into_iter());
+        // Socket 0 takes both of its frames, socket 1 one of three (its buffer filled up),
+        // socket 2 refuses its frames, socket 3 has none and is not asked.
+        let mut asked = Vec::new();
+        let sent = split.send_each(|socket, picks| {
+            asked.push((socket, picks.to_vec()));
+            match socket {
+                0 => Ok((2, 200)),
+                1 => Ok((1, 70)),
+                _ => Err(io::Error::from_raw_os_error(libc::ENETUNREACH)),
+            }
+        });
+        assert_eq!(sent.unwrap(), (3, 270));
+        assert_eq!(
+            asked,
+            [(0, vec![0, 3]), (1, vec![1, 4, 6]), (2, vec![2, 5])]
+        );
+        // Nothing taken: the refusal is the answer; nothing taken and nothing refused (every
+        // buffer full) is zero, to be tried again later.
+        let refused = split.send_each(|socket, _| {
+            if socket == 1 {
+                Err(io::Error::from_raw_os_error(libc::EMSGSIZE))
+            } else {
+                Ok((0, 0))
+            }
+        });
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EMSGSIZE));
+        assert_eq!(split.send_each(|_, _| Ok((0, 0))).unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn test_each_flow_leaves_from_the_pool_socket_its_hash_picks() {
+        #[expect(clippy::disallowed_types, reason = "test: plays the remote VTEP")]
+        let remote = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind the remote");
+        remote
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let remote_addr = remote.local_addr().expect("remote address");
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        for pool in [1, 4] {
+            let mut socket = VxlanSocket::with_source_ports(local, remote_addr.port(), pool)
+                .expect("bind the pool");
+            let ports = socket.source_ports();
+            assert_eq!(ports.len(), pool);
+            if pool == 1 {
+                assert_eq!(ports, [socket.local_addr().port()]);
+            } else {
+                assert!(!ports.contains(&socket.local_addr().port()));
+            }
+            // Eight flows (inner source ports), three datagrams each, interleaved.
+            let batch: Vec<PacketBuf> = (0..3u8)
+                .flat_map(|seq| {
+                    (5000..5008).map(move |port| vxlan_udp(port, seq, remote_addr.ip()))
+                })
+                .collect();
+            let expected = |buf: &PacketBuf| {
+                let hash = vxlan::source_port(&buf.frame()[vxlan::HEADER_LEN..]);
+                ports[usize::from(hash) % pool]
+            };
+            assert_eq!(socket.send(&batch).expect("send"), batch.len());
+            let bytes: usize = batch.iter().map(PacketBuf::len).sum();
+            assert_eq!(socket.sent_bytes(), Some(bytes as u64));
+            let mut got = Vec::new();
+            let mut data = [0u8; 256];
+            while got.len() < batch.len() {
+                let (len, from) = remote.recv_from(&mut data).expect("a datagram");
+                got.push((data[..len].to_vec(), from));
+            }
+            for sent in &batch {
+                let (_, from) = got
+                    .iter()
+                    .find(|(payload, _)| payload.as_slice() == sent.frame())
+                    .expect("every datagram arrives");
+                assert_eq!(from.port(), expected(sent), "the flow's port");
+            }
+            let used: std::collections::HashSet<u16> = batch.iter().map(expected).collect();
+            assert_eq!(
+                used.len() > 1,
+                pool > 1,
+                "flows spread over ports: {used:?}"
+            );
+        }
     }
 }
