@@ -3,6 +3,7 @@
 //! real UDP socket on loopback (the test plays the remote host).
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     sync::atomic::{AtomicU32, Ordering},
@@ -670,8 +671,10 @@ fn replace_reopens_a_changed_device() {
     let other = Remote::new();
     let mut next = setup.list();
     // The tunnel port moves to another UDP port: a new socket; the remote host there gets
-    // the tunnel traffic from now on.
+    // the tunnel traffic from now on. With one source port it sends from the port it is bound
+    // to, which shows the new socket sent.
     port_in(&mut next, "vxlan0")["port"] = json!(other.port);
+    port_in(&mut next, "vxlan0")["source_ports"] = json!(1);
     setup.ok(json!({"op": "replace", "config": next}));
     let vm1 = setup.peer("vm1");
     let to_vm3 = udp_frame(mac(1), mac(3), ip(1), ip(3));
@@ -689,6 +692,60 @@ fn replace_reopens_a_changed_device() {
         remote.socket.recv_from(&mut buf).is_err(),
         "the old port is quiet"
     );
+}
+
+#[test]
+fn each_flow_leaves_the_vxlan_port_from_one_source_port() {
+    let (mut setup, remote) = programmed("sport");
+    let vm1 = setup.peer("vm1");
+    // Eight flows from VM 1 to VM 3 behind the remote host, told apart by their UDP ports.
+    let flow = |n: u16, seq: u8| {
+        wire::build::udp_ipv4(mac(1), mac(3), ip(1), ip(3), (5000 + n, 6000), &[seq; 8])
+    };
+    // The pool socket each flow leaves from, as the VXLAN socket picks it.
+    let pick = |n: u16, pool: u16| wire::vxlan::source_port(&flow(n, 0)) % pool;
+    assert!(
+        (0..8).any(|n| pick(n, 4) != pick(0, 4)),
+        "the flows hash to more than one of four sockets"
+    );
+    let mut send_and_receive = |pool: u16| {
+        let mut next = setup.list();
+        port_in(&mut next, "vxlan0")["source_ports"] = json!(pool);
+        // The same address and port with another pool: the old socket is closed first.
+        setup.ok(json!({"op": "replace", "config": next}));
+        for seq in 0..3 {
+            for n in 0..8 {
+                vm1.inject(&flow(n, seq));
+            }
+        }
+        let mut ports: HashMap<u16, u16> = HashMap::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..24 {
+            let (len, from) = remote.socket.recv_from(&mut buf).expect("a VXLAN datagram");
+            let (_, inner) = wire::encap::decapsulate_vxlan(&buf[..len]).expect("VXLAN");
+            let n = wire::udp::Packet::new_checked(&buf[inner][34..])
+                .expect("UDP")
+                .src_port()
+                - 5000;
+            let port = *ports.entry(n).or_insert_with(|| from.port());
+            assert_eq!(from.port(), port, "flow {n} keeps its source port");
+        }
+        assert_eq!(ports.len(), 8, "every flow arrived");
+        // Flows the hash puts on one socket share its port; the others' differ.
+        for (a, port_a) in &ports {
+            for (b, port_b) in &ports {
+                assert_eq!(pick(*a, pool) == pick(*b, pool), port_a == port_b);
+            }
+        }
+        ports
+    };
+    let spread = send_and_receive(4);
+    assert!(
+        spread.values().all(|&port| port != remote.port),
+        "a pool sends from ports of its own"
+    );
+    let single = send_and_receive(1);
+    assert!(single.values().all(|&port| port == remote.port));
 }
 
 #[test]

@@ -191,10 +191,13 @@ struct AddPort {
     /// vxlan: the UDP port (default 4789).
     #[arg(long, value_name = "PORT")]
     udp_port: Option<String>,
+    /// vxlan: how many UDP source ports to send from, picked per flow (1-256, default 16).
+    #[arg(long, value_name = "N")]
+    source_ports: Option<String>,
     /// The whole port as JSON in the config file's shape, instead of the flags above.
     #[arg(long, value_name = "JSON", conflicts_with_all = [
         "name", "kind", "switch", "mac", "ips", "allowed_pairs", "no_port_security", "netns",
-        "netns_ifname", "physical_network", "local_ip", "udp_port",
+        "netns_ifname", "physical_network", "local_ip", "udp_port", "source_ports",
     ])]
     body: Option<String>,
 }
@@ -365,6 +368,9 @@ fn port_body(port: &AddPort) -> Result<Value> {
     if let Some(udp_port) = &port.udp_port {
         put("port", number(udp_port));
     }
+    if let Some(source_ports) = &port.source_ports {
+        put("source_ports", number(source_ports));
+    }
     if !port.ips.is_empty() {
         put("ips", json!(port.ips));
     }
@@ -491,11 +497,18 @@ fn show_list(result: &Value) -> Result<String> {
                     if *vdp_gating { ", VDP gating" } else { "" }
                 ),
             ),
-            PortType::Vxlan { local_ip, port } => (
+            PortType::Vxlan {
+                local_ip,
+                port,
+                source_ports,
+            } => (
                 String::new(),
                 String::new(),
                 String::new(),
-                format!("local {local_ip} udp {port}"),
+                format!(
+                    "local {local_ip} udp {port}, {source_ports} source port{}",
+                    if *source_ports == 1 { "" } else { "s" }
+                ),
             ),
             PortType::Gre { local_ip } => (
                 String::new(),

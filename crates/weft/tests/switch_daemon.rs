@@ -173,6 +173,11 @@ fn runs_from_a_file_answers_its_client_and_stops_on_sigterm() {
     let json: Value = serde_json::from_str(&daemon.ctl_ok(&["list", "--json"])).expect("JSON");
     assert_eq!(json["switch"][0]["name"], json!("net1"));
     assert_eq!(json["port"][0]["port"], json!(udp_port));
+    assert_eq!(
+        json["port"][0]["source_ports"],
+        json!(16),
+        "the default pool"
+    );
     assert_eq!(json["record"][0]["remote"], json!("127.0.0.2"));
 
     // A refused change exits 1 with the daemon's message, and changes nothing.
@@ -198,6 +203,18 @@ fn runs_from_a_file_answers_its_client_and_stops_on_sigterm() {
         err.starts_with("weft: port.mac: invalid MAC address"),
         "{err}"
     );
+    let (code, _, err) = daemon.ctl(&[
+        "add-port",
+        "vxlan1",
+        "--type",
+        "vxlan",
+        "--local-ip",
+        "127.0.0.1",
+        "--source-ports",
+        "0",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "weft: port.source_ports: must be 1-256, got 0\n");
     assert_eq!(daemon.ctl_ok(&["list"]), list);
 
     // Accepted changes.

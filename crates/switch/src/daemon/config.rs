@@ -49,6 +49,11 @@
 //! name = "vxlan0"
 //! type = "vxlan"
 //! local_ip = "192.0.2.1"
+//! port = 4789                     # optional: the UDP port bound and sent to (default 4789)
+//! # optional: how many UDP source ports (sockets) to send from, 1-256 (default 16); each flow
+//! # keeps one, picked by a hash of its inner headers (RFC 7348 §5), so the underlay's ECMP and
+//! # the receiver's RSS spread flows. 1 sends everything from `port`.
+//! source_ports = 16
 //!
 //! [[record]]
 //! switch = "net1"
@@ -112,6 +117,10 @@ use crate::{
 pub const DEFAULT_MAC_LIMIT: usize = 8192;
 /// The VXLAN UDP port when a vxlan port's `port` is not given (IANA, RFC 7348 §5).
 pub const DEFAULT_VXLAN_PORT: u16 = wire::vxlan::PORT;
+/// How many UDP source ports a vxlan port sends from when its `source_ports` is not given.
+pub const DEFAULT_VXLAN_SOURCE_PORTS: u16 = 16;
+/// The most UDP source ports (sockets) a vxlan port may send from.
+pub const MAX_VXLAN_SOURCE_PORTS: u16 = 256;
 /// The name a TAP gets inside its VM namespace when `netns_ifname` is not given.
 pub const DEFAULT_NETNS_IFNAME: &str = "eth0";
 /// The longest `busy_poll_us` accepted: a second.
@@ -200,6 +209,9 @@ pub enum PortType {
         local_ip: IpAddr,
         /// The UDP port bound and sent to.
         port: u16,
+        /// How many UDP source ports (sockets) it sends from, picked per flow; 1 is `port`
+        /// alone.
+        source_ports: u16,
     },
     /// The GRE and NVGRE tunnel endpoint: a raw IP socket.
     Gre {
@@ -1260,17 +1272,41 @@ impl PortSpec {
                     PortType::Vxlan {
                         local_ip: a,
                         port: pa,
+                        source_ports: sa,
                     },
                     PortType::Vxlan {
                         local_ip: b,
                         port: pb,
+                        source_ports: sb,
                     },
-                ) => a == b && pa == pb,
+                ) => a == b && pa == pb && sa == sb,
                 (PortType::Gre { local_ip: a }, PortType::Gre { local_ip: b }) => a == b,
                 // Channels and gating are the bridge ports' business; the socket stays.
                 (PortType::Station { .. }, PortType::Station { .. }) => true,
                 _ => false,
             }
+    }
+
+    /// True when `new`'s device cannot be opened while this port's is: anything named like a
+    /// TAP (the kernel allows one netdev of a name), or a VXLAN socket on the same address and UDP
+    /// port (a VXLAN port whose `source_ports` changed). Such a port is closed first.
+    pub fn blocks(&self, new: &Self) -> bool {
+        match (&self.kind, &new.kind) {
+            (PortType::Tap { .. }, _) => self.name == new.name,
+            (
+                PortType::Vxlan {
+                    local_ip: a,
+                    port: pa,
+                    ..
+                },
+                PortType::Vxlan {
+                    local_ip: b,
+                    port: pb,
+                    ..
+                },
+            ) => a == b && pa == pb,
+            _ => false,
+        }
     }
 
     /// Reads a port found at `path`.
@@ -1351,6 +1387,18 @@ impl PortSpec {
                         Ok(port)
                     })?
                     .unwrap_or(DEFAULT_VXLAN_PORT),
+                source_ports: object
+                    .optional("source_ports", |field, value| {
+                        let count = fields::integer::<u16>(field, value)?;
+                        if !(1..=MAX_VXLAN_SOURCE_PORTS).contains(&count) {
+                            return Err(invalid(
+                                field,
+                                format!("must be 1-{MAX_VXLAN_SOURCE_PORTS}, got {count}"),
+                            ));
+                        }
+                        Ok(count)
+                    })?
+                    .unwrap_or(DEFAULT_VXLAN_SOURCE_PORTS),
             },
             "gre" => PortType::Gre {
                 local_ip: object.required("local_ip", fields::ip)?,
@@ -1412,9 +1460,14 @@ impl PortSpec {
                 map.insert("s_channels".into(), Value::Array(channels));
                 map.insert("vdp_gating".into(), json!(vdp_gating));
             }
-            PortType::Vxlan { local_ip, port } => {
+            PortType::Vxlan {
+                local_ip,
+                port,
+                source_ports,
+            } => {
                 map.insert("local_ip".into(), json!(local_ip.to_string()));
                 map.insert("port".into(), json!(port));
+                map.insert("source_ports".into(), json!(source_ports));
             }
             PortType::Gre { local_ip } => {
                 map.insert("local_ip".into(), json!(local_ip.to_string()));
@@ -1825,6 +1878,66 @@ remote = "192.0.2.2"
         assert_eq!(again, config);
         let text = serde_json::to_string(&config).unwrap();
         assert_eq!(serde_json::from_str::<SwitchConfig>(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn test_vxlan_source_ports_read_list_and_reopen() {
+        let source_ports = |config: &SwitchConfig| match config.ports[2].kind {
+            PortType::Vxlan { source_ports, .. } => source_ports,
+            _ => panic!("a vxlan port"),
+        };
+        // Not given: the default, which `list` shows.
+        let config = SwitchConfig::from_toml(EXAMPLE).unwrap();
+        assert_eq!(source_ports(&config), DEFAULT_VXLAN_SOURCE_PORTS);
+        assert_eq!(
+            config.to_value()["port"][2]["source_ports"],
+            json!(DEFAULT_VXLAN_SOURCE_PORTS)
+        );
+        // Given: read, listed and read back (JSON and serde) the same.
+        let four = SwitchConfig::from_toml(&example_with(
+            "port = 4789
+",
+            "port = 4789
+source_ports = 4
+",
+        ))
+        .unwrap();
+        assert_eq!(source_ports(&four), 4);
+        let value = four.to_value();
+        assert_eq!(
+            value["port"][2],
+            json!({"name": "vxlan0", "type": "vxlan", "local_ip": "192.0.2.1", "port": 4789,
+                   "source_ports": 4})
+        );
+        assert_eq!(SwitchConfig::from_value(&value).unwrap(), four);
+        let text = serde_json::to_string(&four).unwrap();
+        assert_eq!(serde_json::from_str::<SwitchConfig>(&text).unwrap(), four);
+        // Another count is another device, which the old one's address and port block.
+        let (old, new) = (&config.ports[2], &four.ports[2]);
+        assert!(!old.same_device(new));
+        assert!(old.blocks(new));
+        let mut elsewhere = new.clone();
+        if let PortType::Vxlan { port, .. } = &mut elsewhere.kind {
+            *port = 4790;
+        }
+        assert!(!old.blocks(&elsewhere));
+        // A TAP blocks whatever comes under its name, and nothing else.
+        assert!(config.ports[0].blocks(&config.ports[0]));
+        assert!(!config.ports[0].blocks(old));
+        for (bad, expected) in [
+            ("0", "port[2].source_ports: must be 1-256, got 0"),
+            ("257", "port[2].source_ports: must be 1-256, got 257"),
+            (
+                "\"many\"",
+                "port[2].source_ports: expected an integer 0-65535, got the string \"many\"",
+            ),
+        ] {
+            let text = example_with(
+                "port = 4789\n",
+                &format!("port = 4789\nsource_ports = {bad}\n"),
+            );
+            assert_eq!(error(&text), expected);
+        }
     }
 
     #[test]

@@ -38,8 +38,9 @@
 //! parent and the other subports goes on); a port that
 //! is new or whose device changed is opened, one that is gone is closed. A TAP whose device
 //! changed is closed before its new one is created (the kernel allows one netdev of a name),
-//! so it alone sees a short gap. What was learned on logical switches whose name and segment
-//! stay is kept.
+//! and so is a VXLAN port reopened on the same address and UDP port (with another
+//! `source_ports`), so they alone see a short gap. What was learned on logical switches whose
+//! name and segment stay is kept.
 //!
 //! An agent and EVB daemons may share one switch: the agent owns the configuration through
 //! `replace`, the EVB daemons own the VSIs (`associate_vsi`) and S-channels
@@ -708,12 +709,11 @@ impl Control {
         };
         let removed: Vec<&PortSpec> = current.ports.iter().filter(|p| !kept(p, &next)).collect();
         let fresh: Vec<&PortSpec> = next.ports.iter().filter(|p| !kept(p, current)).collect();
-        // A TAP being reopened: its netdev's name is taken until the old file is closed.
-        let (early, late): (Vec<&PortSpec>, Vec<&PortSpec>) =
-            removed.into_iter().partition(|old| {
-                matches!(old.kind, PortType::Tap { .. })
-                    && fresh.iter().any(|new| new.name == old.name)
-            });
+        // A TAP being reopened: its netdev's name is taken until the old file is closed; so is
+        // a VXLAN socket's address and port.
+        let (early, late): (Vec<&PortSpec>, Vec<&PortSpec>) = removed
+            .into_iter()
+            .partition(|old| fresh.iter().any(|new| old.blocks(new)));
         for port in early {
             self.close(&port.name);
         }

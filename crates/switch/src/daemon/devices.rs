@@ -73,18 +73,31 @@ pub fn open(port: &PortSpec) -> io::Result<Opened> {
                     )
                 })?)
             }
-            PortType::Vxlan { local_ip, port } => {
-                let local = SocketAddr::new(*local_ip, *port);
-                Box::new(
-                    VxlanSocket::new(local, *port)
-                        .map_err(|err| context(err, format!("cannot bind UDP {local}")))?,
-                )
-            }
+            PortType::Vxlan {
+                local_ip,
+                port,
+                source_ports,
+            } => Box::new(open_vxlan(
+                SocketAddr::new(*local_ip, *port),
+                *source_ports,
+            )?),
             PortType::Gre { local_ip } => Box::new(GreSocket::bind(*local_ip).map_err(|err| {
                 context(err, format!("cannot open a raw GRE socket on {local_ip}"))
             })?),
         };
     Ok(Opened { device, peer: None })
+}
+
+/// A VXLAN socket bound to `local`, sending to its port from `source_ports` source ports.
+fn open_vxlan(local: SocketAddr, source_ports: u16) -> io::Result<VxlanSocket> {
+    VxlanSocket::with_source_ports(local, local.port(), usize::from(source_ports)).map_err(|err| {
+        let pool = if source_ports > 1 {
+            format!(" and {source_ports} source ports")
+        } else {
+            String::new()
+        };
+        context(err, format!("cannot bind UDP {local}{pool}"))
+    })
 }
 
 /// The path of a named network namespace.
