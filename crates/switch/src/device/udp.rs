@@ -27,8 +27,9 @@
 //!
 //! Only the bound socket is read. Peers send VXLAN to the VXLAN port (4789), never back to a
 //! source port, and an unconnected UDP socket has no ICMP errors reported to it, so nothing a
-//! pool socket could receive is wanted; a stray datagram to one waits in its receive buffer,
-//! bounded, until the socket closes. The cost is descriptors: N + 1 sockets for N > 1.
+//! pool socket could receive is wanted; their receive buffers are the kernel's smallest, so a
+//! stray datagram to one costs at most that until the socket closes. The cost is descriptors:
+//! N + 1 sockets for N > 1.
 //!
 //! `send` returns how many frames the sockets took, all together. With a pool those need not
 //! be the first frames of the batch (one socket's send buffer may be full while another's is
@@ -202,6 +203,10 @@ impl VxlanSocket {
             (0..source_ports)
                 .map(|_| {
                     let fd = udp_socket(SocketAddr::new(local.ip(), 0))?;
+                    // Never read: a stray datagram to it may hold no more than the kernel's
+                    // smallest receive buffer.
+                    let small: libc::c_int = 0;
+                    sys::setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &small)?;
                     let port = sys::local_addr(fd.as_fd())?.port();
                     Ok(Sender {
                         fd,
