@@ -843,20 +843,28 @@ fn tap_offloads_carry_tcp_through_software_segmentation_and_merging() {
     assert_eq!(tap_a.refused() + tap_b.refused(), 0);
 }
 
-#[test]
-fn vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload() {
-    if !can_run("vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload") {
-        return;
-    }
-    let a = Netns::new("ga");
-    let b = Netns::new("gb");
-    let (va, vb) = (ifname("ga"), ifname("gb"));
+/// Two namespaces tagged `tag_a` and `tag_b` joined by a veth underlay, 192.0.2.1/24 in the
+/// first and 192.0.2.2/24 in the second, both ends up.
+fn underlay_pair(tag_a: &str, tag_b: &str) -> (Netns, Netns) {
+    let a = Netns::new(tag_a);
+    let b = Netns::new(tag_b);
+    let (va, vb) = (ifname(tag_a), ifname(tag_b));
     a.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
     a.ip(&["link", "set", &vb, "netns", &b.name]);
     a.ip(&["addr", "add", "192.0.2.1/24", "dev", &va]);
     b.ip(&["addr", "add", "192.0.2.2/24", "dev", &vb]);
     a.ip(&["link", "set", &va, "up"]);
     b.ip(&["link", "set", &vb, "up"]);
+    (a, b)
+}
+
+#[test]
+fn vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload() {
+    if !can_run("vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload") {
+        return;
+    }
+    let (a, b) = underlay_pair("ga", "gb");
+    let va = ifname("ga");
     let (ip_a, ip_b): (IpAddr, IpAddr) =
         ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
     let mut tx = a.run(move || VxlanSocket::bind(SocketAddr::new(ip_a, 4789)).expect("bind a"));
@@ -996,15 +1004,7 @@ fn vxlan_socket_sends_each_flow_from_one_port_of_its_pool() {
     if !can_run("vxlan_socket_sends_each_flow_from_one_port_of_its_pool") {
         return;
     }
-    let a = Netns::new("pa");
-    let b = Netns::new("pb");
-    let (va, vb) = (ifname("pa"), ifname("pb"));
-    a.ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
-    a.ip(&["link", "set", &vb, "netns", &b.name]);
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", &va]);
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", &vb]);
-    a.ip(&["link", "set", &va, "up"]);
-    b.ip(&["link", "set", &vb, "up"]);
+    let (a, b) = underlay_pair("pa", "pb");
     let rx = b.run(|| PlainUdp::bind("192.0.2.2:4789").expect("bind the remote"));
     for pool in [4, 1] {
         let mut tx = a.run(move || {
