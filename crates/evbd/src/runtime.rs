@@ -53,7 +53,7 @@ use crate::{
     policy::{LocalPolicy, Policy},
     port::{CdcpConfig, DEFAULT_SCID, DEFAULT_SVID, Port, PortConfig, PortEvent, RoleError},
     schannels::{SChannels, UplinkGlue},
-    text::{self, FilterJson},
+    text,
 };
 
 /// Why the daemon could not start or run.
@@ -789,7 +789,7 @@ impl Driver {
             "deassociate" => {
                 let key = VsiKey {
                     id_format: VsiIdFormat::UUID,
-                    id: text::vsi_id_from_text(str_field(request, "vsi_id")?)
+                    id: text::vsi_id_from_text(text::str_field(request, "vsi_id")?)
                         .map_err(|e| e.to_string())?,
                 };
                 // Without an SCID: the channel that has the VSI (the default one if none).
@@ -818,7 +818,7 @@ impl Driver {
                 let mode = text::mode_from_name(other)
                     .filter(|&mode| mode != Mode::Deassociate)
                     .ok_or_else(|| format!("unknown op {other:?}"))?;
-                let spec = vsi_spec(request)?;
+                let spec = text::vsi_spec(request)?;
                 let svid = self.granted_svid(scid_field(request)?.unwrap_or(DEFAULT_SCID))?;
                 let key = spec.key();
                 self.port
@@ -976,13 +976,6 @@ fn timing_json(timing: Timing) -> Value {
     json!({"r": timing.max_retries, "rte": timing.rte, "rwd": timing.rwd, "rka": timing.rka})
 }
 
-fn str_field<'a>(request: &'a Value, field: &str) -> Result<&'a str, String> {
-    request
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("\"{field}\": a string"))
-}
-
 /// The optional `"scid"` of a request.
 fn scid_field(request: &Value) -> Result<Option<u16>, String> {
     match request.get("scid") {
@@ -996,68 +989,9 @@ fn scid_field(request: &Value) -> Result<Option<u16>, String> {
     }
 }
 
-fn num_field(request: &Value, field: &str) -> Result<u64, String> {
-    request
-        .get(field)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("\"{field}\": a number"))
-}
-
-/// A station's VSI from a control request.
-fn vsi_spec(request: &Value) -> Result<VsiSpec, String> {
-    let type_id = u32::try_from(num_field(request, "type_id")?)
-        .ok()
-        .filter(|&t| t <= wire::vdp::MAX_TYPE_ID)
-        .ok_or("\"type_id\": 0-16777215")?;
-    let type_version =
-        u8::try_from(num_field(request, "type_version")?).map_err(|_| "\"type_version\": 0-255")?;
-    let filters: Vec<FilterJson> = serde_json::from_value(
-        request
-            .get("filters")
-            .cloned()
-            .ok_or("\"filters\": a list")?,
-    )
-    .map_err(|e| format!("\"filters\": {e}"))?;
-    let flag = |name: &str| request.get(name).and_then(Value::as_bool).unwrap_or(false);
-    Ok(VsiSpec {
-        manager_id: text::manager_id_from_text(str_field(request, "manager_id")?)
-            .map_err(|e| e.to_string())?,
-        type_id,
-        type_version,
-        id_format: VsiIdFormat::UUID,
-        id: text::vsi_id_from_text(str_field(request, "vsi_id")?).map_err(|e| e.to_string())?,
-        filters: text::filters_from_json(&filters).map_err(|e| e.to_string())?,
-        migrate_to: flag("migrate_to"),
-        migrate_from: flag("migrate_from"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_control_requests_become_vsis() {
-        let spec = vsi_spec(&json!({
-            "op": "associate", "manager_id": "evmgr1", "type_id": 5, "type_version": 4,
-            "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001",
-            "filters": [{"vlan": 0, "mac_address": "52:54:00:8e:aa:11"}],
-            "migrate_to": true,
-        }))
-        .unwrap();
-        assert_eq!(spec.type_id, 5);
-        assert!(spec.migrate_to && !spec.migrate_from);
-        assert_eq!(vsi_id(&spec.key()), "aaaaaaaa-0000-4000-8000-000000000001");
-        for bad in [
-            json!({"manager_id": "m", "type_id": 16_777_216, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
-            json!({"manager_id": "m", "type_id": 1, "type_version": 256, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
-            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "nope", "filters": [{"vlan": 0}]}),
-            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001"}),
-            json!({"type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
-        ] {
-            assert!(vsi_spec(&bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn test_scid_is_optional_and_checked() {
