@@ -3,7 +3,7 @@
 
 use evb::vdp::VsiSpec;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use wire::{
     MacAddr,
     vdp::{Filters, Id16, MAX_TYPE_ID, Mode, Vlan, VsiIdFormat},
@@ -224,10 +224,22 @@ pub fn vsi_spec(request: &Value) -> Result<VsiSpec, String> {
     })
 }
 
+/// The control request that asks for `spec` in `mode`: what [`vsi_spec`] reads, with `op`.
+pub fn vsi_request(mode: Mode, spec: &VsiSpec) -> Value {
+    json!({
+        "op": mode_name(mode),
+        "manager_id": manager_id_text(&spec.manager_id),
+        "type_id": spec.type_id,
+        "type_version": spec.type_version,
+        "vsi_id": vsi_id_text(spec.id_format, &spec.id),
+        "filters": filters_to_json(&spec.filters),
+        "migrate_to": spec.migrate_to,
+        "migrate_from": spec.migrate_from,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
