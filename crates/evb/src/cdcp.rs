@@ -13,7 +13,9 @@
 //!   SVID from its pool (the one the station names, if free) and leaves the SCID out when the
 //!   pool is empty: a partial grant. A channel the station no longer lists is removed and its
 //!   SVID returns to the pool;
-//! * the station takes the SVIDs the bridge lists; an SCID the bridge leaves out has none.
+//! * the station takes the SVIDs the bridge lists; an SCID the bridge leaves out has none;
+//! * a station listing a granted SCID without its SVID (a restarted station asking again) is
+//!   answered at once, though nothing changed: the channel stays, and so do its VSIs.
 //!
 //! When the peer's LLDP information ages out (or it announces TTL 0) every channel goes down.
 
@@ -272,7 +274,16 @@ impl Bridge {
                 svid,
             });
         }
-        if granted != self.channels {
+        // A station that lists a channel without the SVID granted to it (0: "please assign")
+        // lost its grants: it restarted, and the channel, its VSIs included, lives on here.
+        // Unchanged grants would wait for the 30 s timer, longer than a VDP keep-alive
+        // timeout, so it hears them now (at most once a second, and only in answer to it).
+        let unheard = request.channels.iter().any(|channel| {
+            granted
+                .get(&channel.scid)
+                .is_some_and(|&svid| svid != channel.svid)
+        });
+        if granted != self.channels || unheard {
             self.channels = granted;
             self.agent.schedule.changed();
         }

@@ -136,6 +136,33 @@ fn test_bridge_request_granted() {
 }
 
 #[test]
+fn test_bridge_answers_a_restarted_station() {
+    let mut port = bridge(8, &[100, 101]);
+    port.handle_frame(at(0), &from_station(8, &[(2, 0), (3, 0)]));
+    events(&mut port);
+    sent(&mut port, at(0));
+    port.handle_frame(at(1), &from_station(8, &[(2, 100), (3, 101)]));
+    assert!(sent(&mut port, at(5)).is_empty());
+    // The station restarted: it asks for its channels again, SVID 0. They stay as granted
+    // (no event: their VSIs live on), and the grants go out now, not at the 30 s timer.
+    port.handle_frame(at(6), &from_station(8, &[(2, 0), (3, 0)]));
+    assert_eq!(events(&mut port), []);
+    assert_eq!(
+        sent(&mut port, at(6))[0].0.channels,
+        pairs(&[(2, 100), (3, 101)])
+    );
+    // Heard: the echo is quiet again.
+    port.handle_frame(at(7), &from_station(8, &[(2, 100), (3, 101)]));
+    assert!(sent(&mut port, at(20)).is_empty());
+    // A pool too small leaves an SCID at 0 for good; that is no reason to answer.
+    let mut short = bridge(8, &[100]);
+    short.handle_frame(at(0), &from_station(8, &[(2, 0), (3, 0)]));
+    sent(&mut short, at(0));
+    short.handle_frame(at(2), &from_station(8, &[(2, 100), (3, 0)]));
+    assert!(sent(&mut short, at(10)).is_empty());
+}
+
+#[test]
 fn test_bridge_partial_grant() {
     let mut bridge = bridge(8, &[100]);
     bridge.handle_frame(at(0), &from_station(8, &[(2, 0), (3, 0)]));

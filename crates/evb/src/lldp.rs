@@ -10,7 +10,9 @@
 //!   ROL bit set when the peer's RWD or RKA is in use (equal values included).
 //!
 //! It sends when its TLV changes (at most once a second) and every 30 s, not in reply to every
-//! LLDPDU: two lldpads answer each other about once a second (capture 02).
+//! LLDPDU: two lldpads answer each other about once a second (capture 02). It also answers a
+//! peer whose TLV does not echo our status octet as it is: that peer has not heard us (it
+//! restarted, say), and the 30 s timer would leave it waiting.
 
 use std::collections::VecDeque;
 
@@ -190,6 +192,18 @@ impl Agent {
             expires: now + core::time::Duration::from_secs(u64::from(repr.ttl)),
         });
         self.update(found);
+        // The peer copies our status octet: one that is not ours (now) means the peer has not
+        // heard our TLV, because it restarted or our last one was lost. It hears it again now
+        // (a second after the last at most), not at the 30 s timer: a restarted station waits
+        // for the exchange before it asks for its VSIs again, and the bridge would time them
+        // out first. A peer that has heard us stops this by echoing.
+        let echoed = match self.config.role {
+            Role::Bridge => tlv.bridge == self.local.bridge,
+            Role::Station => tlv.station == self.local.station,
+        };
+        if !echoed {
+            self.schedule.changed();
+        }
     }
 }
 

@@ -120,12 +120,28 @@ fn test_bridge_station_tlv_received() {
         sent(&mut bridge, Instant::from_millis(1_350)),
         [vec![0x03, 0x07, 0x6e, 0x74, 0x34]]
     );
-    // The same TLV again changes nothing: no reply, no event.
+    // The same TLV again: the station still shows bridge octet 0, so it has not heard the
+    // answer (lost, or the station restarted). It hears it again, a second after the last.
     bridge.handle_frame(
         at(2),
         &lldpdu_with(STATION_MAC, [0x00, 0x07, 0x6e, 0x94, 0x14], 120),
     );
-    assert_eq!(sent(&mut bridge, at(3)), Vec::<Vec<u8>>::new());
+    assert_eq!(events(&mut bridge), []);
+    assert_eq!(sent(&mut bridge, at(2)), Vec::<Vec<u8>>::new());
+    assert_eq!(
+        sent(&mut bridge, at(3)),
+        [vec![0x03, 0x07, 0x6e, 0x74, 0x34]]
+    );
+    // Capture 02 frame 4, the station's answer (echoing 0x03), and then the same again: the
+    // first changes the octet the bridge echoes, the repeat changes nothing. No reply, no event.
+    let answer = lldpdu_with(STATION_MAC, [0x03, 0x05, 0x6e, 0xb4, 0x34], 120);
+    bridge.handle_frame(at(4), &answer);
+    assert_eq!(
+        sent(&mut bridge, at(4)),
+        [vec![0x03, 0x05, 0x6e, 0x74, 0x34]]
+    );
+    bridge.handle_frame(at(6), &answer);
+    assert_eq!(sent(&mut bridge, at(8)), Vec::<Vec<u8>>::new());
     assert_eq!(events(&mut bridge), []);
 }
 

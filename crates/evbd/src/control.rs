@@ -9,8 +9,10 @@
 //! the S-channel, resolved to the SVID CDCP granted it ("S-channel SCID n is not granted"
 //! otherwise); without it `associate` and the pre-associates use the default channel (SCID 1),
 //! `deassociate` the channel that has the VSI. Answers are `{"ok": true, ...}` or
-//! `{"error": "..."}`. The status lists each VSI with its `scid` and `svid`, and each S-channel
-//! with its own EVB TLV exchange (`evb`) and engine counters.
+//! `{"error": "..."}`. The status lists each VSI with its `scid` and `svid` (on a station with a
+//! state file, a saved VSI not asked for again since the restart is `restoring`, and a
+//! `deassociate` of one just forgets it), and each S-channel with its own EVB TLV exchange
+//! (`evb`) and engine counters.
 
 use std::{io, path::Path};
 

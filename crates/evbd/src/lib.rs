@@ -16,6 +16,7 @@
 //! * [`schannels`]: a bridge's station port or a station's uplink programmed with the
 //!   S-channels CDCP granted (`set_s_channels`);
 //! * [`control`]: the control socket (JSON lines);
+//! * [`state`]: a station's VSIs on disk, asked for again after a restart;
 //! * [`text`]: VSIs as JSON, in the controller's shapes.
 
 pub mod control;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod port;
 pub mod runtime;
 pub mod schannels;
+pub mod state;
 pub mod text;
 
 pub use runtime::{Decider, Options, RuntimeError, run};

@@ -1173,6 +1173,116 @@ mod tests {
         }
     }
 
+    #[test]
+    fn test_restarted_station_asks_again_as_a_keep_alive() {
+        let mut link = Link::new(
+            Port::bridge(&config(1, vec![100]), policy()),
+            Port::station(&config(2, Vec::new())),
+        );
+        link.station.set_channels(&[2]).unwrap();
+        link.run_for(Duration::from_secs(5));
+        // One VSI associated at once on the default channel, one pre-associated and then
+        // associated on S-channel SCID 2 (SVID 100); both ask for VID 0, the bridge gives 10.
+        let direct = spec(0xc1, 1);
+        let stepped = spec(0xc2, 2);
+        link.station
+            .request(link.now, 1, Mode::Associate, direct.clone())
+            .unwrap();
+        link.station
+            .request(link.now, 100, Mode::PreAssociate, stepped.clone())
+            .unwrap();
+        link.run_for(Duration::from_secs(2));
+        link.station
+            .request(link.now, 100, Mode::Associate, stepped.clone())
+            .unwrap();
+        link.run_for(Duration::from_secs(30));
+        let in_force = link
+            .station
+            .station_vsi(100, &stepped.key())
+            .unwrap()
+            .0
+            .clone();
+        assert_eq!(in_force.vlans().next().map(|v| v.vid), Some(10));
+        let held = (link.bridge.associations(1), link.bridge.associations(100));
+        assert_eq!((held.0.len(), held.1.len()), (1, 1));
+
+        // The station dies without a word and comes back knowing nothing, its ECP sequence
+        // numbers elsewhere; it asks CDCP for its channel again.
+        link.station = Port::station(&PortConfig {
+            initial_sequence: 4321,
+            ..config(2, Vec::new())
+        });
+        link.station.set_channels(&[2]).unwrap();
+        link.events.clear();
+        let restart = link.now;
+        let ready = |port: &Port| {
+            port.svid_of(2) == Some(100)
+                && [1, 100]
+                    .iter()
+                    .all(|&svid| port.evb(svid).is_some_and(|evb| evb.remote_tlv().is_some()))
+        };
+        while !ready(&link.station) {
+            link.run_for(Duration::from_millis(100));
+            // The bridge answers the CDCP request at once rather than at its 30 s timer.
+            assert!(
+                link.now - restart < Duration::from_secs(3),
+                "{:?}",
+                link.events
+            );
+        }
+        // Asked again in the mode the VMM asked for: the first as the VMM asked it (VID 0,
+        // which the bridge has as the request), the second with the filters in force (its
+        // associate carried VID 10, so VID 0 would be a new request to the bridge).
+        link.station
+            .request(link.now, 1, Mode::Associate, direct)
+            .unwrap();
+        let stepped_key = stepped.key();
+        link.station
+            .request(
+                link.now,
+                100,
+                Mode::Associate,
+                VsiSpec {
+                    filters: in_force,
+                    ..stepped
+                },
+            )
+            .unwrap();
+        // Three of the bridge's keep-alive timeouts (about 17 s each).
+        link.run_for(Duration::from_secs(60));
+        // The bridge took both as keep-alives: nothing ended, nothing new, no channel change.
+        assert_eq!(
+            (link.bridge.associations(1), link.bridge.associations(100)),
+            held
+        );
+        let bridge_events: Vec<&PortEvent> = link
+            .events
+            .iter()
+            .filter(|(role, e)| *role == Role::Bridge && !matches!(e, PortEvent::Evb { .. }))
+            .map(|(_, e)| e)
+            .collect();
+        assert!(bridge_events.is_empty(), "{bridge_events:?}");
+        assert_eq!(
+            link.station.station_vsi(100, &stepped_key).map(|(_, m)| m),
+            Some(Some(Mode::Associate))
+        );
+        let associated = link
+            .events
+            .iter()
+            .filter(|(role, e)| {
+                *role == Role::Station
+                    && matches!(
+                        e,
+                        PortEvent::Station {
+                            event: StationEvent::Associated { .. },
+                            ..
+                        }
+                    )
+            })
+            .count();
+        assert_eq!(associated, 2);
+    }
+
     fn spec_of(key: &VsiKey) -> VsiSpec {
         VsiSpec {
             manager_id: Id16::default(),

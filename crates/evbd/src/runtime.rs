@@ -14,6 +14,15 @@
 //! (`PORT.sSVID` in the switch) and asks the controller about it as bridge port `IF` (the
 //! default channel) or `IF.sSVID`. After each channel change the switch port's S-channels are
 //! programmed ([`crate::schannels`]) when a switch socket is given.
+//!
+//! Restarts: a station with a state file ([`crate::state`]) writes its VSIs and wanted
+//! S-channels there whenever they change, before it answers the request that changed them. At
+//! start it asks CDCP for the saved channels with the others, and once a saved VSI's channel is
+//! up with an EVB peer (the EVB TLV exchange, after the CDCP grant for an S-channel) it asks
+//! the bridge for the VSI again, in the mode the VMM asked for, with the filters in force. To
+//! the bridge that is the keep-alive the old station would have sent next, so the VSI stays as
+//! it was there (no new decision, no gating change) as long as the restart beats the bridge's
+//! keep-alive timeout. Until then the VSI is listed as `restoring`.
 
 use core::time::Duration;
 use std::{
@@ -53,7 +62,8 @@ use crate::{
     policy::{LocalPolicy, Policy},
     port::{CdcpConfig, DEFAULT_SCID, DEFAULT_SVID, Port, PortConfig, PortEvent, RoleError},
     schannels::{SChannels, UplinkGlue},
-    text::{self, FilterJson},
+    state::{Saved, SavedVsi, StateError, StateFile},
+    text,
 };
 
 /// Why the daemon could not start or run.
@@ -131,6 +141,9 @@ pub struct Options {
     /// A station: the host switch whose uplink to program with the S-channels granted, if
     /// any (ignored on a bridge).
     pub uplink: Option<UplinkGlue>,
+    /// A station: the file that keeps its VSIs and S-channels across a restart
+    /// ([`crate::state`]); `None` keeps them in memory only. Ignored on a bridge.
+    pub state_file: Option<PathBuf>,
 }
 
 /// How many recent events the status keeps.
@@ -276,6 +289,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         )),
         _ => None,
     };
+    let (state, saved) = load_state(&options);
     let (decided_tx, decided) = mpsc::channel(64);
     let mut driver = Driver {
         clock: Clock {
@@ -288,6 +302,11 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         events: VecDeque::new(),
         bound: BTreeMap::new(),
         station_vsis: BTreeMap::new(),
+        restoring: BTreeMap::new(),
+        wanted_channels: Vec::new(),
+        state,
+        state_dirty: false,
+        state_failing: false,
         gating,
         s_channels,
         scids: BTreeMap::from([(DEFAULT_SVID, DEFAULT_SCID)]),
@@ -301,13 +320,55 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         role = role_name(driver.options.role),
         "EVB port up"
     );
-    if driver.options.role == Role::Station && !driver.options.channels.is_empty() {
-        let channels = driver.options.channels.clone();
-        if let Err(err) = driver.port.set_channels(&channels) {
-            tracing::warn!("cannot ask for S-channels {channels:?}: {err}");
+    if driver.options.role == Role::Station {
+        // The saved channels too, before CDCP says anything: a channel left out of the first
+        // TLV is released by the bridge, with its VSIs.
+        let mut channels = driver.options.channels.clone();
+        for &scid in &saved.channels {
+            if !channels.contains(&scid) {
+                channels.push(scid);
+            }
         }
+        if !channels.is_empty() {
+            match driver.port.set_channels(&channels) {
+                Ok(()) => driver.wanted_channels = channels,
+                Err(err) => tracing::warn!("cannot ask for S-channels {channels:?}: {err}"),
+            }
+        }
+        driver.hold_saved(saved);
     }
     driver.run(&mut socket, commands, decided, shutdown).await
+}
+
+/// A station's state file and what it saved (nothing without one, or on a bridge). A file
+/// that does not read is reported and set aside ([`StateFile::load`]); the station starts
+/// with nothing then, and without a file at all when the bad one could not be moved.
+fn load_state(options: &Options) -> (Option<StateFile>, Saved) {
+    let (Some(path), Role::Station) = (&options.state_file, options.role) else {
+        return (None, Saved::default());
+    };
+    let mut file = StateFile::new(path.clone());
+    match file.load() {
+        Ok(saved) => {
+            if !saved.vsis.is_empty() {
+                tracing::info!(
+                    path = %path.display(),
+                    "{} VSI(s) to ask the bridge for again",
+                    saved.vsis.len()
+                );
+            }
+            (Some(file), saved)
+        }
+        Err(err @ StateError::Unreadable { .. }) => {
+            tracing::error!("{err}");
+            let kept = matches!(file.save(&Saved::default()), Err(StateError::Kept { .. }));
+            (if kept { None } else { Some(file) }, Saved::default())
+        }
+        Err(err) => {
+            tracing::error!("{err}");
+            (None, Saved::default())
+        }
+    }
 }
 
 /// A VSI's (MAC, VLAN) pairs let into the switch, and the network they are on (the
@@ -316,6 +377,21 @@ type Gated = (Vec<(MacAddr, u16)>, Option<String>);
 
 /// A VSI on an S-channel: the channel's SVID and the VSI.
 type ChannelVsi = (u16, VsiKey);
+
+/// A saved VSI not asked for again yet: its channel's SCID (its SVID may not be known) and
+/// the VSI.
+type SavedAt = (u16, VsiKey);
+
+/// A station's VSI as the VMM asked for it.
+#[derive(Debug, Clone)]
+struct Held {
+    /// The VSI of its first request (the engine keeps the VLANs the bridge assigned).
+    spec: VsiSpec,
+    /// The mode asked for last, or the one a refusal left it in.
+    mode: Mode,
+    /// A De-Associate is out: no longer saved, so a restart does not bring it back.
+    leaving: bool,
+}
 
 /// The loop's state.
 struct Driver {
@@ -329,7 +405,18 @@ struct Driver {
     /// A bridge's bound VSIs, kept to tell the controller about their end.
     bound: BTreeMap<ChannelVsi, Association>,
     /// A station's VSIs as requested (the engine keeps the assigned VLANs).
-    station_vsis: BTreeMap<ChannelVsi, VsiSpec>,
+    station_vsis: BTreeMap<ChannelVsi, Held>,
+    /// A station's saved VSIs waiting for their channel and its EVB peer, to be asked for
+    /// again.
+    restoring: BTreeMap<SavedAt, SavedVsi>,
+    /// A station: the S-channels asked for, by SCID.
+    wanted_channels: Vec<u16>,
+    /// A station's state file, if it keeps one.
+    state: Option<StateFile>,
+    /// What the state file holds is out of date.
+    state_dirty: bool,
+    /// The last write failed (logged once until one works).
+    state_failing: bool,
     /// A bridge's switch gating, if it programs one.
     gating: Option<Gating>,
     /// The switch port to program with the S-channels granted, and the thread that does.
@@ -397,7 +484,13 @@ impl Driver {
                 }
                 command = commands.recv(), if commands_open => match command {
                     Some(command) => {
-                        let answer = self.command(&command.request);
+                        let mut answer = self.command(&command.request);
+                        // Saved before the VMM hears that the request was taken.
+                        if let Some(error) = self.persist()
+                            && answer.get("ok") == Some(&Value::Bool(true))
+                        {
+                            answer["warning"] = json!(error);
+                        }
                         let _ = command.reply.send(answer);
                         last_fired = None;
                     }
@@ -447,12 +540,132 @@ impl Driver {
                 self.event(now, event);
                 handled = true;
             }
+            // After the events: a channel's negotiation is logged before what it lets through.
+            handled |= self.restore(now);
             if !handled {
                 break;
             }
         }
         for (svid, request) in self.port.take_deferred() {
             self.ask(svid, &request.manager_id, &request.vsi);
+        }
+        self.persist();
+    }
+
+    /// Takes what a station saved before its restart: the VSIs to ask for again, on the
+    /// channels it asks for (a VSI on another channel could never be restored).
+    fn hold_saved(&mut self, saved: Saved) {
+        for vsi in saved.vsis {
+            if vsi.scid != DEFAULT_SCID && !self.wanted_channels.contains(&vsi.scid) {
+                tracing::warn!(
+                    vsi = %vsi.spec.key(),
+                    "saved on S-channel SCID {}, which is not asked for: dropped",
+                    vsi.scid
+                );
+                self.state_dirty = true;
+                continue;
+            }
+            self.restoring.insert((vsi.scid, vsi.spec.key()), vsi);
+        }
+    }
+
+    /// Asks the bridge again for each saved VSI whose channel is up with an EVB peer; true
+    /// when it asked for any (there are frames to send and events to handle then).
+    fn restore(&mut self, now: Instant) -> bool {
+        let ready: Vec<(SavedAt, u16)> = self
+            .restoring
+            .keys()
+            .filter_map(|&(scid, key)| {
+                let svid = self.port.svid_of(scid)?;
+                let evb = self.port.evb(svid)?;
+                evb.remote_tlv().is_some().then_some(((scid, key), svid))
+            })
+            .collect();
+        let asked = !ready.is_empty();
+        for (at, svid) in ready {
+            let Some(saved) = self.restoring.remove(&at) else {
+                continue;
+            };
+            self.state_dirty = true;
+            let key = at.1;
+            let mut entry = match self.port.request(now, svid, saved.mode, saved.reissue()) {
+                Ok(()) => {
+                    self.station_vsis.insert(
+                        (svid, key),
+                        Held {
+                            spec: saved.spec,
+                            mode: saved.mode,
+                            leaving: false,
+                        },
+                    );
+                    obj(json!({
+                        "event": "restored",
+                        "vsi_id": vsi_id(&key),
+                        "mode": text::mode_name(saved.mode),
+                    }))
+                }
+                Err(err) => {
+                    tracing::warn!(vsi = %key, "cannot ask for the saved VSI again: {err}");
+                    obj(json!({
+                        "event": "not_restored",
+                        "vsi_id": vsi_id(&key),
+                        "error": err.to_string(),
+                    }))
+                }
+            };
+            self.add_channel(&mut entry, svid);
+            self.log_event(now, entry);
+        }
+        asked
+    }
+
+    /// A station's VSIs and channels as the state file keeps them.
+    fn saved(&self) -> Saved {
+        let mut vsis: Vec<SavedVsi> = self
+            .station_vsis
+            .iter()
+            .filter(|(_, held)| !held.leaving)
+            .filter_map(|(&(svid, key), held)| {
+                let scid = self.port.scid_of(svid)?;
+                let (filters, _) = self.port.station_vsi(svid, &key)?;
+                Some(SavedVsi {
+                    scid,
+                    mode: held.mode,
+                    spec: held.spec.clone(),
+                    bound_filters: (*filters != held.spec.filters).then(|| filters.clone()),
+                })
+            })
+            .collect();
+        vsis.extend(self.restoring.values().cloned());
+        Saved {
+            channels: self.wanted_channels.clone(),
+            vsis,
+        }
+    }
+
+    /// Writes the state file if what it should hold changed; the error, if that failed
+    /// (logged once until a write works again; the next change tries again).
+    fn persist(&mut self) -> Option<String> {
+        if !self.state_dirty {
+            return None;
+        }
+        let file = self.state.as_ref()?;
+        match file.save(&self.saved()) {
+            Ok(()) => {
+                self.state_dirty = false;
+                if self.state_failing {
+                    self.state_failing = false;
+                    tracing::info!(path = %file.path().display(), "state file written again");
+                }
+                None
+            }
+            Err(err) => {
+                if !self.state_failing {
+                    self.state_failing = true;
+                    tracing::error!("{err}");
+                }
+                Some(err.to_string())
+            }
         }
     }
 
@@ -727,18 +940,26 @@ impl Driver {
                 key,
                 filters,
                 reserved,
-            } => obj(json!({
-                "event": if reserved { "preassociated_rr" } else { "preassociated" },
-                "vsi_id": vsi_id(&key),
-                "filters": text::filters_to_json(&filters),
-            })),
-            StationEvent::Associated { key, filters } => obj(json!({
-                "event": "associated",
-                "vsi_id": vsi_id(&key),
-                "filters": text::filters_to_json(&filters),
-            })),
+            } => {
+                // The filters in force may be new (a VLAN assigned).
+                self.state_dirty = true;
+                obj(json!({
+                    "event": if reserved { "preassociated_rr" } else { "preassociated" },
+                    "vsi_id": vsi_id(&key),
+                    "filters": text::filters_to_json(&filters),
+                }))
+            }
+            StationEvent::Associated { key, filters } => {
+                self.state_dirty = true;
+                obj(json!({
+                    "event": "associated",
+                    "vsi_id": vsi_id(&key),
+                    "filters": text::filters_to_json(&filters),
+                }))
+            }
             StationEvent::Deassociated { key, cause } => {
                 self.station_vsis.remove(&(svid, key));
+                self.state_dirty = true;
                 obj(json!({
                     "event": "deassociated",
                     "vsi_id": vsi_id(&key),
@@ -751,9 +972,19 @@ impl Driver {
                 hard,
                 kept,
             } => {
-                if kept.is_none() {
-                    self.station_vsis.remove(&(svid, key));
+                match kept {
+                    None => {
+                        self.station_vsis.remove(&(svid, key));
+                    }
+                    // Asked again after a restart, the refused mode would be refused again
+                    // and the VSI dropped; the one it stays in is taken as it is.
+                    Some(mode) => {
+                        if let Some(held) = self.station_vsis.get_mut(&(svid, key)) {
+                            held.mode = mode;
+                        }
+                    }
                 }
+                self.state_dirty = true;
                 obj(json!({
                     "event": "refused",
                     "vsi_id": vsi_id(&key),
@@ -765,6 +996,7 @@ impl Driver {
             }
             StationEvent::TimedOut { key } => {
                 self.station_vsis.remove(&(svid, key));
+                self.state_dirty = true;
                 obj(json!({"event": "timed_out", "vsi_id": vsi_id(&key)}))
             }
         }
@@ -789,17 +1021,26 @@ impl Driver {
             "deassociate" => {
                 let key = VsiKey {
                     id_format: VsiIdFormat::UUID,
-                    id: text::vsi_id_from_text(str_field(request, "vsi_id")?)
+                    id: text::vsi_id_from_text(text::str_field(request, "vsi_id")?)
                         .map_err(|e| e.to_string())?,
                 };
+                let scid = scid_field(request)?;
+                if self.forget_restoring(scid, &key) {
+                    return Ok(json!({"ok": true, "note": "not asked for again since the \
+                        restart: forgotten, the bridge ends it at its keep-alive timeout"}));
+                }
                 // Without an SCID: the channel that has the VSI (the default one if none).
-                let svid = match scid_field(request)? {
+                let svid = match scid {
                     Some(scid) => self.granted_svid(scid)?,
                     None => self.port.vsi_channel(&key).unwrap_or(DEFAULT_SVID),
                 };
                 self.port
                     .deassociate(now, svid, &key)
                     .map_err(|e| e.to_string())?;
+                if let Some(held) = self.station_vsis.get_mut(&(svid, key)) {
+                    held.leaving = true;
+                    self.state_dirty = true;
+                }
                 Ok(json!({"ok": true}))
             }
             "channels" => {
@@ -812,22 +1053,49 @@ impl Driver {
                     .collect::<Option<_>>()
                     .ok_or("\"scids\": a list of numbers")?;
                 self.port.set_channels(&scids).map_err(|e| e.to_string())?;
+                // Saved VSIs of a channel no longer wanted go, as its held ones do.
+                self.restoring
+                    .retain(|&(scid, _), _| scid == DEFAULT_SCID || scids.contains(&scid));
+                self.wanted_channels = scids;
+                self.state_dirty = true;
                 Ok(json!({"ok": true}))
             }
             other => {
                 let mode = text::mode_from_name(other)
                     .filter(|&mode| mode != Mode::Deassociate)
                     .ok_or_else(|| format!("unknown op {other:?}"))?;
-                let spec = vsi_spec(request)?;
-                let svid = self.granted_svid(scid_field(request)?.unwrap_or(DEFAULT_SCID))?;
+                let spec = text::vsi_spec(request)?;
+                let scid = scid_field(request)?.unwrap_or(DEFAULT_SCID);
+                let svid = self.granted_svid(scid)?;
                 let key = spec.key();
                 self.port
                     .request(now, svid, mode, spec.clone())
                     .map_err(|e| e.to_string())?;
-                self.station_vsis.entry((svid, key)).or_insert(spec);
+                // The VMM's request takes the place of a saved one not asked for yet.
+                self.forget_restoring(Some(scid), &key);
+                self.station_vsis
+                    .entry((svid, key))
+                    .and_modify(|held| held.mode = mode)
+                    .or_insert(Held {
+                        spec,
+                        mode,
+                        leaving: false,
+                    });
+                self.state_dirty = true;
                 Ok(json!({"ok": true}))
             }
         }
+    }
+
+    /// Forgets a saved VSI not asked for again yet, on channel `scid` (any channel when
+    /// `None`); true when there was one.
+    fn forget_restoring(&mut self, scid: Option<u16>, key: &VsiKey) -> bool {
+        let before = self.restoring.len();
+        self.restoring
+            .retain(|&(on, saved), _| saved != *key || scid.is_some_and(|scid| scid != on));
+        let forgot = self.restoring.len() != before;
+        self.state_dirty |= forgot;
+        forgot
     }
 
     /// The SVID of S-channel `scid`, if the port has it up.
@@ -862,8 +1130,9 @@ impl Driver {
                     self.station_vsis
                         .iter()
                         .filter(|((on, _), _)| *on == svid)
-                        .filter_map(|((_, key), spec)| {
+                        .filter_map(|((_, key), held)| {
                             let (filters, mode) = self.port.station_vsi(svid, key)?;
+                            let spec = &held.spec;
                             Some(json!({
                                 "vsi_id": vsi_id(key),
                                 "id_format": key.id_format.0,
@@ -879,6 +1148,22 @@ impl Driver {
                 ),
             }
         }
+        // Saved VSIs not asked for again yet: their channel may not be up.
+        vsis.extend(self.restoring.values().map(|saved| {
+            let key = saved.spec.key();
+            json!({
+                "vsi_id": vsi_id(&key),
+                "id_format": key.id_format.0,
+                "scid": saved.scid,
+                "svid": self.port.svid_of(saved.scid),
+                "state": "restoring",
+                "mode": text::mode_name(saved.mode),
+                "manager_id": text::manager_id_text(&saved.spec.manager_id),
+                "type_id": saved.spec.type_id,
+                "type_version": saved.spec.type_version,
+                "filters": text::filters_to_json(&saved.reissue().filters),
+            })
+        }));
         let channels = self.port.channels().map(|channels| {
             channels
                 .iter()
@@ -904,7 +1189,7 @@ impl Driver {
             "unknown_channel": own.unknown_channel,
             "tx_errors": self.tx_errors,
         });
-        json!({
+        let mut status = json!({
             "role": role_name(self.options.role),
             "iface": self.options.iface,
             "mac": self.local_mac.to_string(),
@@ -913,7 +1198,14 @@ impl Driver {
             "channels": channels,
             "counters": counters,
             "events": self.events,
-        })
+        });
+        if let Some(file) = &self.state {
+            status["state_file"] = json!({
+                "path": file.path().display().to_string(),
+                "saved": !self.state_dirty,
+            });
+        }
+        status
     }
 
     /// A channel's EVB TLV exchange: whether a peer is there, both TLVs, what they settled.
@@ -976,13 +1268,6 @@ fn timing_json(timing: Timing) -> Value {
     json!({"r": timing.max_retries, "rte": timing.rte, "rwd": timing.rwd, "rka": timing.rka})
 }
 
-fn str_field<'a>(request: &'a Value, field: &str) -> Result<&'a str, String> {
-    request
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("\"{field}\": a string"))
-}
-
 /// The optional `"scid"` of a request.
 fn scid_field(request: &Value) -> Result<Option<u16>, String> {
     match request.get("scid") {
@@ -996,68 +1281,9 @@ fn scid_field(request: &Value) -> Result<Option<u16>, String> {
     }
 }
 
-fn num_field(request: &Value, field: &str) -> Result<u64, String> {
-    request
-        .get(field)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("\"{field}\": a number"))
-}
-
-/// A station's VSI from a control request.
-fn vsi_spec(request: &Value) -> Result<VsiSpec, String> {
-    let type_id = u32::try_from(num_field(request, "type_id")?)
-        .ok()
-        .filter(|&t| t <= wire::vdp::MAX_TYPE_ID)
-        .ok_or("\"type_id\": 0-16777215")?;
-    let type_version =
-        u8::try_from(num_field(request, "type_version")?).map_err(|_| "\"type_version\": 0-255")?;
-    let filters: Vec<FilterJson> = serde_json::from_value(
-        request
-            .get("filters")
-            .cloned()
-            .ok_or("\"filters\": a list")?,
-    )
-    .map_err(|e| format!("\"filters\": {e}"))?;
-    let flag = |name: &str| request.get(name).and_then(Value::as_bool).unwrap_or(false);
-    Ok(VsiSpec {
-        manager_id: text::manager_id_from_text(str_field(request, "manager_id")?)
-            .map_err(|e| e.to_string())?,
-        type_id,
-        type_version,
-        id_format: VsiIdFormat::UUID,
-        id: text::vsi_id_from_text(str_field(request, "vsi_id")?).map_err(|e| e.to_string())?,
-        filters: text::filters_from_json(&filters).map_err(|e| e.to_string())?,
-        migrate_to: flag("migrate_to"),
-        migrate_from: flag("migrate_from"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_control_requests_become_vsis() {
-        let spec = vsi_spec(&json!({
-            "op": "associate", "manager_id": "evmgr1", "type_id": 5, "type_version": 4,
-            "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001",
-            "filters": [{"vlan": 0, "mac_address": "52:54:00:8e:aa:11"}],
-            "migrate_to": true,
-        }))
-        .unwrap();
-        assert_eq!(spec.type_id, 5);
-        assert!(spec.migrate_to && !spec.migrate_from);
-        assert_eq!(vsi_id(&spec.key()), "aaaaaaaa-0000-4000-8000-000000000001");
-        for bad in [
-            json!({"manager_id": "m", "type_id": 16_777_216, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
-            json!({"manager_id": "m", "type_id": 1, "type_version": 256, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
-            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "nope", "filters": [{"vlan": 0}]}),
-            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001"}),
-            json!({"type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
-        ] {
-            assert!(vsi_spec(&bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn test_scid_is_optional_and_checked() {

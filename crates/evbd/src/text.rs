@@ -1,10 +1,12 @@
 //! VSIs as JSON and text: the shapes `docs/vsi.md` gives the controller's API, which the
 //! control socket and the status dump use too, so one VSI reads the same everywhere.
 
+use evb::vdp::VsiSpec;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use wire::{
     MacAddr,
-    vdp::{Filters, Id16, Mode, Vlan, VsiIdFormat},
+    vdp::{Filters, Id16, MAX_TYPE_ID, Mode, Vlan, VsiIdFormat},
 };
 
 /// A JSON field that does not read.
@@ -177,6 +179,65 @@ pub fn mode_from_name(name: &str) -> Option<Mode> {
     Mode::ALL.into_iter().find(|&mode| mode_name(mode) == name)
 }
 
+/// The string field `field` of a JSON request.
+pub fn str_field<'a>(request: &'a Value, field: &str) -> Result<&'a str, String> {
+    request
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("\"{field}\": a string"))
+}
+
+fn num_field(request: &Value, field: &str) -> Result<u64, String> {
+    request
+        .get(field)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("\"{field}\": a number"))
+}
+
+/// A station's VSI from a control request: `manager_id`, `type_id`, `type_version`, `vsi_id`
+/// (a UUID), `filters`, and optionally `migrate_to` and `migrate_from`.
+pub fn vsi_spec(request: &Value) -> Result<VsiSpec, String> {
+    let type_id = u32::try_from(num_field(request, "type_id")?)
+        .ok()
+        .filter(|&t| t <= MAX_TYPE_ID)
+        .ok_or("\"type_id\": 0-16777215")?;
+    let type_version =
+        u8::try_from(num_field(request, "type_version")?).map_err(|_| "\"type_version\": 0-255")?;
+    let filters: Vec<FilterJson> = serde_json::from_value(
+        request
+            .get("filters")
+            .cloned()
+            .ok_or("\"filters\": a list")?,
+    )
+    .map_err(|e| format!("\"filters\": {e}"))?;
+    let flag = |name: &str| request.get(name).and_then(Value::as_bool).unwrap_or(false);
+    Ok(VsiSpec {
+        manager_id: manager_id_from_text(str_field(request, "manager_id")?)
+            .map_err(|e| e.to_string())?,
+        type_id,
+        type_version,
+        id_format: VsiIdFormat::UUID,
+        id: vsi_id_from_text(str_field(request, "vsi_id")?).map_err(|e| e.to_string())?,
+        filters: filters_from_json(&filters).map_err(|e| e.to_string())?,
+        migrate_to: flag("migrate_to"),
+        migrate_from: flag("migrate_from"),
+    })
+}
+
+/// The control request that asks for `spec` in `mode`: what [`vsi_spec`] reads, with `op`.
+pub fn vsi_request(mode: Mode, spec: &VsiSpec) -> Value {
+    json!({
+        "op": mode_name(mode),
+        "manager_id": manager_id_text(&spec.manager_id),
+        "type_id": spec.type_id,
+        "type_version": spec.type_version,
+        "vsi_id": vsi_id_text(spec.id_format, &spec.id),
+        "filters": filters_to_json(&spec.filters),
+        "migrate_to": spec.migrate_to,
+        "migrate_from": spec.migrate_from,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +301,31 @@ mod tests {
             group_id: None,
         }];
         assert!(filters_from_json(&bad_mac).is_err());
+    }
+
+    #[test]
+    fn test_control_requests_become_vsis() {
+        let spec = vsi_spec(&json!({
+            "op": "associate", "manager_id": "evmgr1", "type_id": 5, "type_version": 4,
+            "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001",
+            "filters": [{"vlan": 0, "mac_address": "52:54:00:8e:aa:11"}],
+            "migrate_to": true,
+        }))
+        .unwrap();
+        assert_eq!(spec.type_id, 5);
+        assert!(spec.migrate_to && !spec.migrate_from);
+        assert_eq!(
+            vsi_id_text(spec.id_format, &spec.id),
+            "aaaaaaaa-0000-4000-8000-000000000001"
+        );
+        for bad in [
+            json!({"manager_id": "m", "type_id": 16_777_216, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
+            json!({"manager_id": "m", "type_id": 1, "type_version": 256, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
+            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "nope", "filters": [{"vlan": 0}]}),
+            json!({"manager_id": "m", "type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001"}),
+            json!({"type_id": 1, "type_version": 1, "vsi_id": "aaaaaaaa-0000-4000-8000-000000000001", "filters": [{"vlan": 0}]}),
+        ] {
+            assert!(vsi_spec(&bad).is_err(), "{bad}");
+        }
     }
 }

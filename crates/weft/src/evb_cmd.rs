@@ -141,6 +141,14 @@ struct StationArgs {
     /// with --channels.
     #[arg(long, value_name = "SCID=PHYSNET", requires = "switch_socket")]
     channel_network: Vec<ChannelNetworkArg>,
+    /// Keep the VSIs the station is asked to hold, and the S-channels it asks for, in this
+    /// JSON file (written atomically at every change), and after a restart ask the bridge for
+    /// them again as soon as their channel is up, so that the bridge, which ends a VSI once
+    /// its keep-alives stop, never notices. A file that does not read is moved to PATH.bad.
+    /// Put it where a reboot clears it, as the reboot ends the VMs (e.g.
+    /// /run/weft/evb-station-IF.json). Without it the station forgets its VSIs when it stops.
+    #[arg(long, value_name = "PATH")]
+    state_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +288,7 @@ fn bridge_options(args: BridgeArgs) -> Result<Options> {
         channels: Vec::new(),
         switch,
         uplink: None,
+        state_file: None,
     })
 }
 
@@ -317,6 +326,7 @@ fn station_options(args: StationArgs) -> Result<Options> {
         channels,
         switch: None,
         uplink,
+        state_file: args.state_file,
     })
 }
 

@@ -7,7 +7,10 @@
 //! frames S-tagged with the SVID; the VSI ends when the channel does), and against a fake
 //! controller answering the decision API of `docs/vsi.md` (in the bridge's namespace; an
 //! S-channel asks as bridge port `IF.sSVID`), with the state report after a keep-alive
-//! timeout. Root only (CI).
+//! timeout. A station killed and started again with its state file asks for its VSIs again
+//! before the bridge's keep-alive timeout, which takes them as keep-alives: nothing ends,
+//! nothing is decided again, and a VSI de-associated before the kill stays gone. Root only
+//! (CI).
 
 #[path = "support/evb.rs"]
 mod evbsup;
@@ -72,8 +75,19 @@ fn link() -> (Lab, String, String, String, String) {
 /// Starts `weft evb ROLE --iface IF --control SOCK ARGS...` in `ns`; waits for the socket.
 /// Returns the socket and the process's index in the lab.
 fn start(lab: &mut Lab, ns: &str, role: &str, iface: &str, args: &[&str]) -> (PathBuf, usize) {
-    let socket = lab.dir.join(format!("{role}.sock"));
-    let log = format!("{role}.log");
+    start_as(lab, ns, (role, role), iface, args)
+}
+
+/// [`start`] with the socket and log named `NAME.sock` and `NAME.log`.
+fn start_as(
+    lab: &mut Lab,
+    ns: &str,
+    (role, name): (&str, &str),
+    iface: &str,
+    args: &[&str],
+) -> (PathBuf, usize) {
+    let socket = lab.dir.join(format!("{name}.sock"));
+    let log = format!("{name}.log");
     let socket_arg = socket.to_str().expect("path").to_owned();
     let mut full = vec![
         WEFT,
@@ -609,4 +623,168 @@ fn vdp_decisions_from_the_controller() {
         "state",
         &|body| body["port"] == channel_port.as_str() && body["vsi_id"] == s_vm
     )));
+}
+
+/// The VSI ids a state file holds.
+fn saved_ids(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let saved: Value = serde_json::from_str(&text).unwrap_or_default();
+    saved["vsis"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|vsi| Some(vsi["vsi_id"].as_str()?.to_owned()))
+        .collect()
+}
+
+#[test]
+fn station_restart_keeps_its_vsis() {
+    if !can_run() {
+        return;
+    }
+    let (mut lab, station_ns, st, bridge_ns, br) = link();
+    let (url, seen) = fake_controller(&bridge_ns);
+    let token = lab.dir.join("token");
+    std::fs::write(&token, format!("{SECRET}\n")).expect("token");
+    // Keep-alives every 2.6 s (RKA 18); the bridge ends a VSI it hears nothing from for
+    // 1.5 x (7 T(RTE) + T(RKA)) = 4 s, at worst 1.4 s after the station's last keep-alive:
+    // the restart has to beat that.
+    let timers = ["--rte", "10", "--rka", "18"];
+    let mut args = vec![
+        "--decide",
+        &url,
+        "--token-file",
+        token.to_str().expect("path"),
+        "--bridge-name",
+        "tor1",
+        "--cdcp-svids",
+        "100",
+    ];
+    args.extend_from_slice(&timers);
+    let (bridge, _) = start(&mut lab, &bridge_ns, "bridge", &br, &args);
+    let state = lab.dir.join("station-state.json");
+    let mut station_args = vec![
+        "--channels",
+        "2",
+        "--state-file",
+        state.to_str().expect("path"),
+    ];
+    station_args.extend_from_slice(&timers);
+    let (station, station_proc) = start(&mut lab, &station_ns, "station", &st, &station_args);
+    assert!(wait_until(Duration::from_secs(10), || channel_has_peer(
+        &station, 2
+    )));
+
+    // On the default channel, on S-channel SCID 2, one de-associated before the kill, and
+    // one the controller refuses (type 7).
+    let kept = "dddddddd-0000-4000-8000-000000000001";
+    let on_s = "dddddddd-0000-4000-8000-000000000002";
+    let gone = "dddddddd-0000-4000-8000-000000000003";
+    let refused = "dddddddd-0000-4000-8000-000000000004";
+    let request = |op: &str, type_id: u32, vsi_id: &str, mac: u8| {
+        let mut request = vsi_request(op, type_id, vsi_id, 0);
+        request["filters"][0]["mac_address"] = json!(format!("52:54:00:8e:dd:{mac:02x}"));
+        request
+    };
+    ask(&station, &request("associate", 100, kept, 1));
+    ask(&station, &on_channel(request("associate", 100, on_s, 2), 2));
+    ask(&station, &request("associate", 100, gone, 3));
+    ask(&station, &request("associate", 7, refused, 4));
+    assert!(
+        wait_until(Duration::from_secs(10), || [kept, on_s, gone]
+            .iter()
+            .all(|id| vsi_state(&bridge, id).as_deref() == Some("associated"))
+            && !events(&station, "refused", Some(refused)).is_empty()),
+        "{}\n{}",
+        status(&station),
+        lab.log("bridge.log")
+    );
+    ask(&station, &json!({"op": "deassociate", "vsi_id": gone}));
+    assert!(wait_until(Duration::from_secs(10), || vsi_state(
+        &bridge, gone
+    )
+    .is_none()));
+    // The state file holds what the station holds: the requests as the VMM made them, and
+    // the VLAN the controller gave.
+    assert_eq!(saved_ids(&state), [kept, on_s]);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("JSON");
+    assert_eq!(saved["channels"], json!([2]));
+    let first = &saved["vsis"][0];
+    assert_eq!(
+        (&first["op"], &first["scid"], &saved["vsis"][1]["scid"]),
+        (&json!("associate"), &json!(1), &json!(2))
+    );
+    assert_eq!(first["filters"][0]["vlan"], 0);
+    assert_eq!(first["bound_filters"][0]["vlan"], 20);
+    let heard_before = seen.lock().expect("lock").len();
+
+    // SIGKILL: no goodbye, no last word. Started again at once with the same state file.
+    lab.signal(station_proc, "KILL");
+    let killed = std::time::Instant::now();
+    std::fs::remove_file(&station).expect("the dead station's socket");
+    let (station, station_proc) = start_as(
+        &mut lab,
+        &station_ns,
+        ("station", "station2"),
+        &st,
+        &station_args,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || [kept, on_s]
+            .iter()
+            .all(|id| vsi_state(&station, id).as_deref() == Some("associated"))),
+        "{}\n{}\n{}",
+        status(&station),
+        status(&bridge),
+        lab.log("station2.log")
+    );
+    for id in [kept, on_s] {
+        let restored = events(&station, "restored", Some(id));
+        assert_eq!(restored.len(), 1, "{id}: {restored:?}");
+        assert_eq!(restored[0]["mode"], "associate");
+    }
+    assert_eq!(vsi(&status(&station), on_s).expect("listed")["svid"], 100);
+    for id in [gone, refused] {
+        assert!(vsi_state(&station, id).is_none(), "{id} came back");
+        assert!(events(&station, "restored", Some(id)).is_empty());
+    }
+    // Well past the bridge's keep-alive timeout, counted from the kill.
+    thread::sleep(Duration::from_secs(9).saturating_sub(killed.elapsed()));
+    for id in [kept, on_s] {
+        assert_eq!(
+            vsi_state(&bridge, id).as_deref(),
+            Some("associated"),
+            "{id}: {}",
+            lab.log("bridge.log")
+        );
+        assert_eq!(vsi_state(&station, id).as_deref(), Some("associated"));
+        // Associated once, never ended: the switch's gate and the controller's record were
+        // never touched again.
+        assert_eq!(events(&bridge, "associated", Some(id)).len(), 1, "{id}");
+        assert!(events(&bridge, "deassociated", Some(id)).is_empty(), "{id}");
+    }
+    assert!(vsi_state(&bridge, gone).is_none());
+    assert_eq!(events(&bridge, "associated", Some(gone)).len(), 1);
+    // The controller heard nothing since the kill: no decision asked, no state reported.
+    let heard: Vec<_> = seen.lock().expect("lock")[heard_before..].to_vec();
+    assert!(heard.is_empty(), "{heard:?}");
+    assert_eq!(saved_ids(&state), [kept, on_s]);
+
+    // A state file that does not read: set aside, and the station starts with nothing.
+    assert!(lab.stop(station_proc).is_some());
+    std::fs::write(&state, "{\"version\": 1, \"vsis\": [{\"op\": \"assoc").expect("garbage");
+    let _ = std::fs::remove_file(&station);
+    let (station, _) = start_as(
+        &mut lab,
+        &station_ns,
+        ("station", "station3"),
+        &st,
+        &station_args,
+    );
+    assert_eq!(status(&station)["vsis"], json!([]));
+    let log = lab.log("station3.log");
+    assert!(log.contains("cannot use the state file"), "{log}");
+    let bad = lab.dir.join("station-state.json.bad");
+    assert!(std::fs::read_to_string(bad).is_ok_and(|text| text.contains("assoc")));
 }

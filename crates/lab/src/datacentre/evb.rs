@@ -81,6 +81,11 @@ fn station_socket(lab: &Path, host: &str) -> PathBuf {
     lab.join(host).join("evb.sock")
 }
 
+/// The state file of `host`'s station: the VSIs it holds, asked for again if it restarts.
+fn station_state_file(lab: &Path, host: &str) -> PathBuf {
+    lab.join(host).join("evb-station.json")
+}
+
 /// The ToR's management address.
 fn tor_ip(t: &Topology) -> Result<std::net::Ipv4Addr> {
     t.management.host(TOR_HOST).ok_or_else(|| {
@@ -236,6 +241,9 @@ pub(super) fn start_station(dir: &LabDir, state: &mut State, index: usize) -> Re
     let weft = state.weft.to_string_lossy().into_owned();
     let control = station_socket(dir.path(), host);
     let control_arg = control.to_string_lossy().into_owned();
+    let state_file = station_state_file(dir.path(), host)
+        .to_string_lossy()
+        .into_owned();
     let switch = dir.path().join(host).join("switch.sock");
     let switch_arg = switch.to_string_lossy().into_owned();
     let channel_args: Vec<String> = evb
@@ -251,6 +259,9 @@ pub(super) fn start_station(dir: &LabDir, state: &mut State, index: usize) -> Re
         EVB_UPLINK,
         "--control",
         &control_arg,
+        // A restarted station asks for its VSIs again before the bridge times them out.
+        "--state-file",
+        &state_file,
     ];
     if !evb.any_vepa() {
         args.push("--no-reflective-relay");
