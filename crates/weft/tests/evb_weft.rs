@@ -479,6 +479,31 @@ fn fake_controller(ns: &str) -> (String, Seen) {
     (url, seen)
 }
 
+/// Starts a bridge on `iface` (bridge `tor1`, CDCP S-VLAN 100, `timers`) that asks the
+/// controller at `url` with the agents' secret; returns its control socket.
+fn start_deciding_bridge(
+    lab: &mut Lab,
+    ns: &str,
+    iface: &str,
+    url: &str,
+    timers: &[&str],
+) -> PathBuf {
+    let token = lab.dir.join("token");
+    std::fs::write(&token, format!("{SECRET}\n")).expect("token");
+    let mut args = vec![
+        "--decide",
+        url,
+        "--token-file",
+        token.to_str().expect("path"),
+        "--bridge-name",
+        "tor1",
+        "--cdcp-svids",
+        "100",
+    ];
+    args.extend_from_slice(timers);
+    start(lab, ns, "bridge", iface, &args).0
+}
+
 #[test]
 fn vdp_decisions_from_the_controller() {
     if !can_run() {
@@ -487,22 +512,9 @@ fn vdp_decisions_from_the_controller() {
     let (mut lab, station_ns, st, bridge_ns, br) = link();
     lab.exec(&bridge_ns, &["ip", "link", "set", "lo", "up"]);
     let (url, seen) = fake_controller(&bridge_ns);
-    let token = lab.dir.join("token");
-    std::fs::write(&token, format!("{SECRET}\n")).expect("token");
     // Short keep-alives (RKA 16: 0.66 s; the bridge's timeout about 1 s) keep the test quick.
     let timers = ["--rte", "10", "--rka", "16"];
-    let mut args = vec![
-        "--decide",
-        &url,
-        "--token-file",
-        token.to_str().expect("path"),
-        "--bridge-name",
-        "tor1",
-        "--cdcp-svids",
-        "100",
-    ];
-    args.extend_from_slice(&timers);
-    let (bridge, _) = start(&mut lab, &bridge_ns, "bridge", &br, &args);
+    let bridge = start_deciding_bridge(&mut lab, &bridge_ns, &br, &url, &timers);
     let mut station_args = vec!["--channels", "2"];
     station_args.extend_from_slice(&timers);
     let (station, station_proc) = start(&mut lab, &station_ns, "station", &st, &station_args);
@@ -644,24 +656,11 @@ fn station_restart_keeps_its_vsis() {
     }
     let (mut lab, station_ns, st, bridge_ns, br) = link();
     let (url, seen) = fake_controller(&bridge_ns);
-    let token = lab.dir.join("token");
-    std::fs::write(&token, format!("{SECRET}\n")).expect("token");
     // Keep-alives every 2.6 s (RKA 18); the bridge ends a VSI it hears nothing from for
     // 1.5 x (7 T(RTE) + T(RKA)) = 4 s, at worst 1.4 s after the station's last keep-alive:
     // the restart has to beat that.
     let timers = ["--rte", "10", "--rka", "18"];
-    let mut args = vec![
-        "--decide",
-        &url,
-        "--token-file",
-        token.to_str().expect("path"),
-        "--bridge-name",
-        "tor1",
-        "--cdcp-svids",
-        "100",
-    ];
-    args.extend_from_slice(&timers);
-    let (bridge, _) = start(&mut lab, &bridge_ns, "bridge", &br, &args);
+    let bridge = start_deciding_bridge(&mut lab, &bridge_ns, &br, &url, &timers);
     let state = lab.dir.join("station-state.json");
     let mut station_args = vec![
         "--channels",
