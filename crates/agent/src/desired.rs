@@ -113,6 +113,9 @@ pub struct HostConfig {
     /// (`set_s_channels`, which `replace` keeps), so the agent binds ports to them but makes
     /// no uplink port for them.
     pub channel_networks: BTreeSet<String>,
+    /// The VXLAN port's `source_ports` (per-flow outer UDP source ports, RFC 7348 §5); `None`
+    /// leaves the switch's default.
+    pub vxlan_source_ports: Option<u16>,
     /// The DHCP lease handed out.
     pub dhcp_lease_secs: u32,
 }
@@ -416,6 +419,7 @@ impl Desired {
             host_ports.push(to_json(&sc::Port::Vxlan {
                 name: VXLAN_PORT.to_owned(),
                 local_ip: tunnel_ip.clone(),
+                source_ports: host.vxlan_source_ports,
             }));
         }
         if host.tunnel_types.contains(&TunnelType::Gre)
@@ -1085,6 +1089,7 @@ mod tests {
             bridge_mappings: [("physnet1".to_owned(), "pn1".to_owned())].into(),
             vepa: Default::default(),
             channel_networks: Default::default(),
+            vxlan_source_ports: None,
             dhcp_lease_secs: 600,
         }
     }
@@ -1323,6 +1328,7 @@ mod tests {
                 sc::Port::Vxlan {
                     name: "vxlan0".into(),
                     local_ip: "192.0.2.1".into(),
+                    source_ports: None,
                 },
                 sc::Port::Gre {
                     name: "gre0".into(),

@@ -124,6 +124,10 @@ pub enum Port {
         name: String,
         /// This host's tunnel address.
         local_ip: String,
+        /// How many UDP source ports flows are spread over; absent is the switch's default
+        /// (16), 1 sends everything from the VXLAN port.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_ports: Option<u16>,
     },
     /// The GRE/NVGRE tunnel endpoint.
     Gre {

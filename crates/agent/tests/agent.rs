@@ -450,6 +450,7 @@ async fn test_agent_follows_the_watch_and_programs_the_switch() {
             bridge_mappings: [("physnet1".to_owned(), "pn1".to_owned())].into(),
             vepa: Default::default(),
             channel_networks: Default::default(),
+            vxlan_source_ports: None,
             dhcp_lease_secs: 3600,
         },
         url,
@@ -646,6 +647,7 @@ async fn test_a_refused_token_and_an_absent_switch_are_survived() {
         bridge_mappings: Default::default(),
         vepa: Default::default(),
         channel_networks: Default::default(),
+        vxlan_source_ports: None,
         dhcp_lease_secs: 60,
     };
     let mut config = AgentConfig::new(host, url, "wrong".into(), socket.clone());

@@ -3,7 +3,7 @@
 
 use agent::{Desired, HostConfig, TunnelType, View};
 use serde_json::{Value, json};
-use switch::daemon::SwitchConfig;
+use switch::daemon::{PortType, SwitchConfig};
 
 fn port(
     id: &str,
@@ -94,6 +94,8 @@ fn test_the_switch_reads_the_configuration() {
         // An 802.1Qbg station's uplink: the switch must take the relay mode too.
         vepa: ["physnet2".to_owned()].into(),
         channel_networks: Default::default(),
+        // The operator's choice reaches the switch, which takes it.
+        vxlan_source_ports: Some(4),
         dhcp_lease_secs: 86_400,
     };
     let mut desired = Desired::new(host);
@@ -121,6 +123,18 @@ fn test_the_switch_reads_the_configuration() {
         read.ports.len(),
         4 + 5,
         "vxlan0, gre0, two uplinks, five TAPs (the subport rides pa1's)"
+    );
+    let vxlan = read.ports.iter().find(|p| p.name == "vxlan0").unwrap();
+    assert!(
+        matches!(
+            vxlan.kind,
+            PortType::Vxlan {
+                source_ports: 4,
+                ..
+            }
+        ),
+        "{:?}",
+        vxlan.kind
     );
     let trunk = read.ports.iter().find(|p| p.name == "tappa1").unwrap();
     assert_eq!(trunk.kind.subports().len(), 1);

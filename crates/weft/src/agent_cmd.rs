@@ -52,6 +52,11 @@ pub(crate) struct AgentArgs {
     /// Repeatable.
     #[arg(long, value_name = "PHYSNET")]
     channel_network: Vec<String>,
+    /// How many outer UDP source ports the switch's VXLAN port spreads flows over (RFC 7348
+    /// per-flow ports, for ECMP and RSS in the underlay); 1 sends everything from 4789, as an
+    /// underlay filter on that port may need. Default: the switch's (16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    vxlan_source_ports: Option<u16>,
     /// The switch's control socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_PATH)]
     switch_socket: PathBuf,
@@ -136,6 +141,7 @@ impl AgentArgs {
             bridge_mappings,
             vepa: self.vepa.iter().cloned().collect(),
             channel_networks: self.channel_network.iter().cloned().collect(),
+            vxlan_source_ports: self.vxlan_source_ports,
             dhcp_lease_secs: self.dhcp_lease_secs,
         };
         let mut config = AgentConfig::new(

@@ -568,6 +568,7 @@ async fn run_async(args: &ScaleArgs) -> Result<Report> {
             bridge_mappings: Default::default(),
             vepa: Default::default(),
             channel_networks: Default::default(),
+            vxlan_source_ports: None,
             dhcp_lease_secs: desired::DEFAULT_DHCP_LEASE_SECS,
         };
         let mut config = AgentConfig::new(host, base.clone(), token.clone(), PathBuf::new());
