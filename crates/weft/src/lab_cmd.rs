@@ -46,14 +46,15 @@ enum LabCommand {
         /// The topology file for `up` (default: the built-in two-host topology).
         topology: Option<PathBuf>,
     },
-    /// Restart the controller (`server`) or a host's agent (`agent --host H`); switches keep
-    /// forwarding meanwhile.
+    /// Restart the controller (`server`), a host's agent (`agent --host H`) or, in an EVB lab,
+    /// a host's 802.1Qbg station (`station --host H`, which asks for its VSIs again); switches
+    /// keep forwarding meanwhile.
     Restart {
-        /// `server` or `agent`.
-        #[arg(value_parser = ["server", "agent"])]
+        /// `server`, `agent` or `station`.
+        #[arg(value_parser = ["server", "agent", "station"])]
         daemon: String,
-        /// The host, for `agent`.
-        #[arg(long, required_if_eq("daemon", "agent"))]
+        /// The host, for `agent` and `station`.
+        #[arg(long, required_if_eq_any([("daemon", "agent"), ("daemon", "station")]))]
         host: Option<String>,
     },
     /// Show the lab's processes, hosts and VMs.
@@ -278,6 +279,7 @@ pub(crate) fn run(args: LabArgs) -> Result<u8> {
         LabCommand::Restart { daemon, host } => {
             let which = match (daemon.as_str(), host) {
                 ("agent", Some(host)) => datacentre::Daemon::Agent(host),
+                ("station", Some(host)) => datacentre::Daemon::Station(host),
                 _ => datacentre::Daemon::Server,
             };
             datacentre::restart(&args.dir, &which, &mut progress)?;

@@ -1295,6 +1295,22 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
     let after = lab.tor_rx("h1");
     assert!(after >= before + 4, "the ToR saw {} frames", after - before);
 
+    // h1's station restarts (SIGTERM) with its state file: it asks for a's and b's VSIs again,
+    // so the bridge, whose keep-alive timeout is about 16 s at the default timers, keeps them
+    // and the ToR keeps letting their traffic in.
+    lab.ok(&["lab", "restart", "station", "--host", "h1"]);
+    std::thread::sleep(Duration::from_secs(17));
+    let rows = lab.associations();
+    assert_eq!(
+        association(&rows, &port_b)["State"],
+        "associated",
+        "the restart lost b's VSI: {rows:?}"
+    );
+    assert!(
+        lab.pings("a", &ip_b),
+        "a cannot reach b after h1's station restarted"
+    );
+
     // Deleting b de-associates it: the record ends, and the ToR forgets b's MAC.
     let mac_b = lab.openstack(&cli, "weft", "port show b -f value -c mac_address");
     lab.ok(&["lab", "vm", "delete", "b"]);

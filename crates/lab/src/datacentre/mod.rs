@@ -483,6 +483,9 @@ pub enum Daemon {
     Server,
     /// A host's agent.
     Agent(String),
+    /// A host's 802.1Qbg station (an EVB lab's): restarted with its state file, it asks the
+    /// bridge for its VSIs again before the bridge's keep-alive timeout ends them.
+    Station(String),
 }
 
 /// `weft lab restart`: stops a daemon (SIGTERM, then SIGKILL after a grace period) and starts
@@ -492,7 +495,13 @@ pub fn restart(dir: &Path, daemon: &Daemon, progress: &mut Progress<'_>) -> Resu
     let (role, host) = match daemon {
         Daemon::Server => ("server", None),
         Daemon::Agent(host) => ("agent", Some(host.as_str())),
+        Daemon::Station(host) => ("station", Some(host.as_str())),
     };
+    if matches!(daemon, Daemon::Station(_)) && state.topology.evb.is_none() {
+        return Err(Error::Failed(
+            "this lab has no [evb] fabric, so no stations".into(),
+        ));
+    }
     let index = match host {
         Some(name) => Some(
             state
@@ -524,6 +533,10 @@ pub fn restart(dir: &Path, daemon: &Daemon, progress: &mut Progress<'_>) -> Resu
             let token_file = lab.path().join("server").join("agent-token");
             let pid = start_agent(&lab, &mut state, i, &socket.to_string_lossy(), &token_file)?;
             progress.step(format!("weft agent on {name} started (pid {pid})"));
+        }
+        (Daemon::Station(name), Some(i)) => {
+            let pid = evb::start_station(&lab, &mut state, i)?;
+            progress.step(format!("weft evb station on {name} started (pid {pid})"));
         }
         _ => launch_server(&lab, &mut state, progress)?,
     }
