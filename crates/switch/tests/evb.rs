@@ -300,31 +300,27 @@ fn ungated_channels_map_vlans_by_their_vsis_and_drop_link_local_frames() {
     assert_eq!(bridge.dropped(DropReason::LinkLocalGroup), 1);
 }
 
+/// On a VEPA station: `frame` from VM port `vm` leaves by the uplink `up` tagged with VLAN 100
+/// alone, and the bridge's reflection of it is delivered to VM port `to` alone.
+fn reflected(station: &mut Host, vm: &str, frame: &[u8], to: &str) {
+    assert_eq!(station.send(vm, frame), one("up", &[c_tag(100, frame)]));
+    assert_eq!(
+        station.send("up", &c_tag(100, frame)),
+        one(to, &[frame.to_vec()])
+    );
+}
+
 #[test]
 fn vepa_sends_everything_to_the_bridge_and_delivers_reflections_but_not_to_the_sender() {
     let mut station = Host::new(&STATION.replace("RELAY", "vepa"));
-    // A local destination still goes to the bridge, tagged with the network's VLAN.
+    // A local destination still goes to the bridge, tagged with the network's VLAN; the
+    // bridge reflects it, and it is delivered to vm2.
     let to_vm2 = frame(V1, V2);
-    assert_eq!(
-        station.send("vm1", &to_vm2),
-        one("up", &[c_tag(100, &to_vm2)])
-    );
-    // The bridge reflects it: delivered to vm2.
-    assert_eq!(
-        station.send("up", &c_tag(100, &to_vm2)),
-        one("vm2", std::slice::from_ref(&to_vm2))
-    );
+    reflected(&mut station, "vm1", &to_vm2, "vm2");
     // A broadcast goes to the bridge only; its reflection reaches vm2 but never vm1 (who sent
     // it) and never goes back to the bridge.
     let flood = frame(V1, BROADCAST);
-    assert_eq!(
-        station.send("vm1", &flood),
-        one("up", &[c_tag(100, &flood)])
-    );
-    assert_eq!(
-        station.send("up", &c_tag(100, &flood)),
-        one("vm2", std::slice::from_ref(&flood))
-    );
+    reflected(&mut station, "vm1", &flood, "vm2");
     // A reflected frame addressed to its own sender is not delivered.
     assert!(station.send("up", &c_tag(100, &frame(V1, V1))).is_empty());
     // Traffic from beyond the bridge is delivered as always.
@@ -346,26 +342,12 @@ fn vepa_knows_its_vms_by_their_allowed_pair_macs_too() {
     let mut station = Host::new(&config);
     let pair = MacAddr([0x52, 0x54, 0, 0, 0, 0xaa]);
     let flood = frame(pair, BROADCAST);
-    assert_eq!(
-        station.send("vm1", &flood),
-        one("up", &[c_tag(100, &flood)])
-    );
     // The bridge's reflection reaches vm2, and not vm1, who sent it.
-    assert_eq!(
-        station.send("up", &c_tag(100, &flood)),
-        one("vm2", std::slice::from_ref(&flood))
-    );
+    reflected(&mut station, "vm1", &flood, "vm2");
     // Nor was PAIR learned behind the uplink: vm2's reply still leaves by the bridge and its
     // reflection comes to vm1.
     let reply = frame(V2, pair);
-    assert_eq!(
-        station.send("vm2", &reply),
-        one("up", &[c_tag(100, &reply)])
-    );
-    assert_eq!(
-        station.send("up", &c_tag(100, &reply)),
-        one("vm1", std::slice::from_ref(&reply))
-    );
+    reflected(&mut station, "vm2", &reply, "vm1");
 }
 
 #[test]
@@ -570,14 +552,7 @@ fn the_default_vepa_relay_and_a_veb_channel_on_one_uplink_do_not_mix() {
     // VLAN 100 untagged-S is the default channel's network (VEPA): vm1 to vm2 goes to the
     // bridge with the C-tag alone, and comes back to vm2 only.
     let to_vm2 = frame(V1, V2);
-    assert_eq!(
-        station.send("vm1", &to_vm2),
-        one("up", &[c_tag(100, &to_vm2)])
-    );
-    assert_eq!(
-        station.send("up", &c_tag(100, &to_vm2)),
-        one("vm2", std::slice::from_ref(&to_vm2))
-    );
+    reflected(&mut station, "vm1", &to_vm2, "vm2");
     // VLAN 100 in channel 20 is `blue` (VEB): the same frame there is not a reflection of
     // vm1's and reaches only blue's vm7 (V2 is unknown on blue).
     assert_eq!(

@@ -107,6 +107,73 @@ fn associate(station: &Path, vm: (&str, &str, &str), type_id: u32) {
     assert_eq!(answer["ok"], true, "{request} -> {answer}");
 }
 
+/// A ToR and a hypervisor namespace joined by a veth (IPv6 off on both ends), the ToR's
+/// `weft switch` with the server (`SRV_MAC`/`SRV_IP`, in a namespace of its own) on local
+/// network net1 and the station-facing port (VDP gating, the default S-channel with
+/// reflective relay).
+struct Fabric {
+    tor: String,
+    hv: String,
+    /// The hypervisor's end of the veth (its uplink) and the ToR's (its station port).
+    st_if: String,
+    br_if: String,
+    /// The ToR switch's control socket.
+    bridge_switch: std::path::PathBuf,
+}
+
+fn fabric(lab: &mut Lab) -> Fabric {
+    let tor = lab.netns("br");
+    let hv = lab.netns("hv");
+    let srv_ns = lab.netns("sv");
+    no_ipv6(lab, &srv_ns);
+    let (st_if, br_if) = (lab.name("s"), lab.name("b"));
+    lab.veth(&hv, &st_if, &tor, &br_if);
+    for (ns, dev) in [(&hv, &st_if), (&tor, &br_if)] {
+        let _ = lab.try_exec(
+            ns,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ],
+        );
+    }
+    let srv_tap = lab.name("ts");
+    let bridge_switch = switch(
+        lab,
+        &tor,
+        "switch-br",
+        &json!({
+            "switch": [{"name": "net1", "local_vlan": 1, "segment": "local"}],
+            "port": [
+                {"name": srv_tap, "type": "tap", "switch": "net1", "mac": SRV_MAC,
+                 "ips": [SRV_IP], "netns": srv_ns},
+                {"name": br_if, "type": "station", "vdp_gating": true,
+                 "s_channels": [{"svid": 1, "reflective_relay": true}]},
+            ],
+        }),
+    );
+    address_vm(lab, &srv_ns, SRV_MAC, SRV_IP);
+    Fabric {
+        tor,
+        hv,
+        st_if,
+        br_if,
+        bridge_switch,
+    }
+}
+
+/// Gives the `eth0` (a switch's TAP) in namespace `ns` its port's MAC and `ip`/24, and brings
+/// it up.
+fn address_vm(lab: &Lab, ns: &str, mac: &str, ip: &str) {
+    lab.exec(ns, &["ip", "link", "set", "eth0", "address", mac]);
+    lab.exec(
+        ns,
+        &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+    );
+    lab.exec(ns, &["ip", "link", "set", "eth0", "up"]);
+}
+
 /// ICMP echo frames from `src` to `dst` MAC with an 802.1Q tag `VLAN`.
 fn icmp_frames(pcap: &Path, src: &str, dst: &str) -> usize {
     let mac = |text: &str| -> Vec<u8> {
@@ -135,48 +202,17 @@ fn figure_12_gating_and_vepa_reflection_through_weft_switches() {
         return;
     }
     let mut lab = Lab::new();
-    let tor = lab.netns("br");
-    let hv = lab.netns("hv");
-    let srv_ns = lab.netns("sv");
+    let Fabric {
+        tor,
+        hv,
+        st_if,
+        br_if,
+        bridge_switch,
+    } = fabric(&mut lab);
     let vm_ns: Vec<String> = (1..=3).map(|i| lab.netns(&format!("v{i}"))).collect();
-    for ns in std::iter::once(&srv_ns).chain(&vm_ns) {
+    for ns in &vm_ns {
         no_ipv6(&lab, ns);
     }
-    let (st_if, br_if) = (lab.name("s"), lab.name("b"));
-    lab.veth(&hv, &st_if, &tor, &br_if);
-    for (ns, dev) in [(&hv, &st_if), (&tor, &br_if)] {
-        let _ = lab.try_exec(
-            ns,
-            &[
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
-            ],
-        );
-    }
-
-    // The ToR: net1 with the server, and the station-facing port with gating and RR.
-    let srv_tap = lab.name("ts");
-    let bridge_switch = switch(
-        &mut lab,
-        &tor,
-        "switch-br",
-        &json!({
-            "switch": [{"name": "net1", "local_vlan": 1, "segment": "local"}],
-            "port": [
-                {"name": srv_tap, "type": "tap", "switch": "net1", "mac": SRV_MAC,
-                 "ips": [SRV_IP], "netns": srv_ns},
-                {"name": br_if, "type": "station", "vdp_gating": true,
-                 "s_channels": [{"svid": 1, "reflective_relay": true}]},
-            ],
-        }),
-    );
-    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "address", SRV_MAC]);
-    lab.exec(
-        &srv_ns,
-        &["ip", "addr", "add", "10.0.0.1/24", "dev", "eth0"],
-    );
-    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "up"]);
 
     // The hypervisor: three VMs on net1, whose VLAN 100 leaves by the VEPA uplink.
     let taps: Vec<String> = (1..=3).map(|i| lab.name(&format!("t{i}"))).collect();
@@ -203,12 +239,7 @@ fn figure_12_gating_and_vepa_reflection_through_weft_switches() {
         }),
     );
     for ((mac, ip, _), ns) in VMS.iter().zip(&vm_ns) {
-        lab.exec(ns, &["ip", "link", "set", "eth0", "address", mac]);
-        lab.exec(
-            ns,
-            &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
-        );
-        lab.exec(ns, &["ip", "link", "set", "eth0", "up"]);
+        address_vm(&lab, ns, mac, ip);
     }
 
     // The EVB daemons: the bridge programs the ToR switch's gating.
@@ -406,48 +437,16 @@ fn a_vm_behind_an_uplink_s_channel_reaches_the_bridge_s_tagged() {
         return;
     }
     let mut lab = Lab::new();
-    let tor = lab.netns("br");
-    let hv = lab.netns("hv");
-    let srv_ns = lab.netns("sv");
+    // The ToR's station port has only the default channel yet.
+    let Fabric {
+        tor: _,
+        hv,
+        st_if,
+        br_if,
+        bridge_switch,
+    } = fabric(&mut lab);
     let vm_ns = lab.netns("v1");
-    for ns in [&srv_ns, &vm_ns] {
-        no_ipv6(&lab, ns);
-    }
-    let (st_if, br_if) = (lab.name("s"), lab.name("b"));
-    lab.veth(&hv, &st_if, &tor, &br_if);
-    for (ns, dev) in [(&hv, &st_if), (&tor, &br_if)] {
-        let _ = lab.try_exec(
-            ns,
-            &[
-                "sysctl",
-                "-qw",
-                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
-            ],
-        );
-    }
-
-    // The ToR: the server on net1, and the station port with only the default channel yet.
-    let srv_tap = lab.name("ts");
-    let bridge_switch = switch(
-        &mut lab,
-        &tor,
-        "switch-br",
-        &json!({
-            "switch": [{"name": "net1", "local_vlan": 1, "segment": "local"}],
-            "port": [
-                {"name": srv_tap, "type": "tap", "switch": "net1", "mac": SRV_MAC,
-                 "ips": [SRV_IP], "netns": srv_ns},
-                {"name": br_if, "type": "station", "vdp_gating": true,
-                 "s_channels": [{"svid": 1, "reflective_relay": true}]},
-            ],
-        }),
-    );
-    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "address", SRV_MAC]);
-    lab.exec(
-        &srv_ns,
-        &["ip", "addr", "add", &format!("{SRV_IP}/24"), "dev", "eth0"],
-    );
-    lab.exec(&srv_ns, &["ip", "link", "set", "eth0", "up"]);
+    no_ipv6(&lab, &vm_ns);
 
     // The hypervisor: the uplink's default channel is a VEPA relay for evb (VLAN 100 there),
     // channel 20 a VEB relay for evb2, where the VM's network is VLAN 300.
@@ -470,12 +469,7 @@ fn a_vm_behind_an_uplink_s_channel_reaches_the_bridge_s_tagged() {
             ],
         }),
     );
-    lab.exec(&vm_ns, &["ip", "link", "set", "eth0", "address", vm_mac]);
-    lab.exec(
-        &vm_ns,
-        &["ip", "addr", "add", &format!("{vm_ip}/24"), "dev", "eth0"],
-    );
-    lab.exec(&vm_ns, &["ip", "link", "set", "eth0", "up"]);
+    address_vm(&lab, &vm_ns, vm_mac, vm_ip);
 
     // CDCP's part, by hand: channel 20 on the ToR's live station port.
     let channels = json!([{"svid": 1, "reflective_relay": true},

@@ -153,6 +153,30 @@ impl TestLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A VLAN provider network `name` (`physnet`, `vid`) and its subnet (`subnet`, `cidr`),
+    /// made by the admin with the `openstack` CLI.
+    fn vlan_network(
+        &self,
+        cli: &Path,
+        (physnet, vid): (&str, u16),
+        name: &str,
+        (subnet, cidr): (&str, &str),
+    ) {
+        self.openstack(
+            cli,
+            "weft",
+            &format!(
+                "network create --provider-network-type vlan --provider-physical-network \
+                 {physnet} --provider-segment {vid} {name}"
+            ),
+        );
+        self.openstack(
+            cli,
+            "weft",
+            &format!("subnet create --network {name} --subnet-range {cidr} {subnet}"),
+        );
+    }
+
     /// What the lab left: namespaces and links with its prefix, processes with its marker,
     /// /etc/netns entries, its directory and clouds.yaml.
     fn leftovers(&self) -> Vec<String> {
@@ -735,16 +759,11 @@ fn lab_tenants_vlans_restarts_end_to_end() {
     assert!(seen.trim().is_empty(), "blue's b2 saw red frames:\n{seen}");
 
     // A VLAN provider network on physnet1, across the hosts' physical uplinks.
-    lab.openstack(
+    lab.vlan_network(
         &cli,
-        "weft",
-        "network create --provider-network-type vlan --provider-physical-network physnet1 \
-         --provider-segment 150 green",
-    );
-    lab.openstack(
-        &cli,
-        "weft",
-        "subnet create --network green --subnet-range 10.0.3.0/24 green-sub",
+        ("physnet1", 150),
+        "green",
+        ("green-sub", "10.0.3.0/24"),
     );
     let g1 = printed_ip(&lab.ok(&[
         "lab",
@@ -1169,17 +1188,7 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
     };
     let lab = TestLab::new('q', 8).with_evb();
     lab.up();
-    lab.openstack(
-        &cli,
-        "weft",
-        "network create --provider-network-type vlan --provider-physical-network evb \
-         --provider-segment 200 evbnet",
-    );
-    lab.openstack(
-        &cli,
-        "weft",
-        "subnet create --network evbnet --subnet-range 10.0.20.0/24 evbsub",
-    );
+    lab.vlan_network(&cli, ("evb", 200), "evbnet", ("evbsub", "10.0.20.0/24"));
     let create = |name: &str, host: &str, extra: &[&str]| {
         let mut args = vec![
             "lab",
@@ -1326,17 +1335,7 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
     // A second edge relay per host, VEB, on the S-channel CDCP granted (SCID 2): its VSIs
     // associate on that channel's bridge port, its traffic crosses the ToR S-tagged, and two
     // of its VMs on one host switch locally.
-    lab.openstack(
-        &cli,
-        "weft",
-        "network create --provider-network-type vlan --provider-physical-network evbveb \
-         --provider-segment 300 vebnet",
-    );
-    lab.openstack(
-        &cli,
-        "weft",
-        "subnet create --network vebnet --subnet-range 10.0.30.0/24 vebsub",
-    );
+    lab.vlan_network(&cli, ("evbveb", 300), "vebnet", ("vebsub", "10.0.30.0/24"));
     lab.ok(&[
         "vsi",
         "--os-cloud",
