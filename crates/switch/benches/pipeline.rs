@@ -131,9 +131,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("local switching, batch of 32 x 64 B", |b| {
         b.iter(|| {
             // As the switch does: ask for the batch's table entries, then process.
-            for buf in &local {
-                pipeline::prefetch(&tables, PortId(0), buf.frame());
-            }
+            pipeline::prefetch(&tables, PortId(0), &local);
             for buf in &mut local {
                 let verdict = pipeline::process(&tables, &mut macs, PortId(0), buf, now);
                 debug_assert!(matches!(verdict, Verdict::Forward { .. }));
@@ -146,9 +144,7 @@ fn bench(c: &mut Criterion) {
     let mut remote = batch(|i| frame(1, 10 + i * 6007 % ENTRIES));
     group.bench_function("vxlan encapsulation, batch of 32 x 64 B", |b| {
         b.iter(|| {
-            for buf in &remote {
-                pipeline::prefetch(&tables, PortId(0), buf.frame());
-            }
+            pipeline::prefetch(&tables, PortId(0), &remote);
             for buf in &mut remote {
                 let verdict = pipeline::process(&tables, &mut macs, PortId(0), buf, now);
                 debug_assert!(matches!(verdict, Verdict::Tunnel { .. }));

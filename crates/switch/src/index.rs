@@ -18,6 +18,8 @@ const EMPTY: u64 = u64::MAX;
 /// Fibonacci hashing's multiplier (2^64 / golden ratio).
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// A slot: `key` is `EMPTY` and `value` `None` until a key is stored (the key alone is what a
+/// probe compares; the `Option` spares the table a placeholder value of every `V`).
 #[derive(Debug, Clone, Copy)]
 struct Slot<V> {
     key: u64,
@@ -75,25 +77,25 @@ impl<V: Copy> MacIndex<V> {
         usize::try_from(key.wrapping_mul(MULTIPLIER) >> self.shift).unwrap_or(0)
     }
 
+    /// The slot holding `key`, or the empty one where it would go: the probe every call
+    /// shares. The table always has an empty slot (it is never more than half full).
+    #[inline]
+    fn find(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = self.first_slot(key);
+        while self.slots[i].key != key && self.slots[i].key != EMPTY {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
     /// The value of `mac` on `ls`.
     #[inline]
     pub(crate) fn get(&self, ls: LsId, mac: MacAddr) -> Option<V> {
         let key = key(ls, mac);
-        if key == EMPTY {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(key);
-        loop {
-            let slot = &self.slots[i];
-            if slot.key == key {
-                return slot.value;
-            }
-            if slot.key == EMPTY {
-                return None;
-            }
-            i = (i + 1) & mask;
-        }
+        let slot = &self.slots[self.find(key)];
+        // An empty slot's value is `None`, also when asked for the unstorable key.
+        if slot.key == key { slot.value } else { None }
     }
 
     /// Asks the CPU to start loading the slot where `mac` on `ls` would be, so that a
@@ -127,40 +129,21 @@ impl<V: Copy> MacIndex<V> {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(key);
-        loop {
-            let slot = &mut self.slots[i];
-            if slot.key == key {
-                return slot.value.replace(value);
-            }
-            if slot.key == EMPTY {
-                *slot = Slot {
-                    key,
-                    value: Some(value),
-                };
-                self.len += 1;
-                return None;
-            }
-            i = (i + 1) & mask;
+        let i = self.find(key);
+        let slot = &mut self.slots[i];
+        if slot.key == EMPTY {
+            self.len += 1;
         }
+        slot.key = key;
+        slot.value.replace(value)
     }
 
     fn grow(&mut self) {
         let mut bigger = Self::with_slots(self.slots.len() * 2);
-        for slot in &self.slots {
-            if let (true, Some(value)) = (slot.key != EMPTY, slot.value) {
-                let mask = bigger.slots.len() - 1;
-                let mut i = bigger.first_slot(slot.key);
-                while bigger.slots[i].key != EMPTY {
-                    i = (i + 1) & mask;
-                }
-                bigger.slots[i] = Slot {
-                    key: slot.key,
-                    value: Some(value),
-                };
-                bigger.len += 1;
-            }
+        for slot in self.slots.iter().filter(|slot| slot.key != EMPTY) {
+            let i = bigger.find(slot.key);
+            bigger.slots[i] = *slot;
+            bigger.len += 1;
         }
         *self = bigger;
     }

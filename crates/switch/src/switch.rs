@@ -254,9 +254,7 @@ impl Switch {
                 self.count_drop(DropReason::UnknownPort, n as u64);
                 continue;
             };
-            for buf in &self.rx[..n] {
-                pipeline::prefetch(&tables, port, buf.frame());
-            }
+            pipeline::prefetch(&tables, port, &self.rx[..n]);
             for i in 0..n {
                 // Swap a spare buffer into the receive ring; the pool only runs dry if egress
                 // queues hold more than it was sized for, and then a buffer is allocated.

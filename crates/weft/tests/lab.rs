@@ -153,6 +153,27 @@ impl TestLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// VSI type `id` version 1, named `name`, whose profile is network `network`
+    /// (`weft vsi type create`).
+    fn vsi_type(&self, id: u32, network: &str, name: &str) {
+        let id = id.to_string();
+        self.ok(&[
+            "vsi",
+            "--os-cloud",
+            "weft",
+            "type",
+            "create",
+            "--type-id",
+            &id,
+            "--type-version",
+            "1",
+            "--network",
+            network,
+            "--name",
+            name,
+        ]);
+    }
+
     /// A VLAN provider network `name` (`physnet`, `vid`) and its subnet (`subnet`, `cidr`),
     /// made by the admin with the `openstack` CLI.
     fn vlan_network(
@@ -1211,21 +1232,7 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    lab.ok(&[
-        "vsi",
-        "--os-cloud",
-        "weft",
-        "type",
-        "create",
-        "--type-id",
-        "100",
-        "--type-version",
-        "1",
-        "--network",
-        "evbnet",
-        "--name",
-        "web",
-    ]);
+    lab.vsi_type(100, "evbnet", "web");
     let made = |name: &str, host: &str| {
         let out = create(name, host, &[]);
         assert!(
@@ -1336,21 +1343,7 @@ fn lab_evb_vms_associate_migrate_and_deassociate() {
     // associate on that channel's bridge port, its traffic crosses the ToR S-tagged, and two
     // of its VMs on one host switch locally.
     lab.vlan_network(&cli, ("evbveb", 300), "vebnet", ("vebsub", "10.0.30.0/24"));
-    lab.ok(&[
-        "vsi",
-        "--os-cloud",
-        "weft",
-        "type",
-        "create",
-        "--type-id",
-        "300",
-        "--type-version",
-        "1",
-        "--network",
-        "vebnet",
-        "--name",
-        "veb",
-    ]);
+    lab.vsi_type(300, "vebnet", "veb");
     let on_veb = |name: &str, host: &str| {
         let out = lab.weft(&[
             "lab",
