@@ -97,6 +97,12 @@ struct Attached {
     /// Set when a receive failed in a way that does not heal (the netdev was destroyed): the
     /// device is no longer read or written, and its port reports down.
     failure: Option<String>,
+    /// Whether [`Switch::poll`] reads it. Always, unless the driver [waits on
+    /// descriptors](Switch::wait_on_descriptors): then a device with a descriptor is read from
+    /// when the driver [says it is ready](Switch::ready) until a read finds nothing.
+    armed: bool,
+    /// The device has a descriptor to wait on.
+    waitable: bool,
 }
 
 /// One host's switch: devices, tables, learning and counters.
@@ -120,6 +126,8 @@ pub struct Switch {
     pool: Vec<PacketBuf>,
     /// The latest device error, for the driver to report.
     last_error: Option<(String, io::Error)>,
+    /// The driver waits on the devices' descriptors and says which are ready.
+    readiness: bool,
 }
 
 impl Switch {
@@ -139,7 +147,31 @@ impl Switch {
             // Enough spare buffers for a batch flooded to a few dozen destinations.
             pool: (0..BATCH * 4).map(|_| PacketBuf::new()).collect(),
             last_error: None,
+            readiness: false,
         }
+    }
+
+    /// From now on [`poll`](Self::poll) reads a device that has a descriptor only after the
+    /// driver said it is [ready](Self::ready), and stops once a read finds it empty; devices
+    /// without one are read every time. A driver that waits with epoll on hundreds of ports
+    /// thus reads the few that have frames instead of all of them. Off by default: every
+    /// device is read on every call.
+    pub fn wait_on_descriptors(&mut self) {
+        self.readiness = true;
+    }
+
+    /// Device `index` (in the order of attachment, less those detached) has frames waiting,
+    /// or a condition to read: [`poll`](Self::poll) reads it until it is empty.
+    pub fn ready(&mut self, index: usize) {
+        if let Some(attached) = self.devices.get_mut(index) {
+            attached.armed = true;
+        }
+    }
+
+    /// Whether a device with a descriptor was made [ready](Self::ready) and has not been read
+    /// empty since.
+    pub fn any_ready(&self) -> bool {
+        self.devices.iter().any(|d| d.waitable && d.armed)
     }
 
     /// Attaches the device for the port named `name` (the port may appear in the tables later).
@@ -151,7 +183,12 @@ impl Switch {
             tx: Vec::with_capacity(BATCH * 4),
             counters: PortCounters::default(),
             failure: None,
+            // Read once at first: frames may have come before the driver waits on it.
+            armed: true,
+            waitable: false,
         });
+        let attached = self.devices.last_mut().expect("just pushed");
+        attached.waitable = attached.device.fd().is_some();
         self.stale = true;
     }
 
@@ -214,8 +251,9 @@ impl Switch {
         self.last_error.take()
     }
 
-    /// Reads one batch from every device, forwards it, and flushes what is queued; returns how
-    /// many frames were received. `now` is the time since the switch started.
+    /// Reads one batch from every device (every ready one, when the driver [waits on
+    /// descriptors](Self::wait_on_descriptors)), forwards it, and flushes what is queued;
+    /// returns how many frames were received. `now` is the time since the switch started.
     ///
     /// A device that fails is counted (`rx_errors`/`tx_errors`) and skipped for this round;
     /// the others carry on. [`take_error`](Self::take_error) returns the latest failure. A
@@ -228,11 +266,18 @@ impl Switch {
         }
         let mut received = 0;
         for index in 0..self.devices.len() {
-            if self.devices[index].failure.is_some() {
+            let attached = &self.devices[index];
+            if attached.failure.is_some() || !attached.armed {
                 continue;
             }
             let port = self.port_of(&tables, index);
-            let n = match self.devices[index].device.recv(&mut self.rx) {
+            let result = self.devices[index].device.recv(&mut self.rx);
+            let attached = &mut self.devices[index];
+            if self.readiness && attached.waitable && !matches!(result, Ok(n) if n > 0) {
+                // Read empty (or failed): not again until its descriptor says so.
+                attached.armed = false;
+            }
+            let n = match result {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(err) => {

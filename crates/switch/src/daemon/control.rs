@@ -78,7 +78,7 @@ use std::{
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
-        mpsc::{self, Sender, SyncSender},
+        mpsc::{self, SyncSender},
     },
     thread::JoinHandle,
 };
@@ -94,7 +94,7 @@ use super::{
     },
     devices,
     fields::{self, Object, invalid},
-    forward::{Command, MacEntry, MacLocation},
+    forward::{Command, MacEntry, MacLocation, Mailbox},
 };
 use crate::{
     device::memory::MemoryPeer,
@@ -472,7 +472,7 @@ struct State {
 pub(crate) struct Control {
     state: Mutex<State>,
     tables: Arc<ArcSwap<Tables>>,
-    forward: Sender<Command>,
+    forward: Mailbox,
     peers: Mutex<HashMap<String, MemoryPeer>>,
 }
 
@@ -484,7 +484,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Control {
     /// Control over an empty configuration whose tables (generation 0) are in `tables`.
-    pub(crate) fn new(tables: Arc<ArcSwap<Tables>>, forward: Sender<Command>) -> Self {
+    pub(crate) fn new(tables: Arc<ArcSwap<Tables>>, forward: Mailbox) -> Self {
         Self {
             state: Mutex::new(State {
                 config: SwitchConfig::default(),

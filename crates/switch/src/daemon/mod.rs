@@ -3,8 +3,8 @@
 //!
 //! Three kinds of threads, no async runtime:
 //! - the forwarding thread (`forward.rs`) owns the switch and its devices, waits on their
-//!   descriptors with poll(2) and a short timeout, and forwards; it never waits on the
-//!   control side's lock;
+//!   descriptors with epoll (reading only the ready ones), and forwards; it never waits on
+//!   the control side's lock, which hands it commands through a channel and a bell;
 //! - the control thread accepts clients on the socket, one thread per client;
 //! - a client's thread parses requests; changes are serialized by one mutex on the control
 //!   side, validated by building the new [`Tables`], and applied by opening devices there,
@@ -30,7 +30,6 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
-        mpsc::{self, Sender},
     },
     thread::{self, JoinHandle},
     time::Duration,
@@ -48,7 +47,10 @@ pub use self::{
     control::{ControlError, Request, SChannels, Unlisted},
     forward::{MacEntry, MacLocation},
 };
-use self::{control::Control, forward::Command};
+use self::{
+    control::Control,
+    forward::{Command, Mailbox},
+};
 use crate::{device::memory::MemoryPeer, switch::Switch, tables::Tables};
 
 /// Where `weft switch` puts its control socket unless told otherwise.
@@ -86,7 +88,7 @@ pub struct Daemon {
     /// The socket file's (device, inode), so only our own file is removed at the end.
     socket_id: (u64, u64),
     stop: Arc<AtomicBool>,
-    commands: Sender<Command>,
+    commands: Mailbox,
     accept: Option<JoinHandle<()>>,
     forward: Option<JoinHandle<()>>,
 }
@@ -112,7 +114,7 @@ impl Daemon {
         let path = control_path.as_ref().to_path_buf();
         let (listener, socket_id) = listen(&path)?;
         let tables = Arc::new(ArcSwap::from_pointee(Tables::default()));
-        let (commands, receiver) = mpsc::channel();
+        let (commands, mut inbox) = forward::mailbox().map_err(DaemonError::Thread)?;
         let mut switch = Switch::new(Arc::clone(&tables));
         switch.set_mac_aging(Duration::from_secs(config.mac_aging_secs));
         let busy_poll = Duration::from_micros(config.busy_poll_us);
@@ -128,7 +130,7 @@ impl Daemon {
         };
         daemon.forward = Some(
             spawn("weft-forward", move || {
-                forward::run(switch, &receiver, busy_poll);
+                forward::run(switch, &mut inbox, busy_poll);
             })
             .map_err(DaemonError::Thread)?,
         );
