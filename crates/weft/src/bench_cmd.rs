@@ -63,6 +63,10 @@ struct DataplaneArgs {
     /// before sleeping (0, their default: none).
     #[arg(long, default_value_t = 0, value_name = "US")]
     weft_busy_poll_us: u64,
+    /// Idle VM ports each weft switch has besides its VM's (TAPs nobody sends to), as on a
+    /// hypervisor with many VMs of which two talk
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
+    weft_idle_ports: u16,
     /// Print the figures as JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -114,6 +118,7 @@ fn run_dataplane(args: &DataplaneArgs) -> Result<()> {
         variants: args.variants.clone(),
         weft_exe: std::env::current_exe().context("cannot find the weft binary")?,
         weft_busy_poll_us: args.weft_busy_poll_us,
+        weft_idle_ports: args.weft_idle_ports,
     };
     let mut stderr = std::io::stderr();
     let report = dataplane::run(&options, &mut |line| {

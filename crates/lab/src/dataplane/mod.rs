@@ -142,6 +142,9 @@ pub struct Options {
     pub weft_exe: PathBuf,
     /// `busy_poll_us` of the weft switches (0, their default: no busy polling).
     pub weft_busy_poll_us: u64,
+    /// Idle VM ports (TAPs nobody uses) each weft switch has besides its VM's: a hypervisor
+    /// with many VMs, of which two talk.
+    pub weft_idle_ports: u16,
 }
 
 impl Default for Options {
@@ -154,6 +157,7 @@ impl Default for Options {
             variants: Variant::ALL.to_vec(),
             weft_exe: PathBuf::from("weft"),
             weft_busy_poll_us: 0,
+            weft_idle_ports: 0,
         }
     }
 }
@@ -226,7 +230,7 @@ fn run_all(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     let mut topologies = Vec::new();
     for &variant in &options.variants {
         say(&format!("{variant}: building the topology"));
-        let mut topology = Topology::build(variant, &options.weft_exe, options.weft_busy_poll_us)?;
+        let mut topology = Topology::build(variant, options)?;
         topology.wait_connectivity()?;
         say(&format!("{variant}: VM1 reaches VM2"));
         topologies.push(topology);

@@ -366,6 +366,13 @@ impl Report {
             self.options.ping_count,
             self.elapsed.as_secs_f64()
         );
+        if self.options.weft_idle_ports > 0 {
+            let _ = writeln!(
+                out,
+                "weft switches with {} idle VM ports each besides the VM's",
+                self.options.weft_idle_ports
+            );
+        }
         if self.options.weft_busy_poll_us > 0 {
             let _ = writeln!(
                 out,
@@ -467,6 +474,7 @@ impl Report {
                 "pps_secs": self.options.pps_secs,
                 "ping_count": self.options.ping_count,
                 "weft_busy_poll_us": self.options.weft_busy_poll_us,
+                "weft_idle_ports": self.options.weft_idle_ports,
                 "variants": self.options.variants.iter().map(|v| v.name()).collect::<Vec<_>>(),
             },
             "variants": variants,

@@ -6,7 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{UNDERLAY_IPS, UNDERLAY_MTU, VM_IPS, VM_MACS, VM_MTU, VNI, VXLAN_PORT, Variant, sleep};
+use super::{
+    Options, UNDERLAY_IPS, UNDERLAY_MTU, VM_IPS, VM_MACS, VM_MTU, VNI, VXLAN_PORT, Variant, sleep,
+};
 use crate::{
     Error, Result,
     netns::{Lab, ProcId},
@@ -40,14 +42,14 @@ pub(super) struct Topology {
 }
 
 impl Topology {
-    /// Builds `variant`; `weft_exe` runs the weft switches, with `busy_poll_us`. On error
-    /// everything built so far is torn down (the lab drops).
-    pub(super) fn build(variant: Variant, weft_exe: &Path, busy_poll_us: u64) -> Result<Self> {
+    /// Builds `variant`; `options.weft_exe` runs the weft switches, configured as `options`
+    /// says. On error everything built so far is torn down (the lab drops).
+    pub(super) fn build(variant: Variant, options: &Options) -> Result<Self> {
         let lab = Lab::new(variant.tag())?;
         match variant {
             Variant::Direct => direct(lab),
             Variant::Kernel => kernel(lab),
-            Variant::Weft => weft(lab, weft_exe, busy_poll_us),
+            Variant::Weft => weft(lab, options),
         }
     }
 
@@ -207,10 +209,17 @@ fn kernel(mut lab: Lab) -> Result<Topology> {
 
 /// One host's `weft switch` configuration: the VM's TAP (moved into its namespace as eth0), a
 /// VXLAN port on the underlay address, VNI 100 flooding to the other host, a record for the
-/// other VM, and `busy_poll_us`.
-pub(super) fn weft_config(i: usize, tap: &str, vm_ns: &str, busy_poll_us: u64) -> String {
+/// other VM, `busy_poll_us`, and `idle` more VM ports on the same network: TAPs named `idle`
+/// left in the host namespace, down, that nothing sends to.
+pub(super) fn weft_config(
+    i: usize,
+    tap: &str,
+    vm_ns: &str,
+    busy_poll_us: u64,
+    idle: &[String],
+) -> String {
     let remote = UNDERLAY_IPS[1 - i];
-    format!(
+    let mut config = format!(
         "# weft bench dataplane: host{n}\n\
          busy_poll_us = {busy_poll_us}\n\
          \n\
@@ -246,13 +255,21 @@ pub(super) fn weft_config(i: usize, tap: &str, vm_ns: &str, busy_poll_us: u64) -
         local = UNDERLAY_IPS[i],
         peer_ip = VM_IPS[1 - i],
         peer_mac = VM_MACS[1 - i],
-    )
+    );
+    for (k, name) in idle.iter().enumerate() {
+        let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", 0x10 + i, k >> 8, k & 0xff);
+        config.push_str(&format!(
+            "\n[[port]]\nname = \"{name}\"\ntype = \"tap\"\nswitch = \"net1\"\nmac = \"{mac}\"\n"
+        ));
+    }
+    config
 }
 
 /// Per host a `weft switch` process (`weft_exe switch --config ... --control ...`) inside the
 /// host namespace.
-fn weft(mut lab: Lab, weft_exe: &Path, busy_poll_us: u64) -> Result<Topology> {
+fn weft(mut lab: Lab, options: &Options) -> Result<Topology> {
     let (h, vm, _ul) = hosts_and_underlay(&mut lab)?;
+    let weft_exe = &options.weft_exe;
     let exe = weft_exe
         .to_str()
         .ok_or_else(|| Error::Failed(format!("{}: not UTF-8", weft_exe.display())))?
@@ -261,7 +278,11 @@ fn weft(mut lab: Lab, weft_exe: &Path, busy_poll_us: u64) -> Result<Topology> {
     for i in 0..2 {
         let tap = lab.name(&format!("t{}", i + 1))?;
         let config = lab.dir().join(format!("host{}.toml", i + 1));
-        std::fs::write(&config, weft_config(i, &tap, &vm[i], busy_poll_us))
+        let idle = (0..options.weft_idle_ports)
+            .map(|k| lab.name(&format!("{}i{k}", i + 1)))
+            .collect::<Result<Vec<_>>>()?;
+        let text = weft_config(i, &tap, &vm[i], options.weft_busy_poll_us, &idle);
+        std::fs::write(&config, text)
             .map_err(|err| Error::io(format!("cannot write {}", config.display()), err))?;
         let control = lab.dir().join(format!("host{}.sock", i + 1));
         let log = format!("switch-host{}.log", i + 1);
@@ -329,12 +350,13 @@ mod tests {
     #[test]
     fn test_weft_configs_are_accepted_by_the_switch() {
         for i in 0..2 {
-            let text = weft_config(i, "wb1wt1", "wb1wv1", 20_000);
+            let idle: Vec<String> = (0..300).map(|k| format!("wb1w{i}i{k}")).collect();
+            let text = weft_config(i, "wb1wt1", "wb1wv1", 20_000, &idle);
             let config = switch::daemon::SwitchConfig::from_toml(&text)
                 .unwrap_or_else(|err| panic!("{err}\n{text}"));
             assert_eq!(config.busy_poll_us, 20_000);
             assert_eq!(config.switches.len(), 1);
-            assert_eq!(config.ports.len(), 2);
+            assert_eq!(config.ports.len(), 302);
             assert_eq!(config.records.len(), 1);
             assert_eq!(config.switches[0].flood.len(), 1);
             assert_eq!(
