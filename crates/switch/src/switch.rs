@@ -176,6 +176,7 @@ impl Switch {
 
     /// Attaches the device for the port named `name` (the port may appear in the tables later).
     pub fn attach(&mut self, name: &str, device: Box<dyn Device>) {
+        let waitable = device.fd().is_some();
         self.devices.push(Attached {
             name: name.to_owned(),
             offloads: device.offloads(),
@@ -185,10 +186,8 @@ impl Switch {
             failure: None,
             // Read once at first: frames may have come before the driver waits on it.
             armed: true,
-            waitable: false,
+            waitable,
         });
-        let attached = self.devices.last_mut().expect("just pushed");
-        attached.waitable = attached.device.fd().is_some();
         self.stale = true;
     }
 

@@ -84,6 +84,9 @@ fn test_bench_dataplane_smoke() {
             "1",
             "--ping-count",
             "20",
+            // A few idle VM ports on each weft switch, so that option is run too.
+            "--weft-idle-ports",
+            "3",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -132,6 +135,10 @@ fn test_bench_dataplane_smoke() {
         }
     }
     assert!(table.contains("Goals"), "{table}");
+    assert!(
+        table.contains("weft switches with 3 idle VM ports each"),
+        "{table}"
+    );
 
     // Every namespace the run made carries its pid: `wb<pid>` then a letter.
     let prefix = format!("wb{pid}");
