@@ -1033,3 +1033,28 @@ fn vxlan_socket_sends_each_flow_from_one_port_of_its_pool() {
         assert!(ports.iter().any(|&p| p != ports[0]), "one port: {ports:?}");
     });
 }
+
+#[test]
+fn a_tap_skips_a_frame_the_kernel_refuses_and_says_what_it_sent() {
+    if !can_run("a_tap_skips_a_frame_the_kernel_refuses_and_says_what_it_sent") {
+        return;
+    }
+    let host = Netns::new("ts");
+    let name = ifname("ts");
+    let mut tap = host.run(move || TapDevice::create(&name).expect("create tap"));
+    host.ip(&["link", "set", &tap.name(), "up"]);
+    // A frame shorter than an Ethernet header is refused (EINVAL); the frames around it go.
+    let mut long = test_frame(&[], 1);
+    long.resize(300, 1);
+    let bufs = [
+        PacketBuf::from_frame(&long),
+        PacketBuf::from_frame(&[0xaa; 5]),
+        PacketBuf::from_frame(&test_frame(&[], 2)),
+    ];
+    assert_eq!(tap.send(&bufs).expect("send"), 2);
+    assert_eq!(
+        tap.sent_bytes(),
+        Some((bufs[0].len() + bufs[2].len()) as u64),
+        "the refused frame is not counted, the one after it is"
+    );
+}

@@ -62,6 +62,8 @@ pub struct TapDevice {
     refused: u64,
     /// Super-frames written that were merged from more than one segment.
     merged: u64,
+    /// The bytes of the frames the last send took (it skips a frame the kernel refuses).
+    sent_bytes: u64,
 }
 
 /// An `ifreq` naming `name`, or `InvalidInput` if it is empty, too long or holds a NUL.
@@ -169,6 +171,7 @@ impl TapDevice {
             vnet,
             refused: 0,
             merged: 0,
+            sent_bytes: 0,
         })
     }
 
@@ -571,6 +574,7 @@ impl Device for TapDevice {
         let mut taken = 0;
         let mut next = 0;
         let mut last_err = None;
+        self.sent_bytes = 0;
         while next < bufs.len() {
             let written = if self.vnet {
                 self.write_vnet(&bufs[next..])
@@ -581,6 +585,8 @@ impl Device for TapDevice {
             };
             match written {
                 Ok(n) => {
+                    let written = bufs.get(next..next + n).unwrap_or_default();
+                    self.sent_bytes += written.iter().map(|buf| buf.len() as u64).sum::<u64>();
                     taken += n;
                     next += n;
                 }
@@ -598,6 +604,10 @@ impl Device for TapDevice {
             Some(err) if taken == 0 => Err(err),
             _ => Ok(taken),
         }
+    }
+
+    fn sent_bytes(&self) -> Option<u64> {
+        Some(self.sent_bytes)
     }
 
     fn medium(&self) -> Medium {
