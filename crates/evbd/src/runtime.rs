@@ -305,7 +305,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         restoring: BTreeMap::new(),
         wanted_channels: Vec::new(),
         state,
-        state_dirty: false,
+        written: None,
         state_failing: false,
         gating,
         s_channels,
@@ -413,8 +413,9 @@ struct Driver {
     wanted_channels: Vec<u16>,
     /// A station's state file, if it keeps one.
     state: Option<StateFile>,
-    /// What the state file holds is out of date.
-    state_dirty: bool,
+    /// What the state file was last written with (`None` before the first write): it is
+    /// written again whenever [`saved`](Driver::saved) differs.
+    written: Option<Saved>,
     /// The last write failed (logged once until one works).
     state_failing: bool,
     /// A bridge's switch gating, if it programs one.
@@ -562,7 +563,6 @@ impl Driver {
                     "saved on S-channel SCID {}, which is not asked for: dropped",
                     vsi.scid
                 );
-                self.state_dirty = true;
                 continue;
             }
             self.restoring.insert((vsi.scid, vsi.spec.key()), vsi);
@@ -586,7 +586,6 @@ impl Driver {
             let Some(saved) = self.restoring.remove(&at) else {
                 continue;
             };
-            self.state_dirty = true;
             let key = at.1;
             let mut entry = match self.port.request(now, svid, saved.mode, saved.reissue()) {
                 Ok(()) => {
@@ -644,15 +643,16 @@ impl Driver {
     }
 
     /// Writes the state file if what it should hold changed; the error, if that failed
-    /// (logged once until a write works again; the next change tries again).
+    /// (logged once until a write works again; the next call tries again).
     fn persist(&mut self) -> Option<String> {
-        if !self.state_dirty {
+        let file = self.state.as_ref()?;
+        let saved = self.saved();
+        if self.written.as_ref() == Some(&saved) {
             return None;
         }
-        let file = self.state.as_ref()?;
-        match file.save(&self.saved()) {
+        match file.save(&saved) {
             Ok(()) => {
-                self.state_dirty = false;
+                self.written = Some(saved);
                 if self.state_failing {
                     self.state_failing = false;
                     tracing::info!(path = %file.path().display(), "state file written again");
@@ -940,26 +940,18 @@ impl Driver {
                 key,
                 filters,
                 reserved,
-            } => {
-                // The filters in force may be new (a VLAN assigned).
-                self.state_dirty = true;
-                obj(json!({
-                    "event": if reserved { "preassociated_rr" } else { "preassociated" },
-                    "vsi_id": vsi_id(&key),
-                    "filters": text::filters_to_json(&filters),
-                }))
-            }
-            StationEvent::Associated { key, filters } => {
-                self.state_dirty = true;
-                obj(json!({
-                    "event": "associated",
-                    "vsi_id": vsi_id(&key),
-                    "filters": text::filters_to_json(&filters),
-                }))
-            }
+            } => obj(json!({
+                "event": if reserved { "preassociated_rr" } else { "preassociated" },
+                "vsi_id": vsi_id(&key),
+                "filters": text::filters_to_json(&filters),
+            })),
+            StationEvent::Associated { key, filters } => obj(json!({
+                "event": "associated",
+                "vsi_id": vsi_id(&key),
+                "filters": text::filters_to_json(&filters),
+            })),
             StationEvent::Deassociated { key, cause } => {
                 self.station_vsis.remove(&(svid, key));
-                self.state_dirty = true;
                 obj(json!({
                     "event": "deassociated",
                     "vsi_id": vsi_id(&key),
@@ -984,7 +976,6 @@ impl Driver {
                         }
                     }
                 }
-                self.state_dirty = true;
                 obj(json!({
                     "event": "refused",
                     "vsi_id": vsi_id(&key),
@@ -996,7 +987,6 @@ impl Driver {
             }
             StationEvent::TimedOut { key } => {
                 self.station_vsis.remove(&(svid, key));
-                self.state_dirty = true;
                 obj(json!({"event": "timed_out", "vsi_id": vsi_id(&key)}))
             }
         }
@@ -1039,7 +1029,6 @@ impl Driver {
                     .map_err(|e| e.to_string())?;
                 if let Some(held) = self.station_vsis.get_mut(&(svid, key)) {
                     held.leaving = true;
-                    self.state_dirty = true;
                 }
                 Ok(json!({"ok": true}))
             }
@@ -1057,7 +1046,6 @@ impl Driver {
                 self.restoring
                     .retain(|&(scid, _), _| scid == DEFAULT_SCID || scids.contains(&scid));
                 self.wanted_channels = scids;
-                self.state_dirty = true;
                 Ok(json!({"ok": true}))
             }
             other => {
@@ -1081,7 +1069,6 @@ impl Driver {
                         mode,
                         leaving: false,
                     });
-                self.state_dirty = true;
                 Ok(json!({"ok": true}))
             }
         }
@@ -1093,9 +1080,7 @@ impl Driver {
         let before = self.restoring.len();
         self.restoring
             .retain(|&(on, saved), _| saved != *key || scid.is_some_and(|scid| scid != on));
-        let forgot = self.restoring.len() != before;
-        self.state_dirty |= forgot;
-        forgot
+        self.restoring.len() != before
     }
 
     /// The SVID of S-channel `scid`, if the port has it up.
@@ -1202,7 +1187,7 @@ impl Driver {
         if let Some(file) = &self.state {
             status["state_file"] = json!({
                 "path": file.path().display().to_string(),
-                "saved": !self.state_dirty,
+                "saved": self.written.as_ref() == Some(&self.saved()),
             });
         }
         status
