@@ -527,7 +527,7 @@ impl Driver {
             while let Some(transmit) = self.port.poll_transmit(now, &mut buf) {
                 let frame = PacketBuf::from_frame(&buf[..transmit.len]);
                 match device.send(core::slice::from_ref(&frame)) {
-                    Ok(1) => {}
+                    Ok(sent) if sent.frames == 1 => {}
                     Ok(_) => self.tx_errors += 1,
                     Err(err) => {
                         self.tx_errors += 1;

@@ -18,7 +18,7 @@ use wire::{EtherType, gre, gso::Gso, vlan, vxlan};
 
 use crate::{
     PacketBuf,
-    device::{Device, Medium, Offloads},
+    device::{Device, Medium, Offloads, Sent},
     dhcp,
     mac::MacTable,
     pipeline::{self, DropReason, Verdict},
@@ -636,27 +636,26 @@ impl Switch {
         }
         let attached = &mut self.devices[index];
         let result = if attached.failure.is_some() {
-            Ok(0)
+            Ok(Sent::default())
         } else {
             attached.device.send(&attached.tx)
         };
+        // The device says what the frames it took weigh, since they need not be the first
+        // ones (it skipped a refused frame, or sent from several sockets).
         let sent = match result {
-            Ok(sent) => sent.min(attached.tx.len()),
+            Ok(sent) => Sent {
+                frames: sent.frames.min(attached.tx.len()),
+                bytes: sent.bytes,
+            },
             Err(err) => {
                 attached.counters.tx_errors += 1;
                 self.last_error = Some((attached.name.clone(), err));
-                0
+                Sent::default()
             }
         };
-        // The device says what the frames it took weigh when they may not be the first ones
-        // (it skipped a refused frame, or sent from several sockets), so both counts stay exact.
-        let bytes = match attached.device.sent_bytes() {
-            Some(bytes) if sent > 0 => bytes,
-            _ => attached.tx[..sent].iter().map(|buf| buf.len() as u64).sum(),
-        };
-        attached.counters.tx_packets += sent as u64;
-        attached.counters.tx_bytes += bytes;
-        let failed = (attached.tx.len() - sent) as u64;
+        attached.counters.tx_packets += sent.frames as u64;
+        attached.counters.tx_bytes += sent.bytes;
+        let failed = (attached.tx.len() - sent.frames) as u64;
         self.count_drop(DropReason::TxFailed, failed);
         while let Some(mut buf) = self.devices[index].tx.pop() {
             buf.clear();

@@ -20,7 +20,8 @@ use nix::{
 use switch::{
     PacketBuf,
     device::{
-        Device, Medium, packet::PacketDevice, rawip::GreSocket, tap::TapDevice, udp::VxlanSocket,
+        Device, Medium, Sent, packet::PacketDevice, rawip::GreSocket, tap::TapDevice,
+        udp::VxlanSocket,
     },
 };
 use wire::{EtherType, IpProtocol, MacAddr, Vni, arp, encap, ethernet, gre, icmpv4, ipv4, vxlan};
@@ -187,7 +188,7 @@ fn serve(
         let n = dev.recv(&mut bufs).expect("recv");
         let replies: Vec<PacketBuf> = bufs[..n].iter().filter_map(&mut answer).collect();
         if !replies.is_empty() {
-            assert_eq!(dev.send(&replies).expect("send"), replies.len());
+            assert_eq!(dev.send(&replies).expect("send"), Sent::all(&replies));
         }
     }
     done()
@@ -419,7 +420,7 @@ fn packet_socket_keeps_vlan_tags_byte_for_byte() {
         test_frame(&[(0x8100, 0x6000)], 4),
     ];
     let bufs: Vec<PacketBuf> = frames.iter().map(|f| PacketBuf::from_frame(f)).collect();
-    assert_eq!(tx.send(&bufs).expect("send"), frames.len());
+    assert_eq!(tx.send(&bufs).expect("send"), Sent::all(&bufs));
 
     let mut seen = Vec::new();
     receive_until(&mut rx, Duration::from_secs(3), |buf| {
@@ -475,7 +476,7 @@ fn vxlan_batch_between(ns: &Netns, a: IpAddr, b: IpAddr) {
             buf
         })
         .collect();
-    assert_eq!(tx.send(&batch).expect("send"), 32);
+    assert_eq!(tx.send(&batch).expect("send"), Sent::all(&batch));
 
     let mut got = Vec::new();
     receive_until(&mut rx, Duration::from_secs(3), |buf| {
@@ -636,7 +637,7 @@ fn gre_between(ns: &Netns, a: IpAddr, b: IpAddr) {
             buf
         })
         .collect();
-    assert_eq!(tx.send(&batch).expect("send"), batch.len());
+    assert_eq!(tx.send(&batch).expect("send"), Sent::all(&batch));
     let mut got = Vec::new();
     receive_until(&mut rx, Duration::from_secs(3), |buf| {
         got.push((buf.frame().to_vec(), buf.peer));
@@ -894,7 +895,7 @@ fn vxlan_sockets_send_trains_as_gso_and_fall_back_without_checksum_offload() {
     let exchange = |tx: &mut VxlanSocket, rx: &mut VxlanSocket| {
         let mut sent = 0;
         for _ in 0..100 {
-            sent += tx.send(&batch[sent..]).expect("send");
+            sent += tx.send(&batch[sent..]).expect("send").frames;
             if sent == batch.len() {
                 break;
             }
@@ -967,9 +968,7 @@ fn flows_keep_their_source_ports(tx: &mut VxlanSocket, rx: &PlainUdp) -> Vec<u16
             buf
         })
         .collect();
-    assert_eq!(tx.send(&batch).expect("send"), batch.len());
-    let bytes: usize = batch.iter().map(PacketBuf::len).sum();
-    assert_eq!(tx.sent_bytes(), Some(u64::try_from(bytes).unwrap()));
+    assert_eq!(tx.send(&batch).expect("send"), Sent::all(&batch));
 
     rx.set_read_timeout(Some(Duration::from_secs(3)))
         .expect("timeout");
@@ -1051,10 +1050,12 @@ fn a_tap_skips_a_frame_the_kernel_refuses_and_says_what_it_sent() {
         PacketBuf::from_frame(&[0xaa; 5]),
         PacketBuf::from_frame(&test_frame(&[], 2)),
     ];
-    assert_eq!(tap.send(&bufs).expect("send"), 2);
     assert_eq!(
-        tap.sent_bytes(),
-        Some((bufs[0].len() + bufs[2].len()) as u64),
+        tap.send(&bufs).expect("send"),
+        Sent {
+            frames: 2,
+            bytes: (bufs[0].len() + bufs[2].len()) as u64
+        },
         "the refused frame is not counted, the one after it is"
     );
 }

@@ -11,7 +11,7 @@ use std::{
 use arc_swap::ArcSwap;
 use switch::{
     buffer::Offload,
-    device::{Medium, Offloads, memory},
+    device::{Medium, Offloads, Sent, memory},
     pipeline::DropReason,
     switch::Switch,
     tables::{
@@ -678,7 +678,7 @@ impl switch::device::Device for Broken {
     fn recv(&mut self, _: &mut [switch::PacketBuf]) -> std::io::Result<usize> {
         Err(std::io::Error::from_raw_os_error(libc_enodev()))
     }
-    fn send(&mut self, _: &[switch::PacketBuf]) -> std::io::Result<usize> {
+    fn send(&mut self, _: &[switch::PacketBuf]) -> std::io::Result<Sent> {
         Err(std::io::Error::from_raw_os_error(libc_enodev()))
     }
     fn medium(&self) -> Medium {
@@ -740,21 +740,14 @@ fn a_failing_device_does_not_stop_the_others() {
 
 /// A device that takes only the last frame of each batch (as a VXLAN socket pool does when
 /// the socket of the first frames is full) and says what that frame weighs.
-#[derive(Default)]
-struct TakesTheLast {
-    bytes: u64,
-}
+struct TakesTheLast;
 
 impl switch::device::Device for TakesTheLast {
     fn recv(&mut self, _: &mut [switch::PacketBuf]) -> std::io::Result<usize> {
         Ok(0)
     }
-    fn send(&mut self, bufs: &[switch::PacketBuf]) -> std::io::Result<usize> {
-        self.bytes = bufs.last().map_or(0, |buf| buf.len() as u64);
-        Ok(usize::from(!bufs.is_empty()))
-    }
-    fn sent_bytes(&self) -> Option<u64> {
-        Some(self.bytes)
+    fn send(&mut self, bufs: &[switch::PacketBuf]) -> std::io::Result<Sent> {
+        Ok(Sent::all(&bufs[bufs.len().saturating_sub(1)..]))
     }
     fn medium(&self) -> Medium {
         Medium::Ethernet
@@ -776,7 +769,7 @@ fn the_counters_count_the_frames_a_device_took_even_when_not_the_first() {
     let mut sw = Switch::new(Arc::new(ArcSwap::from_pointee(tables)));
     let (d1, p1) = memory::pair(Medium::Ethernet);
     sw.attach("vm1", Box::new(d1));
-    sw.attach("vm2", Box::new(TakesTheLast::default()));
+    sw.attach("vm2", Box::new(TakesTheLast));
     let long = udp_frame(mac(1), mac(2), ip(1), ip(2), &[7; 300]);
     let short = udp_frame(mac(1), mac(2), ip(1), ip(2), b"short");
     p1.inject(&long);
@@ -1048,7 +1041,7 @@ impl switch::device::Device for Gone {
         Err(std::io::Error::from_raw_os_error(libc_ebadfd()))
     }
 
-    fn send(&mut self, _bufs: &[switch::PacketBuf]) -> std::io::Result<usize> {
+    fn send(&mut self, _bufs: &[switch::PacketBuf]) -> std::io::Result<Sent> {
         Err(std::io::Error::from_raw_os_error(libc_ebadfd()))
     }
 

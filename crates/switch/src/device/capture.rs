@@ -6,7 +6,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::{Device, Medium, Offloads};
+use super::{Device, Medium, Offloads, Sent};
 use crate::PacketBuf;
 
 /// pcap link type for Ethernet frames.
@@ -100,14 +100,10 @@ impl<D: Device, W: Write + Send> Device for Capture<D, W> {
         Ok(n)
     }
 
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
-        let n = self.inner.send(bufs)?;
-        self.record(&bufs[..n.min(bufs.len())]);
-        Ok(n)
-    }
-
-    fn sent_bytes(&self) -> Option<u64> {
-        self.inner.sent_bytes()
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent> {
+        let sent = self.inner.send(bufs)?;
+        self.record(&bufs[..sent.frames.min(bufs.len())]);
+        Ok(sent)
     }
 
     fn medium(&self) -> Medium {
@@ -139,7 +135,7 @@ mod tests {
         peer.inject(&[0xaa; 60]);
         let mut bufs = vec![PacketBuf::new(); 2];
         assert_eq!(capture.recv(&mut bufs).unwrap(), 1);
-        assert_eq!(capture.send(&bufs[..1]).unwrap(), 1);
+        assert_eq!(capture.send(&bufs[..1]).unwrap(), Sent::first(&bufs, 1));
         let file = capture.writer.out;
         assert_eq!(file.len(), 24 + 2 * (16 + 60));
         assert_eq!(&file[..4], &0xa1b2_c3d4u32.to_le_bytes());

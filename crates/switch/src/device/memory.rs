@@ -10,7 +10,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use super::{Device, Medium, Offloads};
+use super::{Device, Medium, Offloads, Sent};
 use crate::{PacketBuf, buffer::Offload};
 
 /// A queued frame: bytes, tunnel peer, offload.
@@ -111,12 +111,12 @@ impl Device for MemoryDevice {
         Ok(filled)
     }
 
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent> {
         let mut queue = lock(&self.from_switch);
         for buf in bufs {
             queue.push_back((buf.frame().to_vec(), buf.peer, buf.offload));
         }
-        Ok(bufs.len())
+        Ok(Sent::all(bufs))
     }
 
     fn medium(&self) -> Medium {
@@ -148,7 +148,13 @@ mod tests {
             (&[1, 2, 3][..], &[4][..])
         );
         assert_eq!(device.recv(&mut bufs).unwrap(), 0);
-        assert_eq!(device.send(&bufs[..1]).unwrap(), 1);
+        assert_eq!(
+            device.send(&bufs[..1]).unwrap(),
+            Sent {
+                frames: 1,
+                bytes: 3
+            }
+        );
         assert_eq!(peer.drain(), vec![(vec![1, 2, 3], None)]);
     }
 }

@@ -59,6 +59,38 @@ impl Offloads {
     };
 }
 
+/// What one [`Device::send`] took: how many frames, and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Frames the kernel took.
+    pub frames: usize,
+    /// Their lengths, added up.
+    pub bytes: u64,
+}
+
+impl Sent {
+    /// The first `frames` frames of `bufs` (all of them if it has fewer).
+    pub fn first(bufs: &[PacketBuf], frames: usize) -> Self {
+        let taken = &bufs[..frames.min(bufs.len())];
+        Self {
+            frames: taken.len(),
+            bytes: taken.iter().map(|buf| buf.len() as u64).sum(),
+        }
+    }
+
+    /// Every frame of `bufs`.
+    pub fn all(bufs: &[PacketBuf]) -> Self {
+        Self::first(bufs, bufs.len())
+    }
+}
+
+impl core::ops::AddAssign for Sent {
+    fn add_assign(&mut self, more: Self) {
+        self.frames += more.frames;
+        self.bytes += more.bytes;
+    }
+}
+
 /// A port backend.
 ///
 /// Both calls are non-blocking: `recv` returns `Ok(0)` when nothing is waiting, and the driver
@@ -68,20 +100,14 @@ pub trait Device: Send {
     fn recv(&mut self, bufs: &mut [PacketBuf]) -> io::Result<usize>;
 
     /// Sends the frames in `bufs` (to each buffer's `peer` for tunnel media); returns how many
-    /// the kernel took. Frames not taken are the caller's to count as dropped.
+    /// the kernel took and what they weigh. Frames not taken are the caller's to count as
+    /// dropped.
     ///
-    /// The frames taken are the first ones unless the device skips a frame the kernel refuses
-    /// and sends those behind it, or sends from several sockets (a VXLAN socket with a pool of
-    /// source ports, one of whose sockets may be full while the others are not): such a
-    /// device tells their size in [`sent_bytes`](Device::sent_bytes).
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize>;
-
-    /// The bytes of the frames the last successful [`send`](Device::send) took, when the
-    /// device knows them; `None` (the default) means they were the first ones, as many as it
-    /// returned.
-    fn sent_bytes(&self) -> Option<u64> {
-        None
-    }
+    /// The frames taken need not be the first ones: a device may skip a frame the kernel
+    /// refuses and send those behind it, or send from several sockets (a VXLAN socket with a
+    /// pool of source ports, one of whose sockets may be full while the others are not).
+    /// Hence the bytes: only the device knows which frames went.
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent>;
 
     /// What the buffers hold.
     fn medium(&self) -> Medium;

@@ -22,7 +22,7 @@ use std::{
 use wire::{EtherType, vlan};
 
 use super::{
-    Device, Medium,
+    Device, Medium, Sent,
     sys::{self, RecvBatch, SendBatch},
 };
 use crate::{PacketBuf, buffer::MAX_WIRE_FRAME};
@@ -192,13 +192,9 @@ impl Device for PacketDevice {
         Ok(kept)
     }
 
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent> {
         self.tx
             .send(self.fd.as_fd(), bufs, |_| Ok(sys::Dest::Bound))
-    }
-
-    fn sent_bytes(&self) -> Option<u64> {
-        Some(self.tx.sent_bytes())
     }
 
     fn medium(&self) -> Medium {

@@ -19,7 +19,7 @@ use std::{
 use wire::{IpProtocol, ipv4};
 
 use super::{
-    Device, Medium,
+    Device, Medium, Sent,
     sys::{self, RecvBatch, SendBatch},
 };
 use crate::PacketBuf;
@@ -121,16 +121,12 @@ impl Device for GreSocket {
         Ok(kept)
     }
 
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent> {
         let local = self.local;
         self.tx.send(self.fd.as_fd(), bufs, |buf| {
             let peer = sys::peer_for(local, buf.peer)?;
             Ok(sys::Dest::To(SocketAddr::new(peer, 0)))
         })
-    }
-
-    fn sent_bytes(&self) -> Option<u64> {
-        Some(self.tx.sent_bytes())
     }
 
     fn medium(&self) -> Medium {

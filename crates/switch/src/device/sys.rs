@@ -24,6 +24,7 @@ use std::{
 
 use libc::{c_int, c_uint, socklen_t};
 
+use super::Sent;
 use crate::PacketBuf;
 
 /// The most datagrams one `recvmmsg`/`sendmmsg` call moves.
@@ -542,8 +543,6 @@ pub(crate) struct SendBatch {
     gso: bool,
     /// GSO messages the kernel refused, whose datagrams were then sent one by one.
     gso_refused: u64,
-    /// The bytes of the frames the last send took.
-    sent_bytes: u64,
 }
 
 impl core::fmt::Debug for SendBatch {
@@ -607,7 +606,6 @@ impl SendBatch {
             controls: Box::new([Control([0; CONTROL_CAP]); BATCH]),
             gso: false,
             gso_refused: 0,
-            sent_bytes: 0,
         }
     }
 
@@ -632,15 +630,9 @@ impl SendBatch {
         self.gso_refused
     }
 
-    /// The bytes of the frames the last [`send`](Self::send) or
-    /// [`send_picked`](Self::send_picked) took (not always the first ones: a refused frame is
-    /// skipped).
-    pub(crate) fn sent_bytes(&self) -> u64 {
-        self.sent_bytes
-    }
-
     /// Sends each buffer's frame to the destination `dest` names for it, with as few
-    /// `sendmmsg` calls as possible; returns how many frames the kernel took.
+    /// `sendmmsg` calls as possible; returns how many frames the kernel took and their bytes
+    /// (not always the first frames: a refused frame is skipped).
     ///
     /// A frame `dest` has no destination for, or that the kernel refuses (unreachable, too
     /// big, ...), is skipped and the rest still go; a full socket buffer stops the batch.
@@ -651,12 +643,12 @@ impl SendBatch {
         fd: BorrowedFd<'_>,
         bufs: &[PacketBuf],
         dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
-    ) -> io::Result<usize> {
+    ) -> io::Result<Sent> {
         self.send_frames(fd, Frames { bufs, picks: None }, dest)
     }
 
     /// As [`send`](Self::send), for the frames of `bufs` at the indices `picks` lists, in
-    /// that order; returns how many of those the kernel took.
+    /// that order; returns how many of those the kernel took and their bytes.
     ///
     /// # Panics
     ///
@@ -667,7 +659,7 @@ impl SendBatch {
         bufs: &[PacketBuf],
         picks: &[usize],
         dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
-    ) -> io::Result<usize> {
+    ) -> io::Result<Sent> {
         let picks = Some(picks);
         self.send_frames(fd, Frames { bufs, picks }, dest)
     }
@@ -677,9 +669,8 @@ impl SendBatch {
         fd: BorrowedFd<'_>,
         frames: Frames<'_>,
         mut dest: impl FnMut(&PacketBuf) -> io::Result<Dest>,
-    ) -> io::Result<usize> {
-        self.sent_bytes = 0;
-        let mut taken = 0;
+    ) -> io::Result<Sent> {
+        let mut taken = Sent::default();
         let mut last_err = None;
         let mut next = 0;
         // Frames before this index go one per message (their GSO message was refused).
@@ -740,8 +731,8 @@ impl SendBatch {
                 Ok(0) => break,
                 Ok(sent) => {
                     for message in &messages[..sent] {
-                        taken += message.count;
-                        self.sent_bytes += (message.first..message.first + message.count)
+                        taken.frames += message.count;
+                        taken.bytes += (message.first..message.first + message.count)
                             .map(|i| frames.get(i).len() as u64)
                             .sum::<u64>();
                     }
@@ -772,7 +763,7 @@ impl SendBatch {
             }
         }
         match last_err {
-            Some(err) if taken == 0 => Err(err),
+            Some(err) if taken.frames == 0 => Err(err),
             _ => Ok(taken),
         }
     }

@@ -40,7 +40,7 @@ use wire::{
     vnet,
 };
 
-use super::{Device, Medium, Offloads, sys};
+use super::{Device, Medium, Offloads, Sent, sys};
 use crate::PacketBuf;
 
 /// The most segments merged into one super-frame (each is one `iovec` of the `writev`).
@@ -62,8 +62,6 @@ pub struct TapDevice {
     refused: u64,
     /// Super-frames written that were merged from more than one segment.
     merged: u64,
-    /// The bytes of the frames the last send took (it skips a frame the kernel refuses).
-    sent_bytes: u64,
 }
 
 /// An `ifreq` naming `name`, or `InvalidInput` if it is empty, too long or holds a NUL.
@@ -171,7 +169,6 @@ impl TapDevice {
             vnet,
             refused: 0,
             merged: 0,
-            sent_bytes: 0,
         })
     }
 
@@ -570,11 +567,10 @@ impl Device for TapDevice {
         Ok(filled)
     }
 
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
-        let mut taken = 0;
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent> {
+        let mut taken = Sent::default();
         let mut next = 0;
         let mut last_err = None;
-        self.sent_bytes = 0;
         while next < bufs.len() {
             let written = if self.vnet {
                 self.write_vnet(&bufs[next..])
@@ -585,9 +581,7 @@ impl Device for TapDevice {
             };
             match written {
                 Ok(n) => {
-                    let written = bufs.get(next..next + n).unwrap_or_default();
-                    self.sent_bytes += written.iter().map(|buf| buf.len() as u64).sum::<u64>();
-                    taken += n;
+                    taken += Sent::first(&bufs[next..], n);
                     next += n;
                 }
                 Err(err) => {
@@ -601,13 +595,9 @@ impl Device for TapDevice {
             }
         }
         match last_err {
-            Some(err) if taken == 0 => Err(err),
+            Some(err) if taken.frames == 0 => Err(err),
             _ => Ok(taken),
         }
-    }
-
-    fn sent_bytes(&self) -> Option<u64> {
-        Some(self.sent_bytes)
     }
 
     fn medium(&self) -> Medium {

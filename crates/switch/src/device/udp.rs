@@ -31,10 +31,9 @@
 //! stray datagram to one costs at most that until the socket closes. The cost is descriptors:
 //! N + 1 sockets for N > 1.
 //!
-//! `send` returns how many frames the sockets took, all together. With a pool those need not
-//! be the first frames of the batch (one socket's send buffer may be full while another's is
-//! not), so [`Device::sent_bytes`] tells what they weigh; the caller counts the rest as
-//! dropped, as with one socket.
+//! `send` returns how many frames the sockets took, all together, and what they weigh. With a
+//! pool those need not be the first frames of the batch (one socket's send buffer may be full
+//! while another's is not); the caller counts the rest as dropped, as with one socket.
 
 use std::{
     io,
@@ -43,7 +42,7 @@ use std::{
 };
 
 use super::{
-    Device, Medium,
+    Device, Medium, Sent,
     sys::{self, RecvBatch, SendBatch},
 };
 use crate::PacketBuf;
@@ -118,14 +117,14 @@ impl Split {
     }
 
     /// Hands each socket's share (its index and frames' indices, skipping sockets with none)
-    /// to `send`, which returns how many frames and bytes of the share the socket took.
-    /// Returns the frames and bytes taken over all; an error only when none was taken and some
-    /// socket failed (its error: the last), as [`SendBatch::send`] does for one socket.
+    /// to `send`, which returns what of the share the socket took. Returns what was taken
+    /// over all; an error only when none was taken and some socket failed (its error: the
+    /// last), as [`SendBatch::send`] does for one socket.
     fn send_each(
         &self,
-        mut send: impl FnMut(usize, &[usize]) -> io::Result<(usize, u64)>,
-    ) -> io::Result<(usize, u64)> {
-        let (mut frames, mut bytes) = (0, 0);
+        mut send: impl FnMut(usize, &[usize]) -> io::Result<Sent>,
+    ) -> io::Result<Sent> {
+        let mut total = Sent::default();
         let mut last_err = None;
         for socket in 0..self.sockets() {
             let share = self.of(socket);
@@ -133,16 +132,13 @@ impl Split {
                 continue;
             }
             match send(socket, share) {
-                Ok((taken, weight)) => {
-                    frames += taken;
-                    bytes += weight;
-                }
+                Ok(taken) => total += taken,
                 Err(err) => last_err = Some(err),
             }
         }
         match last_err {
-            Some(err) if frames == 0 => Err(err),
-            _ => Ok((frames, bytes)),
+            Some(err) if total.frames == 0 => Err(err),
+            _ => Ok(total),
         }
     }
 }
@@ -159,8 +155,6 @@ pub struct VxlanSocket {
     /// With more than one source port, the sockets frames are sent from; empty otherwise.
     pool: Vec<Sender>,
     split: Split,
-    /// The bytes of the frames the last send took.
-    sent_bytes: u64,
     truncated: u64,
     /// `UDP_GRO` is on.
     gro: bool,
@@ -226,7 +220,6 @@ impl VxlanSocket {
             tx: SendBatch::with_udp_gso(),
             pool,
             split: Split::default(),
-            sent_bytes: 0,
             truncated: 0,
             gro,
             landing: (0..sys::BATCH).map(|_| PacketBuf::new()).collect(),
@@ -374,36 +367,23 @@ impl Device for VxlanSocket {
         Ok(out)
     }
 
-    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<usize> {
+    fn send(&mut self, bufs: &[PacketBuf]) -> io::Result<Sent> {
         let (local, port) = (self.local.ip(), self.dst_port);
         let dest = |buf: &PacketBuf| {
             let peer: IpAddr = sys::peer_for(local, buf.peer)?;
             Ok(sys::Dest::To(SocketAddr::new(peer, port)))
         };
         if self.pool.is_empty() {
-            self.sent_bytes = 0;
-            let sent = self.tx.send(self.fd.as_fd(), bufs, dest)?;
-            self.sent_bytes = self.tx.sent_bytes();
-            return Ok(sent);
+            return self.tx.send(self.fd.as_fd(), bufs, dest);
         }
         let count = self.pool.len();
         self.split
             .split(count, bufs.iter().map(|buf| pool_index(buf, count)));
         let pool = &mut self.pool;
-        let sent = self.split.send_each(|socket, picks| {
+        self.split.send_each(|socket, picks| {
             let sender = &mut pool[socket];
-            let taken = sender
-                .tx
-                .send_picked(sender.fd.as_fd(), bufs, picks, dest)?;
-            Ok((taken, sender.tx.sent_bytes()))
-        });
-        let (frames, bytes) = sent.inspect_err(|_| self.sent_bytes = 0)?;
-        self.sent_bytes = bytes;
-        Ok(frames)
-    }
-
-    fn sent_bytes(&self) -> Option<u64> {
-        Some(self.sent_bytes)
+            sender.tx.send_picked(sender.fd.as_fd(), bufs, picks, dest)
+        })
     }
 
     fn medium(&self) -> Medium {
@@ -459,6 +439,10 @@ mod tests {
         assert!((0..4).all(|s| split.of(s).is_empty()));
     }
 
+    fn sent(frames: usize, bytes: u64) -> Sent {
+        Sent { frames, bytes }
+    }
+
     #[test]
     fn test_send_each_counts_what_every_socket_took() {
         let mut split = Split::default();
@@ -466,15 +450,15 @@ mod tests {
         // Socket 0 takes both of its frames, socket 1 one of three (its buffer filled up),
         // socket 2 refuses its frames, socket 3 has none and is not asked.
         let mut asked = Vec::new();
-        let sent = split.send_each(|socket, picks| {
+        let taken = split.send_each(|socket, picks| {
             asked.push((socket, picks.to_vec()));
             match socket {
-                0 => Ok((2, 200)),
-                1 => Ok((1, 70)),
+                0 => Ok(sent(2, 200)),
+                1 => Ok(sent(1, 70)),
                 _ => Err(io::Error::from_raw_os_error(libc::ENETUNREACH)),
             }
         });
-        assert_eq!(sent.unwrap(), (3, 270));
+        assert_eq!(taken.unwrap(), sent(3, 270));
         assert_eq!(
             asked,
             [(0, vec![0, 3]), (1, vec![1, 4, 6]), (2, vec![2, 5])]
@@ -485,11 +469,12 @@ mod tests {
             if socket == 1 {
                 Err(io::Error::from_raw_os_error(libc::EMSGSIZE))
             } else {
-                Ok((0, 0))
+                Ok(Sent::default())
             }
         });
         assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EMSGSIZE));
-        assert_eq!(split.send_each(|_, _| Ok((0, 0))).unwrap(), (0, 0));
+        let none = split.send_each(|_, _| Ok(Sent::default()));
+        assert_eq!(none.unwrap(), Sent::default());
     }
 
     #[test]
@@ -521,9 +506,7 @@ mod tests {
                 let hash = vxlan::source_port(&buf.frame()[vxlan::HEADER_LEN..]);
                 ports[usize::from(hash) % pool]
             };
-            assert_eq!(socket.send(&batch).expect("send"), batch.len());
-            let bytes: usize = batch.iter().map(PacketBuf::len).sum();
-            assert_eq!(socket.sent_bytes(), Some(bytes as u64));
+            assert_eq!(socket.send(&batch).expect("send"), Sent::all(&batch));
             let mut got = Vec::new();
             let mut data = [0u8; 256];
             while got.len() < batch.len() {
