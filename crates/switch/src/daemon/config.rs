@@ -503,20 +503,17 @@ impl SwitchConfig {
     /// what it keeps).
     pub fn read_fields(value: &Value) -> Result<Self, ConfigError> {
         let mut top = Object::new("", value)?;
-        let mac_aging_secs = top
-            .optional("mac_aging_secs", fields::integer::<u64>)?
-            .unwrap_or(MAC_AGING.as_secs());
         // A day is already longer than any sane aging time; zero would forget every address
         // at once and turn every unicast into a flood.
-        if !(1..=86_400).contains(&mac_aging_secs) {
-            return Err(invalid("mac_aging_secs", "must be 1-86400 seconds"));
-        }
+        let mac_aging_secs = top
+            .optional("mac_aging_secs", fields::integer_in(1..=86_400, " seconds"))?
+            .unwrap_or(MAC_AGING.as_secs());
         let busy_poll_us = top
-            .optional("busy_poll_us", fields::integer::<u64>)?
+            .optional(
+                "busy_poll_us",
+                fields::integer_in(0..=MAX_BUSY_POLL_US, " microseconds"),
+            )?
             .unwrap_or(0);
-        if busy_poll_us > MAX_BUSY_POLL_US {
-            return Err(invalid("busy_poll_us", "must be 0-1000000 microseconds"));
-        }
         let switches = top
             .optional("switch", |f, v| fields::list(f, v, SwitchSpec::read))?
             .unwrap_or_default();
@@ -1017,13 +1014,7 @@ impl SwitchSpec {
         let mut object = Object::new(path, value)?;
         let name = object.required("name", fields::name)?;
         object.rename(format!("switch {name:?}"));
-        let local_vlan = object.required("local_vlan", |field, value| {
-            let vid = fields::integer::<u16>(field, value)?;
-            if !(1..=4094).contains(&vid) {
-                return Err(invalid(field, format!("must be 1-4094, got {vid}")));
-            }
-            Ok(vid)
-        })?;
+        let local_vlan = object.required("local_vlan", fields::integer_in(1..=4094u16, ""))?;
         let segment = object.required("segment", read_segment)?;
         let flood = object
             .optional("flood", |f, v| fields::list(f, v, fields::ip))?
@@ -1102,22 +1093,10 @@ fn read_dhcp_subnet(field: &str, value: &Value) -> Result<dhcp::Subnet, ConfigEr
             })
         })?
         .unwrap_or_default();
-    let mtu = object.optional("mtu", |field, value| {
-        let mtu = fields::integer::<u16>(field, value)?;
-        // RFC 2132 §5.1: 68 is the smallest MTU an IPv4 host must take.
-        if mtu < 68 {
-            return Err(invalid(field, format!("must be 68-65535, got {mtu}")));
-        }
-        Ok(mtu)
-    })?;
+    // RFC 2132 §5.1: 68 is the smallest MTU an IPv4 host must take.
+    let mtu = object.optional("mtu", fields::integer_in(68..=u16::MAX, ""))?;
     let lease_secs = object
-        .optional("lease_secs", |field, value| {
-            let secs = fields::integer::<u32>(field, value)?;
-            if secs == 0 {
-                return Err(invalid(field, "must be 1-4294967295 seconds"));
-            }
-            Ok(secs)
-        })?
+        .optional("lease_secs", fields::integer_in(1..=u32::MAX, " seconds"))?
         .unwrap_or(DEFAULT_LEASE_SECS);
     let domain = object.optional("domain", |field, value| {
         let domain = fields::name(field, value)?;
@@ -1379,25 +1358,13 @@ impl PortSpec {
             "vxlan" => PortType::Vxlan {
                 local_ip: object.required("local_ip", fields::ip)?,
                 port: object
-                    .optional("port", |field, value| {
-                        let port = fields::integer::<u16>(field, value)?;
-                        if port == 0 {
-                            return Err(invalid(field, "must be 1-65535"));
-                        }
-                        Ok(port)
-                    })?
+                    .optional("port", fields::integer_in(1..=u16::MAX, ""))?
                     .unwrap_or(DEFAULT_VXLAN_PORT),
                 source_ports: object
-                    .optional("source_ports", |field, value| {
-                        let count = fields::integer::<u16>(field, value)?;
-                        if !(1..=MAX_VXLAN_SOURCE_PORTS).contains(&count) {
-                            return Err(invalid(
-                                field,
-                                format!("must be 1-{MAX_VXLAN_SOURCE_PORTS}, got {count}"),
-                            ));
-                        }
-                        Ok(count)
-                    })?
+                    .optional(
+                        "source_ports",
+                        fields::integer_in(1..=MAX_VXLAN_SOURCE_PORTS, ""),
+                    )?
                     .unwrap_or(DEFAULT_VXLAN_SOURCE_PORTS),
             },
             "gre" => PortType::Gre {
@@ -1494,18 +1461,14 @@ impl UplinkChannelSpec {
     pub fn read(path: &str, value: &Value) -> Result<Self, ConfigError> {
         let mut object = Object::new(path, value)?;
         let svid = object.required("svid", |field, value| {
-            let svid = fields::integer::<u16>(field, value)?;
-            if svid == 1 {
+            if value.as_u64() == Some(1) {
                 return Err(invalid(
                     field,
                     "1 is the default S-channel, which is the uplink's own physical_network \
                      and relay; a listed channel must be 2-4094",
                 ));
             }
-            if !(2..=4094).contains(&svid) {
-                return Err(invalid(field, format!("must be 2-4094, got {svid}")));
-            }
-            Ok(svid)
+            fields::integer_in(2..=4094u16, "")(field, value)
         })?;
         let physical_network = object.required("physical_network", fields::name)?;
         let relay = object.optional("relay", read_relay)?.unwrap_or_default();
@@ -1528,13 +1491,7 @@ impl ChannelSpec {
 /// Reads one S-channel of a station port.
 fn read_channel(field: &str, value: &Value) -> Result<ChannelSpec, ConfigError> {
     let mut object = Object::new(field, value)?;
-    let svid = object.required("svid", |field, value| {
-        let svid = fields::integer::<u16>(field, value)?;
-        if !(1..=4094).contains(&svid) {
-            return Err(invalid(field, format!("must be 1-4094, got {svid}")));
-        }
-        Ok(svid)
-    })?;
+    let svid = object.required("svid", fields::integer_in(1..=4094u16, ""))?;
     let reflective_relay = object
         .optional("reflective_relay", fields::boolean)?
         .unwrap_or(false);
@@ -1581,13 +1538,7 @@ fn read_subports(object: &mut Object<'_>) -> Result<Vec<SubportSpec>, ConfigErro
         .optional("subports", |f, v| {
             fields::list(f, v, |field, value| {
                 let mut sub = Object::new(field, value)?;
-                let vlan = sub.required("vlan", |field, value| {
-                    let vid = fields::integer::<u16>(field, value)?;
-                    if !(1..=4094).contains(&vid) {
-                        return Err(invalid(field, format!("must be 1-4094, got {vid}")));
-                    }
-                    Ok(vid)
-                })?;
+                let vlan = sub.required("vlan", fields::integer_in(1..=4094u16, ""))?;
                 let vm = read_vm(&mut sub)?;
                 sub.finish()?;
                 Ok(SubportSpec { vlan, vm })
@@ -1696,13 +1647,7 @@ impl VsiSpec {
             port: object.required("port", fields::name)?,
             mac: object.required("mac", fields::unicast_mac)?,
             vlan: object
-                .optional("vlan", |field, value| {
-                    let vid = fields::integer::<u16>(field, value)?;
-                    if vid > 4094 {
-                        return Err(invalid(field, format!("must be 0-4094, got {vid}")));
-                    }
-                    Ok(vid)
-                })?
+                .optional("vlan", fields::integer_in(0..=4094u16, ""))?
                 .unwrap_or(0),
             switch: object.required("switch", fields::name)?,
         };
@@ -2043,7 +1988,23 @@ source_ports = 4
             ),
             (
                 example_with("mac_aging_secs = 300", "mac_aging_secs = 0"),
-                "mac_aging_secs: must be 1-86400 seconds",
+                "mac_aging_secs: must be 1-86400 seconds, got 0",
+            ),
+            (
+                example_with("mtu = 1450", "mtu = 67"),
+                r#"switch "net1".dhcp[0].mtu: must be 68-65535, got 67"#,
+            ),
+            (
+                example_with("lease_secs = 600", "lease_secs = 0"),
+                r#"switch "net1".dhcp[0].lease_secs: must be 1-4294967295 seconds, got 0"#,
+            ),
+            (
+                example_with("port = 4789", "port = 0"),
+                "port[2].port: must be 1-65535, got 0",
+            ),
+            (
+                example_with("port = 4789", "port = 65536"),
+                "port[2].port: expected an integer 0-65535, got 65536",
             ),
             (
                 example_with("[[record]]", "[[recrod]]"),
@@ -2051,7 +2012,7 @@ source_ports = 4
             ),
             (
                 example_with("busy_poll_us = 50", "busy_poll_us = 1000001"),
-                "busy_poll_us: must be 0-1000000 microseconds",
+                "busy_poll_us: must be 0-1000000 microseconds, got 1000001",
             ),
             (
                 example_with(

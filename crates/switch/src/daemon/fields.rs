@@ -5,7 +5,7 @@
 //! with a line and column, which names no field in a one-line JSON request; reading the value
 //! tree by hand costs a page and gives every message its path.
 
-use core::{net::IpAddr, str::FromStr};
+use core::{fmt::Display, net::IpAddr, ops::RangeInclusive, str::FromStr};
 
 use ipnet::IpNet;
 use serde_json::{Map, Value};
@@ -166,6 +166,28 @@ pub(crate) fn integer<T: TryFrom<u64> + Into<u64> + Bounded>(
         )
     })?;
     T::try_from(number).map_err(|_| invalid(field, format!("expected {}, got {number}", range())))
+}
+
+/// A reader of an unsigned integer in `range`, for [`Object::required`] and
+/// [`Object::optional`]; `unit` (`" seconds"`, or empty) follows the bounds in its error.
+pub(crate) fn integer_in<T>(
+    range: RangeInclusive<T>,
+    unit: &'static str,
+) -> impl Fn(&str, &Value) -> Result<T, ConfigError>
+where
+    T: TryFrom<u64> + Into<u64> + Bounded + PartialOrd + Display,
+{
+    move |field, value| {
+        let number = integer::<T>(field, value)?;
+        if range.contains(&number) {
+            return Ok(number);
+        }
+        let (low, high) = (range.start(), range.end());
+        Err(invalid(
+            field,
+            format!("must be {low}-{high}{unit}, got {number}"),
+        ))
+    }
 }
 
 /// The types [`integer`] reads.
