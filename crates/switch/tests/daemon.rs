@@ -1320,10 +1320,12 @@ fn replace_keeps_the_vsis_and_s_channels_it_does_not_list() {
 
 /// The inner frame `inner` of VNI `vni` as a VXLAN payload.
 fn vxlan_payload(vni: u32, inner: &[u8]) -> Vec<u8> {
-    let mut payload = vec![0x08, 0, 0, 0];
-    payload.extend_from_slice(&(vni << 8).to_be_bytes());
-    payload.extend_from_slice(inner);
-    payload
+    let mut buf = switch::PacketBuf::from_frame(inner);
+    let (data, start, end) = buf.raw_mut();
+    let vni = wire::Vni::new(vni).expect("a VNI");
+    let start = wire::encap::push_vxlan(data, start, end, vni).expect("room for the header");
+    buf.set_start(start);
+    buf.frame().to_vec()
 }
 
 #[test]

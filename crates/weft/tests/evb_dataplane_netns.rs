@@ -174,26 +174,35 @@ fn address_vm(lab: &Lab, ns: &str, mac: &str, ip: &str) {
     lab.exec(ns, &["ip", "link", "set", "eth0", "up"]);
 }
 
-/// ICMP echo frames from `src` to `dst` MAC with an 802.1Q tag `VLAN`.
-fn icmp_frames(pcap: &Path, src: &str, dst: &str) -> usize {
-    let mac = |text: &str| -> Vec<u8> {
-        text.split(':')
-            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
-            .collect()
-    };
-    let (src, dst) = (mac(src), mac(dst));
+/// An 802.1Q C-tag's TPID, and an 802.1ad S-tag's.
+const C_TAG: u16 = 0x8100;
+const S_TAG: u16 = 0x88a8;
+
+/// ICMP frames in `pcap` from MAC `src` (to `dst`, if given) whose VLAN tags are exactly `tags`
+/// (TPID, VID), outermost first.
+fn icmp_frames(pcap: &Path, src: &str, dst: Option<&str>, tags: &[(u16, u16)]) -> usize {
+    let mac = |text: &str| text.parse::<wire::MacAddr>().expect("a MAC").0;
+    let (src, dst) = (mac(src), dst.map(mac));
+    let word = |f: &[u8], at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
+    let ip = 14 + 4 * tags.len();
     pcap_frames(pcap)
         .iter()
         .filter(|f| {
-            f.len() > 18 + 20
-                && f[0..6] == dst[..]
-                && f[6..12] == src[..]
-                && f[12..14] == [0x81, 0x00]
-                && u16::from_be_bytes([f[14], f[15]]) & 0x0fff == VLAN
-                && f[16..18] == [0x08, 0x00]
-                && f[18 + 9] == 1
+            f.len() > ip + 20
+                && f[6..12] == src
+                && dst.is_none_or(|dst| f[0..6] == dst)
+                && tags.iter().enumerate().all(|(k, &(tpid, vid))| {
+                    word(f, 12 + 4 * k) == tpid && word(f, 14 + 4 * k) & 0x0fff == vid
+                })
+                && word(f, ip - 2) == 0x0800
+                && f[ip + 9] == 1
         })
         .count()
+}
+
+/// ICMP echo frames from `src` to `dst` MAC with an 802.1Q tag `VLAN`.
+fn vlan_icmp_frames(pcap: &Path, src: &str, dst: &str) -> usize {
+    icmp_frames(pcap, src, Some(dst), &[(C_TAG, VLAN)])
 }
 
 #[test]
@@ -369,14 +378,14 @@ fn figure_12_gating_and_vepa_reflection_through_weft_switches() {
     let (vm1, vm2) = (VMS[0].0, VMS[1].0);
     assert!(
         wait_until(Duration::from_secs(5), || {
-            icmp_frames(&pcap_in, vm1, vm2) > 0 && icmp_frames(&pcap_out, vm1, vm2) > 0
+            vlan_icmp_frames(&pcap_in, vm1, vm2) > 0 && vlan_icmp_frames(&pcap_out, vm1, vm2) > 0
         }),
         "vm1 -> vm2 seen from the station {} times, reflected {} times",
-        icmp_frames(&pcap_in, vm1, vm2),
-        icmp_frames(&pcap_out, vm1, vm2)
+        vlan_icmp_frames(&pcap_in, vm1, vm2),
+        vlan_icmp_frames(&pcap_out, vm1, vm2)
     );
     assert!(
-        icmp_frames(&pcap_out, vm2, vm1) > 0,
+        vlan_icmp_frames(&pcap_out, vm2, vm1) > 0,
         "the reply is reflected too"
     );
 
@@ -404,28 +413,6 @@ const CHANNEL_VM: (&str, &str) = ("fa:16:3e:00:00:21", "10.0.0.21");
 /// The S-VLAN of that channel, and the C-VLAN of the VM's network (`vlan:evb2:300`).
 const SVID: u16 = 20;
 const CVLAN: u16 = 300;
-
-/// ICMP frames from `src` carrying an 802.1ad S-tag `SVID` outside an 802.1Q C-tag `CVLAN`.
-fn s_tagged_icmp_frames(pcap: &Path, src: &str) -> usize {
-    let src: Vec<u8> = src
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
-        .collect();
-    let vid = |f: &[u8], at: usize| u16::from_be_bytes([f[at], f[at + 1]]) & 0x0fff;
-    pcap_frames(pcap)
-        .iter()
-        .filter(|f| {
-            f.len() > 22 + 20
-                && f[6..12] == src[..]
-                && f[12..14] == [0x88, 0xa8]
-                && vid(f, 14) == SVID
-                && f[16..18] == [0x81, 0x00]
-                && vid(f, 18) == CVLAN
-                && f[20..22] == [0x08, 0x00]
-                && f[22 + 9] == 1
-        })
-        .count()
-}
 
 /// The station side's S-channels: the hypervisor's uplink carries the default channel (a VEPA
 /// relay for `evb`) and S-channel 20 (a VEB relay for `evb2`); a VM on `vlan:evb2:300` reaches
@@ -536,8 +523,11 @@ fn a_vm_behind_an_uplink_s_channel_reaches_the_bridge_s_tagged() {
     );
     // On the wire the VM's frames carry S-tag 20 outside C-tag 300.
     assert!(
-        wait_until(Duration::from_secs(5), || s_tagged_icmp_frames(
-            &pcap, vm_mac
+        wait_until(Duration::from_secs(5), || icmp_frames(
+            &pcap,
+            vm_mac,
+            None,
+            &[(S_TAG, SVID), (C_TAG, CVLAN)]
         ) > 0),
         "no ICMP from the VM with S-tag {SVID} and C-tag {CVLAN} in {} frames",
         pcap_frames(&pcap).len()

@@ -188,6 +188,16 @@ struct Waitable {
     failures: u64,
 }
 
+impl Waitable {
+    /// Takes its descriptor out of the epoll set, if it is in it.
+    fn leave(&mut self, epoll: &Epoll) {
+        if let (true, Some(fd)) = (self.registered, &self.fd) {
+            let _ = epoll.delete(fd);
+        }
+        self.registered = false;
+    }
+}
+
 /// Runs until [`Command::Stop`] or until the control side hangs up, polling without sleeping
 /// for `busy_poll` after each frame.
 pub(crate) fn run(mut switch: Switch, inbox: &mut Inbox, busy_poll: Duration) {
@@ -310,8 +320,7 @@ impl Inbox {
     /// Drops the waitable of the first device named `name`.
     fn detach(&mut self, name: &str) {
         if let Some(index) = self.waitables.iter().position(|w| w.name == name) {
-            let waitable = self.waitables.remove(index);
-            self.unregister(&waitable);
+            self.waitables.remove(index).leave(&self.epoll);
         }
     }
 
@@ -323,16 +332,8 @@ impl Inbox {
             .iter_mut()
             .find(|w| w.name == name && !w.gone);
         if let Some(waitable) = gone {
-            if let (true, Some(fd)) = (waitable.registered, &waitable.fd) {
-                let _ = self.epoll.delete(fd);
-            }
-            (waitable.registered, waitable.gone, waitable.fd) = (false, true, None);
-        }
-    }
-
-    fn unregister(&self, waitable: &Waitable) {
-        if let (true, Some(fd)) = (waitable.registered, &waitable.fd) {
-            let _ = self.epoll.delete(fd);
+            waitable.leave(&self.epoll);
+            (waitable.gone, waitable.fd) = (true, None);
         }
     }
 
@@ -394,10 +395,7 @@ impl Inbox {
             let waitable = &mut self.waitables[i];
             // A pending socket error clears when the switch reads it; a device that is gone
             // keeps reporting, and is then only read every round, not waited on, for a while.
-            if let Some(fd) = &waitable.fd {
-                let _ = self.epoll.delete(fd);
-            }
-            waitable.registered = false;
+            waitable.leave(&self.epoll);
             waitable.skip = SKIP_AFTER_ERROR;
             waitable.failures += 1;
             if waitable.failures.is_power_of_two() {
