@@ -165,9 +165,10 @@ pub(crate) fn run(args: AgentArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime
-        .block_on(agent::run(config, stop_signal()))
-        .context("agent")
+    runtime.block_on(async {
+        let stop = stop_signal()?;
+        agent::run(config, stop).await.context("agent")
+    })
 }
 
 #[cfg(test)]

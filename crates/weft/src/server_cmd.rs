@@ -131,6 +131,7 @@ pub(crate) fn init_logging() {
 }
 
 async fn serve(config: Config, clouds_yaml: Option<PathBuf>) -> Result<()> {
+    let stop = stop_signal()?;
     // Bind first: a busy port fails before the store is touched, and ephemeral ports are
     // known before anything is printed or written.
     let listeners = Listeners::bind(&config).await?;
@@ -209,7 +210,7 @@ async fn serve(config: Config, clouds_yaml: Option<PathBuf>) -> Result<()> {
     drop(out);
 
     listeners
-        .serve(Arc::clone(&app), stop_signal())
+        .serve(Arc::clone(&app), stop)
         .await
         .context("serving")?;
     tracing::info!("stopping");
@@ -242,21 +243,23 @@ async fn clouds_password(app: &App) -> Result<Option<&str>> {
     Ok(current.then_some(configured))
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-pub(crate) async fn stop_signal() {
+/// Watches SIGINT and SIGTERM from now on and returns a future that resolves on the first.
+///
+/// A daemon calls it first thing inside its runtime, before it binds or announces anything:
+/// a signal is only caught once watched, and one that came before would kill the process by
+/// its default action instead of stopping it cleanly (a supervisor, or a test, that stops a
+/// daemon right after seeing it start).
+pub(crate) fn stop_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot listen for SIGTERM/SIGINT; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "shutting down");
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+    })
 }
 
 /// The URL a client on this host uses for a listener: the configured one, else the bound
